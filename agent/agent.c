@@ -1,0 +1,207 @@
+/* agent: composition root. Today it follows the system bus and the presence of
+ * ModemManager and NetworkManager; modules plug in here as they are built. */
+#define CA_LOG_MODULE "agent"
+#include "agent.h"
+
+#include "autocleanups.h"
+#include "backoff.h"
+#include "log.h"
+#include "version.h"
+
+struct _CaAgent {
+    CaConfig *config;
+    CaNotify *notify; /* borrowed from main */
+    GCancellable *cancellable;
+    GDBusConnection *system_bus;
+    GSource *bus_retry; /* owned: retry getting the system bus */
+    CaBackoff bus_backoff;
+    guint mm_watch;
+    guint nm_watch;
+    gboolean mm_present;
+    gboolean nm_present;
+};
+
+static void get_system_bus(CaAgent *self);
+
+static void
+update_status(CaAgent *self)
+{
+    g_autofree char *status = g_strdup_printf("ModemManager %s, NetworkManager %s",
+                                              self->mm_present ? "present" : "absent",
+                                              self->nm_present ? "present" : "absent");
+    ca_notify_status(self->notify, status);
+}
+
+static void
+name_appeared_cb(GDBusConnection *c, const char *name, const char *owner, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_msg("%s appeared on the system bus (%s)", name, owner);
+    if (g_str_equal(name, "org.freedesktop.ModemManager1"))
+        self->mm_present = TRUE;
+    else
+        self->nm_present = TRUE;
+    update_status(self);
+}
+
+static void
+name_vanished_cb(GDBusConnection *c, const char *name, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_msg("waiting for %s on the system bus", name);
+    if (g_str_equal(name, "org.freedesktop.ModemManager1"))
+        self->mm_present = FALSE;
+    else
+        self->nm_present = FALSE;
+    update_status(self);
+}
+
+static void
+unwatch_bus(CaAgent *self)
+{
+    if (self->mm_watch)
+        g_bus_unwatch_name(self->mm_watch);
+    if (self->nm_watch)
+        g_bus_unwatch_name(self->nm_watch);
+    self->mm_watch = self->nm_watch = 0;
+    if (self->system_bus)
+        g_signal_handlers_disconnect_by_data(self->system_bus, self);
+    g_clear_object(&self->system_bus);
+}
+
+static gboolean
+bus_retry_cb(gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_clear_source(&self->bus_retry);
+    get_system_bus(self);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_bus_retry(CaAgent *self)
+{
+    guint delay = ca_backoff_next(&self->bus_backoff);
+
+    ca_msg("will try the system bus again in %u s", (delay + 999) / 1000);
+    ca_clear_source(&self->bus_retry);
+    self->bus_retry = g_timeout_source_new(delay);
+    g_source_set_callback(self->bus_retry, bus_retry_cb, self, NULL);
+    g_source_attach(self->bus_retry, NULL);
+}
+
+static void
+bus_closed_cb(GDBusConnection *c, gboolean remote_peer_vanished, GError *error, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_warn("system bus connection closed: %s", error ? error->message : "no reason given");
+    unwatch_bus(self);
+    self->mm_present = self->nm_present = FALSE;
+    update_status(self);
+    schedule_bus_retry(self);
+}
+
+static void
+system_bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(GError) error = NULL;
+    GDBusConnection *bus = g_bus_get_finish(result, &error);
+    CaAgent *self;
+
+    if (!bus) {
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+            return;
+        self = user_data;
+        ca_warn("system bus unavailable: %s", error->message);
+        schedule_bus_retry(self);
+        return;
+    }
+    self = user_data;
+    ca_backoff_reset(&self->bus_backoff);
+    self->system_bus = bus;
+    /* A private connection, so a bus restart does not take the process down. */
+    g_dbus_connection_set_exit_on_close(bus, FALSE);
+    g_signal_connect(bus, "closed", G_CALLBACK(bus_closed_cb), self);
+    self->mm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.ModemManager1",
+                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
+                                                    name_vanished_cb, self, NULL);
+    self->nm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.NetworkManager",
+                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
+                                                    name_vanished_cb, self, NULL);
+}
+
+static void
+get_system_bus(CaAgent *self)
+{
+    g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, system_bus_ready, self);
+}
+
+CaAgent *
+ca_agent_new(CaConfig *config, CaNotify *notify)
+{
+    CaAgent *self = g_new0(CaAgent, 1);
+
+    self->config = ca_config_ref(config);
+    self->notify = notify;
+    self->cancellable = g_cancellable_new();
+    ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
+    return self;
+}
+
+void
+ca_agent_free(CaAgent *self)
+{
+    if (!self)
+        return;
+    g_cancellable_cancel(self->cancellable);
+    unwatch_bus(self);
+    ca_clear_source(&self->bus_retry);
+    g_clear_object(&self->cancellable);
+    ca_config_unref(self->config);
+    g_free(self);
+}
+
+void
+ca_agent_start(CaAgent *self)
+{
+    ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION,
+           ca_config_get_string(self->config, "agent", "device-id"));
+    update_status(self);
+    get_system_bus(self);
+}
+
+void
+ca_agent_reload(CaAgent *self, CaConfig *config)
+{
+    CaConfig *old = self->config;
+    CaLogLevel level;
+
+    self->config = ca_config_ref(config);
+    if (!ca_config_group_equal(old, config, "agent") &&
+        ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
+        ca_log_set_level(level);
+    ca_msg("configuration reloaded");
+    ca_config_unref(old);
+}
+
+void
+ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+    g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
+
+    g_task_set_source_tag(task, ca_agent_shutdown_async);
+    g_cancellable_cancel(self->cancellable);
+    unwatch_bus(self);
+    ca_clear_source(&self->bus_retry);
+    g_task_return_boolean(task, TRUE);
+}
+
+gboolean
+ca_agent_shutdown_finish(CaAgent *self, GAsyncResult *result, GError **error)
+{
+    return g_task_propagate_boolean(G_TASK(result), error);
+}

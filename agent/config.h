@@ -1,0 +1,79 @@
+/* config: the configuration as an immutable, refcounted snapshot.
+ * One static table of keys (group, key, type, default, range, doc) drives defaults,
+ * validation, --check-config output and the generated documentation.
+ * Owns: parsing and validating files. Does not own: applying settings (modules do). */
+#pragma once
+#include <glib.h>
+
+typedef struct _CaConfig CaConfig;
+
+typedef enum {
+    CA_KEY_STRING, /* free text, length range min..max */
+    CA_KEY_INT,    /* integer in min..max */
+    CA_KEY_BOOL,   /* true|false */
+    CA_KEY_ENUM,   /* one of choices */
+    CA_KEY_PATH,   /* absolute file or directory path (may be empty when min == 0) */
+} CaKeyType;
+
+typedef enum {
+    CA_KEY_FLAG_NONE = 0,
+    CA_KEY_FLAG_SECRET = 1 << 0, /* masked in --check-config output */
+    CA_KEY_FLAG_LIST = 1 << 1,   /* ';'-separated list; min/max bound each element */
+} CaKeyFlags;
+
+typedef struct {
+    const char *group; /* "uplink-*" matches every group starting with "uplink-" */
+    const char *key;
+    CaKeyType type;
+    const char *def;     /* default as text ("" = empty); NULL = derived, see def_doc */
+    const char *def_doc; /* default as documented, when it is derived */
+    gint64 min, max;
+    const char *const *choices;                       /* CA_KEY_ENUM */
+    gboolean (*check)(const char *value, char **why); /* extra validation, may be NULL */
+    CaKeyFlags flags;
+    const char *doc;
+} CaConfigKey;
+
+/* The table itself (terminated by a zeroed entry). */
+const CaConfigKey *ca_config_keys(void);
+
+#define CA_CONFIG_DEFAULT_PATH "/etc/cellagent/cellagent.conf"
+
+/* Load path (NULL: the default path, which may be absent) plus "<path>.d/\*.conf"
+ * in name order, later files winning. On failure the GError (CA_ERROR_INVALID_CONFIG)
+ * holds one line per problem: "FILE:LINE: [group] key: problem". */
+CaConfig *ca_config_load(const char *path, GError **error);
+/* Same from in-memory text (tests, fuzzing); name is used in messages. */
+CaConfig *ca_config_load_from_data(const char *name, const char *data, gsize len, GError **error);
+
+CaConfig *ca_config_ref(CaConfig *config);
+void ca_config_unref(CaConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaConfig, ca_config_unref)
+
+/* Getters for table keys; a key missing from the table is a programmer error. */
+const char *ca_config_get_string(const CaConfig *config, const char *group, const char *key);
+gint64 ca_config_get_int(const CaConfig *config, const char *group, const char *key);
+gboolean ca_config_get_bool(const CaConfig *config, const char *group, const char *key);
+/* List keys: a NULL-terminated array owned by the config. */
+const char *const *ca_config_get_list(const CaConfig *config, const char *group, const char *key);
+/* Was the key set in a file (as opposed to defaulted)? */
+gboolean ca_config_is_set(const CaConfig *config, const char *group, const char *key);
+/* Groups present in the files whose name starts with prefix (e.g. "uplink-"), sorted. */
+GStrv ca_config_get_groups_with_prefix(const CaConfig *config, const char *prefix);
+/* Warnings (unknown keys and groups), one line each, NULL-terminated. */
+const char *const *ca_config_get_warnings(const CaConfig *config);
+/* The files that were read, in order. */
+const char *const *ca_config_get_files(const CaConfig *config);
+
+/* TRUE when every key of group (or every group with that prefix when it ends in
+ * '*') has the same value in a and b: modules re-apply only what changed on reload. */
+gboolean ca_config_group_equal(const CaConfig *a, const CaConfig *b, const char *group);
+
+/* The effective settings as INI text, secrets masked (for --check-config). */
+char *ca_config_dump(const CaConfig *config);
+/* Documentation generated from the table: a Markdown table and an example file. */
+char *ca_config_reference_markdown(void);
+char *ca_config_reference_ini(void);
+
+/* Validators shared with other modules (MQTT topic segments, ids). */
+gboolean ca_config_check_device_id(const char *value, char **why);
