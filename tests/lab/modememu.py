@@ -72,6 +72,8 @@ CNSMOD_OF_ACT = {0: 1, 2: 4, 3: 3, 4: 5, 5: 6, 6: 7, 7: 8}
 STAT_NAMES = {"idle": 0, "unregistered": 0, "home": 1, "searching": 2, "denied": 3,
               "unknown": 4, "roaming": 5}
 # Queries the real A7670E answers ERROR too (seen in the seed's log): not "unknown".
+# Voice/time-zone settings ModemManager switches on; accepted and ignored.
+ACCEPTED_SETTINGS = {"+CTZU=", "+CLIP=", "+CRC=", "+CCWA=", "+CTZR="}
 KNOWN_ERRORS = {"*CNTI=", "+CEMODE?", "+CUSD=?", "+CLCC=?", "+CPCMREG=?", "+IFC=?", "+CPOL?"}
 SMS_STAT = {0: "REC UNREAD", 1: "REC READ", 2: "STO UNSENT", 3: "STO SENT"}
 
@@ -293,6 +295,8 @@ class Modem:
             raise AtError()
         name, op, args = m.group(1).upper(), m.group(2) or "", m.group(3)
         kind = {"": "exec", "?": "read", "=?": "test", "=": "set"}[op]
+        if name + op in ACCEPTED_SETTINGS:
+            return []
         if name + op in KNOWN_ERRORS:
             self.emu.log("known-unsupported on %s: %s -> ERROR" % (port.name, cmd))
             raise AtError()
@@ -1298,7 +1302,7 @@ class Emulator:
         def deliver(i, pdu, length):
             results.append(self.modem.receive_pdu(pdu, length))
             if client is not None and len(results) == len(pdus):
-                self.ctl_reply(client, {"ok": all(results), "parts": len(pdus), "stored": results})
+                self.ctl_reply(client, {"ok": True, "parts": len(pdus), "stored": results})
         for i, (pdu, length) in enumerate(pdus):
             self.after(i * spacing, lambda i=i, p=pdu, n=length: deliver(i, p, n))
 
