@@ -737,6 +737,33 @@ class ModemManager:
         return ports
 
 
+def unescape(value):
+    """Undo g_strescape() as mmcli -K applies it (octal bytes, \\n, \\" ...)."""
+    if "\\" not in value:
+        return value
+    out, i = bytearray(), 0
+    simple = {"b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34}
+    raw = value.encode("utf-8")
+    while i < len(raw):
+        c = raw[i]
+        if c == 92 and i + 1 < len(raw):
+            nxt = chr(raw[i + 1])
+            if nxt in "01234567":
+                j = i + 1
+                while j < len(raw) and j < i + 4 and chr(raw[j]) in "01234567":
+                    j += 1
+                out.append(int(raw[i + 1:j], 8) & 0xFF)
+                i = j
+                continue
+            if nxt in simple:
+                out.append(simple[nxt])
+                i += 2
+                continue
+        out.append(c)
+        i += 1
+    return out.decode("utf-8", errors="replace")
+
+
 def parse_keyvalues(text):
     """Parse mmcli/nmcli `key : value` (-K) output; value[N] keys become lists."""
     out = {}
@@ -744,7 +771,7 @@ def parse_keyvalues(text):
         key, sep, value = line.partition(":")
         if not sep:
             continue
-        key, value = key.strip(), value.strip()
+        key, value = key.strip(), unescape(value.strip())
         m = re.match(r"^(.*)\.value\[(\d+)\]$", key)
         if m:
             out.setdefault(m.group(1), []).append(value)
