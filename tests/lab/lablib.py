@@ -804,6 +804,7 @@ class Network:
         self.op = base + "-op" if ecm else None
         self.isps = [base + "-isp%d" % i for i in range(1, uplinks + 1)]
         self.dnsmasq = {}          # uplink index -> Proc
+        self.resolv_conf = os.path.join(lab.run_dir, "net", "resolv.conf")
         self.op_dnsmasq = None
 
     def all_namespaces(self):
@@ -843,6 +844,8 @@ class Network:
         self.sysctl(self.inet, "net.ipv4.ip_forward", 1)
         hosts = os.path.join(self.lab.run_dir, "net", "hosts")
         os.makedirs(os.path.dirname(hosts), exist_ok=True)
+        with open(self.resolv_conf, "w") as f:
+            f.write("nameserver %s\n" % INTERNET_DNS)
         with open(hosts, "w") as f:
             f.write("%s probe.lab\n%s broker.lab\n" % (INTERNET_PROBE, INTERNET_BROKER))
         Proc(self.lab, "dns", ["ip", "netns", "exec", self.inet, "dnsmasq", "--keep-in-foreground",
@@ -904,21 +907,23 @@ class Network:
         self.nsexec(ns, ["nft", "delete table inet labfault"], check=False)
         if rules:
             self.nsexec(ns, ["nft", "-f", "-"], input=(
-                "table inet labfault { chain fwd { type filter hook forward priority 0; %s } }"
-                % rules))
+                "table inet labfault {\n chain filter_forward {\n"
+                "  type filter hook forward priority 0;\n  %s\n }\n}\n" % "\n  ".join(rules)))
 
     def blackhole(self, i, on=True):
         """Uplink i silently drops everything it would forward (DHCP still works)."""
-        self._nft_forward(i, "drop;" if on else None)
+        self._nft_forward(i, ["drop"] if on else None)
 
     def reject(self, i, on=True):
         """Uplink i rejects forwarded traffic (TCP reset, ICMP unreachable)."""
-        self._nft_forward(i, "meta l4proto tcp reject with tcp reset; reject with icmpx admin-prohibited;"
-                          if on else None)
+        self._nft_forward(i, ["meta l4proto tcp reject with tcp reset",
+                              "reject with icmpx admin-prohibited"] if on else None)
 
     def loss(self, i, percent):
         """Uplink i drops percent % of forwarded packets at random (0 clears)."""
-        self._nft_forward(i, "numgen random mod 100 < %d drop;" % int(percent) if percent else None)
+        percent = int(percent)
+        rule = "drop" if percent >= 100 else "numgen random mod 100 < %d drop" % percent
+        self._nft_forward(i, [rule] if percent > 0 else None)
 
     def dhcp_server(self, i, on):
         """Stop or restart uplink i's DHCP server."""
@@ -1021,7 +1026,7 @@ class NetworkManager:
 
     def _script(self):
         return "\n".join([
-            "set -e", "mount --make-rprivate /", "mount -t sysfs -o ro sysfs /sys",
+            "set -e", "mount --make-rprivate /", "mount -o remount,bind,ro /sys",
             "mount -t tmpfs -o mode=0755 labrun /run", "mkdir -p /run/NetworkManager",
             "mount -t tmpfs -o mode=0755 labetc /etc/NetworkManager",
             "mkdir -p /etc/NetworkManager/system-connections",
@@ -1219,8 +1224,17 @@ class Lab:
     # ---------------------------------------------------------------- conveniences
 
     def dut_wrapper(self):
-        """argv prefix that runs a command inside the device namespace (or nothing)."""
-        return ["ip", "netns", "exec", self.net.dut] if self.net else []
+        """argv prefix that runs a command inside the device namespace (or nothing).
+
+        The command sees a resolv.conf naming the lab's DNS (bind-mounted in a
+        private mount namespace; the host's /etc is untouched) and keeps its pid
+        (every step execs).
+        """
+        if not self.net:
+            return []
+        return ["ip", "netns", "exec", self.net.dut, "unshare", "-m", "--propagation", "private",
+                "sh", "-c", 'mount --bind %s /etc/resolv.conf 2>/dev/null; exec "$@"'
+                % self.net.resolv_conf, "dut"]
 
     def run_in_dut(self, argv, check=True, timeout=60):
         """Run argv in the device namespace with the lab's bus; CompletedProcess."""

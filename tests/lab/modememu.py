@@ -1041,8 +1041,8 @@ class Emulator:
         if not self.op_netns:
             raise ValueError("no operator namespace")
         if on:
-            rules = ("table inet labop { chain fwd { type filter hook forward priority 0; "
-                     "policy drop; } }")
+            rules = ("table inet labop {\n chain filter_forward {\n"
+                     "  type filter hook forward priority 0; policy drop;\n }\n}\n")
         else:
             rules = "delete table inet labop"
         res = subprocess.run(["ip", "netns", "exec", self.op_netns, "nft", "-f", "-"],
