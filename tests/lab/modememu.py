@@ -614,6 +614,12 @@ class Modem:
             code[:3], code[3:], self.s["tac"], int(self.s["cell"], 16), int(self.s["rsrq"] * 10),
             int(self.s["rsrp"] * 10), int(self.s["rsrp"]) + 20, self.s["sinr"])]
 
+    def at_cclk(self, port, kind, args):
+        if kind != "read":
+            return []
+        t = datetime.datetime.now(datetime.timezone.utc)
+        return [t.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"')]
+
     # ------------------------------------------------------------ messaging
 
     def at_cmgf(self, port, kind, args):
