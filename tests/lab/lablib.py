@@ -184,8 +184,27 @@ def teardown_recorded(run_dir, grace=3.0):
                 pass
     for ns in state.get("netns", []):
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    if state.get("netns"):
+        _release_netns_dir()
     state["stopped"] = True
     _write_json(path, state)
+
+
+def _release_netns_dir():
+    """Undo the self bind mount `ip netns add` puts on /run/netns, once it is empty.
+
+    A plain umount fails (EBUSY) while any namespace is still mounted below,
+    so a lab running in parallel keeps it.
+    """
+    try:
+        if os.listdir("/run/netns"):
+            return
+        with open("/proc/self/mountinfo") as f:
+            mounted = any(line.split()[4] == "/run/netns" for line in f)
+    except OSError:
+        return
+    if mounted:
+        subprocess.run(["umount", "/run/netns"], capture_output=True)
 
 
 def _alive_recorded(p):
