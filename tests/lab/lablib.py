@@ -156,6 +156,30 @@ class Proc:
         return {"name": self.name, "pid": self.pid, "start": self.start}
 
 
+class RecordedProc:
+    """A process recorded by another lab process (see Lab.attach)."""
+
+    def __init__(self, rec):
+        self.name, self.pid, self.start = rec["name"], rec["pid"], rec["start"]
+
+    def alive(self):
+        return _alive_recorded(self.record())
+
+    def send_signal(self, sig):
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        self.send_signal(sig)
+        try:
+            wait_until(lambda: not self.alive(), timeout, self.name + " to exit")
+        except AssertionError:
+            self.send_signal(signal.SIGKILL)
+
+    def record(self):
+        return {"name": self.name, "pid": self.pid, "start": self.start}
+
+
 def teardown_recorded(run_dir, grace=3.0):
     """Kill recorded processes (pid + start time checked) and delete namespaces.
 
@@ -1135,7 +1159,7 @@ class Lab:
         self.modem = None           # EmuClient of the emulator
         self._reaper = None
         self._lock = threading.Lock()
-        self.started = self.stopped = False
+        self.started = self.stopped = self.attached = False
         Lab._instances.append(self)
 
     # ---------------------------------------------------------------- bookkeeping
@@ -1144,10 +1168,51 @@ class Lab:
         return os.path.join(self.run_dir, "logs", name + ".log")
 
     def _save_state(self):
+        if self.attached:
+            return
         _write_json(os.path.join(self.run_dir, "lab-state.json"), {
             "procs": [p.record() for p in self.procs], "netns": self.netns,
-            "stopped": self.stopped, "env": {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address
-                                             if self.bus else None}})
+            "stopped": self.stopped, "owner": os.getpid(),
+            "config": {"personality": self.personality, "at_ports": self.at_ports,
+                       "uplinks": self.uplinks, "network": self.want_network},
+            "env": {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address if self.bus else None}})
+
+    @classmethod
+    def attach(cls, run_dir):
+        """A handle on a lab another process runs (for CLIs): controls, no ownership.
+
+        Works: lab.modem (emulator controls), lab.net faults and queries,
+        lab.mm queries, unplug/replug, pause/resume, run_in_dut. stop() does nothing.
+        """
+        with open(os.path.join(run_dir, "lab-state.json")) as f:
+            state = json.load(f)
+        if state.get("stopped"):
+            raise LabError("the lab in %s is stopped" % run_dir)
+        cfg = state["config"]
+        lab = cls(run_dir, cfg["personality"], cfg["at_ports"], cfg["uplinks"], cfg["network"])
+        lab.attached = True
+        lab.procs = [RecordedProc(r) for r in state["procs"]]
+        lab.bus = Bus(lab)
+        lab.env["DBUS_SYSTEM_BUS_ADDRESS"] = lab.bus.address
+        ecm = lab.personality == "ecm"
+        if lab.want_network:
+            lab.net = Network(lab, lab.uplinks, ecm=ecm)
+            lab.net.dnsmasq = {int(p.name[len("dhcp-isp"):]): p for p in lab.procs
+                               if p.name.startswith("dhcp-isp")}
+            lab.nm = NetworkManager(lab, lab.net)
+            lab.nm.proc = lab.recorded("NetworkManager")
+        if lab.personality:
+            op = (lab.net.op, "lan") if ecm else (None, None)
+            lab.emu = Emulator(lab, lab.personality, lab.at_ports, None, *op)
+            lab.modem = lab.emu.client
+            lab.sysfs = FakeSysfs(lab, lab.personality, lab.at_ports)
+            lab.mm = ModemManager(lab, lab.emu, lab.sysfs, lab.net.dut if ecm else None)
+            lab.mm.proc = lab.recorded("ModemManager")
+        return lab
+
+    def recorded(self, name):
+        """The most recently recorded process called name (or None)."""
+        return next((p for p in reversed(self.procs) if p.name == name), None)
 
     def register(self, proc):
         """Record a started process (for teardown and the reaper)."""
