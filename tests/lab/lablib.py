@@ -1125,6 +1125,110 @@ class NetworkManager:
         return dict(line.rsplit(":", 1) for line in out.splitlines() if ":" in line)
 
 
+# ==================================================================== MQTT broker
+
+class Broker:
+    """mosquitto inside the lab: on the device namespace's loopback when the lab has a
+    network (an agent there reaches it whatever the uplinks do), else on the host's.
+
+    host/port are what the agent's [mqtt] host/port take; subscribe() and publish()
+    run the mosquitto clients in the same namespace.
+    """
+
+    def __init__(self, lab, port=None):
+        import harness
+        self.lab = lab
+        self.wrapper = lab.dut_wrapper()
+        self.host = "127.0.0.1"
+        self.port = port or (1883 if self.wrapper else harness.free_port())
+        self.dir = os.path.join(lab.run_dir, "mqtt")
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+
+    def start(self, timeout=10):
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d %s\nallow_anonymous true\npersistence false\n"
+                    "log_dest stderr\nlog_type all\n" % (self.port, self.host))
+        self.proc = Proc(self.lab, "mosquitto", self.wrapper + ["mosquitto", "-c", conf])
+        probe = ("import socket,sys\ntry:\n socket.create_connection(('%s',%d),0.5)\n"
+                 "except OSError: sys.exit(1)\n" % (self.host, self.port))
+        wait_until(lambda: not self.proc.alive() or run(self.wrapper + [PY, "-c", probe],
+                                                          check=False).returncode == 0,
+                   timeout, "mosquitto to listen", 0.1)
+        if not self.proc.alive():
+            raise LabError("mosquitto exited; see " + self.proc.log)
+        return self
+
+    def subscribe(self, topics, on_message=None):
+        """A harness.Subscriber-compatible collector (matching, wait_for, close)."""
+        return Subscriber(self, topics, on_message)
+
+    def publish(self, topic, payload, qos=1, retain=False):
+        """Publish one message (str, bytes, or an object sent as JSON)."""
+        if not isinstance(payload, (str, bytes)):
+            payload = json.dumps(payload)
+        data = payload if isinstance(payload, bytes) else payload.encode()
+        args = self.wrapper + ["mosquitto_pub", "-h", self.host, "-p", str(self.port),
+                               "-q", str(qos), "-t", topic, "-s"] + (["-r"] if retain else [])
+        subprocess.run(args, input=data, check=True, timeout=10)
+
+
+def _subscriber_class():
+    import harness
+
+    class _Subscriber(harness.Subscriber):
+        """harness.Subscriber running mosquitto_sub inside the broker's namespace."""
+
+        def __init__(self, broker, topics, on_message=None):
+            args = broker.wrapper + ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port),
+                                     "-V", "mqttv5", "-q", "1", "-F", "%j"]
+            for t in topics if isinstance(topics, (list, tuple)) else [topics]:
+                args += ["-t", t]
+            self.messages = []
+            self.on_message = on_message
+            self._lock = threading.Lock()
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True)
+            broker.lab.register(_PopenProc("mosquitto_sub", self.proc))
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+
+        def _read(self):
+            seen = 0
+            for line in self.proc.stdout:
+                try:
+                    m = json.loads(line)
+                except ValueError:
+                    continue
+                try:
+                    m["json"] = json.loads(m.get("payload", ""))
+                except (ValueError, TypeError):
+                    m["json"] = None
+                with self._lock:
+                    self.messages.append(m)
+                seen += 1
+                if self.on_message:
+                    self.on_message(m)
+    return _Subscriber
+
+
+def Subscriber(broker, topics, on_message=None):
+    """Create a subscriber in the broker's namespace (see Broker.subscribe)."""
+    return _subscriber_class()(broker, topics, on_message)
+
+
+class _PopenProc:
+    """Record a Popen the lab did not start through Proc, for teardown."""
+
+    def __init__(self, name, popen):
+        self.name, self.popen, self.pid = name, popen, popen.pid
+        self.start = _proc_starttime(popen.pid)
+
+    def record(self):
+        return {"name": self.name, "pid": self.pid, "start": self.start}
+
+
 # ==================================================================== the lab
 
 class Lab:
@@ -1328,6 +1432,11 @@ class Lab:
         """Start a long-running process (killed at teardown); returns a Proc."""
         wrapper = self.dut_wrapper() if in_dut else []
         return Proc(self, name, wrapper + list(argv), env=dict(self.env, **(env or {})))
+
+    def start_broker(self, port=None):
+        """Start a mosquitto for the agent (see Broker); returns it."""
+        self.broker = Broker(self, port).start()
+        return self.broker
 
     def print_logs(self, lines=40):
         """Print the tail of every log in the run directory (for failed tests)."""
