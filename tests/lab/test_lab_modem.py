@@ -3,8 +3,9 @@
 
 One lab for the module (ModemManager + simtech emulator, two AT ports):
 identity and registration as the emulator reports them, runtime signal and
-registration changes, unplug/replug under a new object path, and a
-ModemManager restart (SIGKILL) with ports re-announced.
+registration changes, unplug/replug under a new object path, SIM locked
+(PIN 1234) and missing, and a ModemManager restart (SIGKILL) with ports
+re-announced.
 """
 
 import os
@@ -85,7 +86,25 @@ class ModemTest(unittest.TestCase):
         self.assertNotIn(new, old)
         self.assertEqual(lab.mm.enable(new), "registered")
 
-    def test_5_modemmanager_restart(self):
+    def test_5_sim_states(self):
+        lab.modem.set_sim("pin")
+        lab.mm.unplug()
+        lablib.wait_until(lambda: not lab.mm.modems(), 10, "the modem object to go")
+        lab.mm.replug()
+        lab.mm.wait_modem()
+        lab.mm.wait_state("locked")
+        info = lab.mm.info()
+        self.assertEqual(info["modem.generic.unlock-required"], "sim-pin")
+        self.assertIn("sim-pin (3)", info["modem.generic.unlock-retries"])
+        lab.mm.mmcli("-i", info["modem.generic.sim"], "--pin=1234")
+        lab.mm.wait_state(("disabled", "registered"))
+        lab.modem.set_sim("absent")
+        lab.mm.restart()
+        lab.mm.wait_state("failed")
+        self.assertEqual(lab.mm.info()["modem.generic.state-failed-reason"], "sim-missing")
+        lab.modem.set_sim("ready")
+
+    def test_6_modemmanager_restart(self):
         lab.modem.clear_dump()
         lab.mm.restart(lablib.signal.SIGKILL)
         self.assertIn(lab.mm.state(), ("disabled", "enabling", "registered"))
