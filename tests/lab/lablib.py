@@ -1391,6 +1391,16 @@ class Lab:
         if self._reaper is not None and self._reaper.stdin:
             self._reaper.stdin.close()
 
+    def leftovers(self):
+        """What of this lab survived stop(): live processes, namespaces, host mounts."""
+        left = ["process %s (%d)" % (p.name, p.pid) for p in self.procs
+                if _alive_recorded(p.record())]
+        present = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        left += ["netns " + ns for ns in self.netns if ns in present]
+        with open("/proc/self/mounts") as f:
+            left += ["mount " + line.split()[1] for line in f if self.run_dir in line]
+        return left
+
     def __enter__(self):
         return self.start()
 
@@ -1471,6 +1481,10 @@ def main(argv=None, network=True):
     ok = result.wasSuccessful()
     for lab in Lab._instances:
         lab.stop()
+        left = lab.leftovers() if lab.started else []
+        if left:
+            print("FAIL: left behind after teardown: " + ", ".join(left))
+            ok = False
         if not ok:
             lab.print_logs()
         else:
