@@ -1098,7 +1098,8 @@ class Emulator:
         pdu = buf[:z].decode("ascii", "replace").strip()
         port.inbuf = buf[z + 1:]
         self.log("<- %s: PDU %s" % (port.name, pdu))
-        self.commands[-1]["pdu"] = pdu if self.commands else None
+        if self.commands:
+            self.commands[-1]["pdu"] = pdu
         try:
             lines = self.modem.prompt_done(port, prompt, pdu)
         except AtError as err:

@@ -98,9 +98,13 @@ class EmulatorDialogueTest(unittest.TestCase):
         self.assertRegex(reply, r"\+CMGS: \d+")
         self.client.fail_next_send(error=38)
         self.assertIn("+CMS ERROR: 38", self.at("AT+CMGS=23", "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"))
+        self.client.delay_next_send(0.4)
+        t0 = time.monotonic()
+        self.assertRegex(self.at("AT+CMGS=23", "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"), r"\+CMGS: \d+")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.4)
         msgs = self.client.sent_messages()
-        self.assertEqual(msgs[-2]["text"], "hellohello")
-        self.assertEqual(msgs[-1]["results"], ["+CMS ERROR: 38"])
+        self.assertEqual(msgs[-3]["text"], "hellohello")
+        self.assertEqual(msgs[-2]["results"], ["+CMS ERROR: 38"])
 
     def test_incoming_stored_and_listed(self):
         self.at("ATE0")
