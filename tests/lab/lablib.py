@@ -36,6 +36,7 @@ sys.path.insert(0, LAB_DIR)
 sys.path.insert(0, os.path.join(LAB_DIR, "..", "lib"))
 
 import modememu  # noqa: E402
+from harness import wait_until  # noqa: E402,F401  (poll with a deadline; re-exported)
 
 PY = "/usr/bin/python3"
 SKIP = 77
@@ -59,18 +60,6 @@ class LabError(Exception):
 
 
 # ==================================================================== helpers
-
-def wait_until(pred, timeout, what="condition", interval=0.05):
-    """Return pred()'s first truthy value; raise AssertionError after timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
 
 def run(argv, check=True, env=None, input=None, timeout=60):
     """Run a command, capture text output; raise LabError on failure if check."""
