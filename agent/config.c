@@ -102,7 +102,7 @@ static const CaConfigKey keys[] = {
 
     /* [sms-commands] */
     {"sms-commands", "enabled", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
-     "Accept commands by SMS: \"<code> <command>\" with a TOTP code (docs/commands.md)"},
+     "Accept commands by SMS, each starting with a one-time TOTP code (docs/commands.md)"},
     {"sms-commands", "allowed-senders", CA_KEY_STRING, "", NULL, 3, 32, NULL, ca_phone_check,
      CA_KEY_FLAG_LIST,
      "Numbers allowed to send commands, compared exactly after removing spaces - . ( ) and "
