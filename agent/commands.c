@@ -368,11 +368,11 @@ ca_commands_register(CaCommands *self, const char *name, CaCommandHandler handle
 
     g_return_val_if_fail(self != NULL && handler != NULL, FALSE);
     if (!ca_command_name_is_valid(name)) {
-        g_critical("commands: invalid command name \"%s\"", name ? name : "(null)");
+        ca_err("invalid command name \"%s\", not registered", name ? name : "(null)");
         return FALSE;
     }
     if (g_hash_table_contains(self->entries, name)) {
-        g_critical("commands: \"%s\" is already registered", name);
+        ca_err("command \"%s\" is already registered, not registered again", name);
         return FALSE;
     }
     e = g_new0(Entry, 1);

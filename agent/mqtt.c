@@ -140,7 +140,7 @@ static guint signals[N_SIGNALS];
 
 static void begin_connect(CaMqtt *self);
 static void finish_stop(CaMqtt *self, gboolean acked);
-static void connection_lost(CaMqtt *self, int rc, const char *why);
+static void connection_lost(CaMqtt *self, int rc, int err, const char *why);
 static void process_events(CaMqtt *self);
 static void flush_queue(CaMqtt *self, gboolean all);
 
@@ -285,7 +285,7 @@ on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, const mosqui
 static void
 on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *p)
 {
-    push_event(obj, EV_DISCONNECT, rc, 0);
+    push_event(obj, EV_DISCONNECT, rc, errno);
 }
 
 static void
@@ -358,11 +358,12 @@ misc_timer_cb(gpointer user_data)
 {
     CaMqtt *self = user_data;
     int rc = mosquitto_loop_misc(self->mosq);
+    int err = errno;
 
     g_object_ref(self);
     process_events(self);
     if (rc != MOSQ_ERR_SUCCESS)
-        connection_lost(self, rc, NULL);
+        connection_lost(self, rc, err, NULL);
     g_object_unref(self);
     return G_SOURCE_CONTINUE;
 }
@@ -383,7 +384,7 @@ connect_timer_cb(gpointer user_data)
     CaMqtt *self = user_data;
 
     ca_clear_source(&self->connect_timer);
-    connection_lost(self, MOSQ_ERR_TIMEOUT, "no answer from the broker within 30 s");
+    connection_lost(self, MOSQ_ERR_TIMEOUT, 0, "no answer from the broker within 30 s");
     return G_SOURCE_REMOVE;
 }
 
@@ -417,11 +418,12 @@ static gboolean
 source_cb(int rc, gpointer user_data)
 {
     CaMqtt *self = user_data;
+    int err = errno; /* from the loop_* call, before anything else runs */
 
     g_object_ref(self);
     process_events(self);
     if (rc != MOSQ_ERR_SUCCESS)
-        connection_lost(self, rc, NULL);
+        connection_lost(self, rc, err, NULL);
     g_object_unref(self);
     return G_SOURCE_CONTINUE;
 }
@@ -633,6 +635,7 @@ do_connect(CaMqtt *self)
     gint64 t0;
     gint64 took_ms;
     int rc;
+    int err;
 
     if (!self->mosq && !create_handle(self)) {
         schedule_reconnect(self);
@@ -674,6 +677,7 @@ do_connect(CaMqtt *self)
      * writable. getaddrinfo inside is blocking (docs/mqtt.md: bounded by resolving
      * asynchronously first). */
     rc = mosquitto_connect_async(self->mosq, self->host, self->port, self->keepalive);
+    err = errno;
     took_ms = (g_get_monotonic_time() - t0) / 1000;
     if (took_ms >= SLOW_CONNECT_MS)
         ca_warn("starting the connection to %s blocked the main loop for %" G_GINT64_FORMAT
@@ -681,7 +685,8 @@ do_connect(CaMqtt *self)
                 self->host, took_ms);
     self->lib_connected = TRUE;
     if (rc != MOSQ_ERR_SUCCESS) {
-        connection_lost(self, rc, NULL);
+        /* e.g. refused at once on loopback, or the name did not resolve */
+        connection_lost(self, rc, err, NULL);
         return;
     }
     set_socket_options(self);
@@ -761,7 +766,7 @@ finish_stop(CaMqtt *self, gboolean acked)
 
 /* The connection ended or could not be made: record, then back off (or finish a stop). */
 static void
-connection_lost(CaMqtt *self, int rc, const char *why)
+connection_lost(CaMqtt *self, int rc, int err, const char *why)
 {
     gboolean was_connected = self->state == STATE_CONNECTED;
     g_autofree char *reason = NULL;
@@ -784,7 +789,10 @@ connection_lost(CaMqtt *self, int rc, const char *why)
     if (why)
         reason = g_strdup(why);
     else if (rc == MOSQ_ERR_ERRNO)
-        reason = g_strdup(g_strerror(errno));
+        reason = g_strdup(g_strerror(err));
+    else if (rc >= 128) /* MQTT 5 DISCONNECT from the broker carries a reason code */
+        reason = g_strdup_printf("the broker disconnected us: %s (reason code %d)",
+                                 mosquitto_reason_string(rc), rc);
     else if (rc == MOSQ_ERR_EAI)
         reason = g_strdup_printf("cannot resolve \"%s\"", self->host);
     else
@@ -801,15 +809,13 @@ connection_lost(CaMqtt *self, int rc, const char *why)
                up_ms / 1000, reason);
         if (up_ms >= STABLE_MS)
             ca_backoff_reset(&self->backoff);
-        enter_state(self, STATE_RECONNECT_WAIT); /* before the signal: handlers see it */
-        g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0);
     } else {
         ca_warn("connection to %s:%d failed: %s", self->host, self->port, reason);
     }
-    if (self->state == STATE_RECONNECT_WAIT && self->retry_timer)
-        return;                    /* a signal handler already asked for a reconnect */
-    self->state = STATE_RESOLVING; /* leave RECONNECT_WAIT so the timer can be armed */
+    /* Arm the retry first: a "disconnected" handler may change it (reconnect_now, stop). */
     schedule_reconnect(self);
+    if (was_connected)
+        g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0);
 }
 
 static void
@@ -934,7 +940,7 @@ handle_connack(CaMqtt *self, int rc, int flags)
         g_autofree char *why = g_strdup_printf(
             "broker refused the connection: %s (%d)",
             self->v5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc), rc);
-        connection_lost(self, MOSQ_ERR_CONN_REFUSED, why);
+        connection_lost(self, MOSQ_ERR_CONN_REFUSED, 0, why);
         return;
     }
     if (self->state != STATE_CONNECTING)
@@ -1046,8 +1052,8 @@ process_events(CaMqtt *self)
             handle_connack(self, e->rc, e->arg);
             break;
         case EV_DISCONNECT:
-            connection_lost(self, e->rc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_CONN_LOST : e->rc,
-                            e->rc == MOSQ_ERR_SUCCESS ? "closed" : NULL);
+            connection_lost(self, e->rc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_CONN_LOST : e->rc, e->arg,
+                            e->rc == MOSQ_ERR_SUCCESS ? "closed by the broker" : NULL);
             break;
         case EV_PUBLISH:
             handle_puback(self, e->arg, e->rc);
