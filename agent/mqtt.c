@@ -672,6 +672,7 @@ do_connect(CaMqtt *self)
                                                 "connection lost before the message was sent"));
         }
     }
+    enter_state(self, STATE_CONNECTING);
     t0 = g_get_monotonic_time();
     /* Non-blocking TCP connect; CONNECT is queued and goes out once the socket is
      * writable. getaddrinfo inside is blocking (docs/mqtt.md: bounded by resolving
@@ -690,7 +691,6 @@ do_connect(CaMqtt *self)
         return;
     }
     set_socket_options(self);
-    enter_state(self, STATE_CONNECTING);
     ca_mqtt_source_set_watching(self->source, TRUE);
     process_events(self);
 }
