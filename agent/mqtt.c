@@ -323,9 +323,15 @@ on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *str)
     CaMqtt *self = obj;
 
     /* libmosquitto's lines carry no secrets (it never logs the password). */
+    /* Keep this attempt's error lines (cleared per attempt, bounded) for the failure log. */
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
-        g_free(self->last_lib_error);
-        self->last_lib_error = g_strdup(str);
+        if (!self->last_lib_error) {
+            self->last_lib_error = g_strdup(str);
+        } else if (strlen(self->last_lib_error) < 512) {
+            char *joined = g_strconcat(self->last_lib_error, "; ", str, NULL);
+            g_free(self->last_lib_error);
+            self->last_lib_error = joined;
+        }
     }
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING | MOSQ_LOG_NOTICE))
         ca_debug("libmosquitto: %s", str);
@@ -896,6 +902,26 @@ msg_new(const char *subtopic, GBytes *payload, int qos, gboolean retain, CaMqttM
     return m;
 }
 
+/* {"ts":now,"type":type,...fields} as text (cJSON_free it). */
+static char *
+event_text(const char *type, const cJSON *fields)
+{
+    g_autoptr(cJSON) root = cJSON_CreateObject();
+    g_autofree char *ts = ca_mqtt_timestamp(g_get_real_time());
+    const cJSON *child;
+
+    cJSON_AddStringToObject(root, "ts", ts);
+    cJSON_AddStringToObject(root, "type", type);
+    cJSON_ArrayForEach(child, fields)
+    {
+        if (!child->string || g_str_equal(child->string, "ts") ||
+            g_str_equal(child->string, "type"))
+            continue;
+        cJSON_AddItemToObject(root, child->string, cJSON_Duplicate(child, TRUE));
+    }
+    return cJSON_PrintUnformatted(root);
+}
+
 static void
 report_drops(CaMqtt *self)
 {
@@ -903,6 +929,7 @@ report_drops(CaMqtt *self)
     g_autofree char *first = NULL;
     g_autofree char *last = NULL;
     guint total = self->dropped_telemetry + self->dropped_other;
+    char *text;
 
     if (total == 0)
         return;
@@ -918,15 +945,11 @@ report_drops(CaMqtt *self)
     ca_msg("outbound queue dropped %u messages while the broker was unreachable (%u telemetry)",
            total, self->dropped_telemetry);
     self->dropped_telemetry = self->dropped_other = 0;
-    ca_mqtt_publish_event(self, "mqtt-queue-overflow", fields);
-    /* The event went to the back of the queue: move it to the front, so it is not
-     * dropped behind a backlog. */
-    if (self->queue.length > 1) {
-        GList *tail = self->queue.tail;
-        Msg *m = tail->data;
-        g_queue_delete_link(&self->queue, tail);
-        g_queue_push_head(&self->queue, m);
-    }
+    /* Straight to the connection, ahead of the backlog (it must not cost a queued message). */
+    text = event_text("mqtt-queue-overflow", fields);
+    hand_over(self,
+              msg_new("events", g_bytes_new(text, strlen(text)), 1, FALSE, CA_MQTT_MSG_NORMAL));
+    cJSON_free(text);
 }
 
 static void
@@ -1473,21 +1496,12 @@ ca_mqtt_publish_finish(CaMqtt *self, GAsyncResult *result, GError **error)
 void
 ca_mqtt_publish_event(CaMqtt *self, const char *type, const cJSON *fields)
 {
-    g_autoptr(cJSON) root = cJSON_CreateObject();
-    g_autofree char *ts = ca_mqtt_timestamp(g_get_real_time());
-    const cJSON *child;
+    char *text;
 
     g_return_if_fail(type != NULL);
-    cJSON_AddStringToObject(root, "ts", ts);
-    cJSON_AddStringToObject(root, "type", type);
-    cJSON_ArrayForEach(child, fields)
-    {
-        if (!child->string || g_str_equal(child->string, "ts") ||
-            g_str_equal(child->string, "type"))
-            continue;
-        cJSON_AddItemToObject(root, child->string, cJSON_Duplicate(child, TRUE));
-    }
-    ca_mqtt_publish_json(self, "events", root, 1, FALSE, CA_MQTT_MSG_NORMAL);
+    text = event_text(type, fields);
+    ca_mqtt_publish(self, "events", text, 1, FALSE, CA_MQTT_MSG_NORMAL);
+    cJSON_free(text);
 }
 
 void
