@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "log.h"
 #include "mqtt.h"
+#include "remote.h"
 #include "version.h"
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
@@ -31,6 +32,12 @@ struct _CaAgent {
     GTask *shutdown_task;
     GCancellable *mqtt_stop_cancellable;
     GSource *mqtt_stop_deadline; /* owned */
+
+    /* Remote commands, SMS commands and alerts (wire_remote) */
+    CaRemote *remote;
+    CaAgentReloadFunc reload_func; /* from main: what SIGHUP does */
+    gpointer reload_data;
+    GSource *mqtt_reconnect_idle; /* owned */
 };
 
 static void get_system_bus(CaAgent *self);
@@ -225,6 +232,97 @@ stop_mqtt(CaAgent *self, GTask *task)
 }
 
 /*****************************************************************************/
+/* Remote commands: the command set (remote.c), reload, mqtt-reconnect; SMS commands
+ * and alerts are fed from the SMS bridge and the uplink facts where those are wired. */
+
+static void
+remote_event_cb(const char *type, const cJSON *fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+/* cmd/reload: what SIGHUP does; result {"files":[...],"warnings":[...]}. */
+static void
+reload_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+    cJSON *result;
+
+    if (!self->reload_func) {
+        ca_command_return_error(cmd, "reload is not available");
+        return;
+    }
+    if (!self->reload_func(&error, self->reload_data)) {
+        ca_command_return_gerror(cmd, error);
+        return;
+    }
+    result = cJSON_CreateObject();
+    cJSON_AddItemToObject(
+        result, "files",
+        cJSON_CreateStringArray(ca_config_get_files(self->config),
+                                (int) g_strv_length((char **) ca_config_get_files(self->config))));
+    cJSON_AddItemToObject(result, "warnings",
+                          cJSON_CreateStringArray(
+                              ca_config_get_warnings(self->config),
+                              (int) g_strv_length((char **) ca_config_get_warnings(self->config))));
+    ca_command_return_ok(cmd, result);
+}
+
+static gboolean
+mqtt_reconnect_idle_cb(gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_clear_source(&self->mqtt_reconnect_idle);
+    ca_mqtt_reconnect_now(self->mqtt);
+    return G_SOURCE_REMOVE;
+}
+
+/* cmd/mqtt-reconnect: answer, then reconnect (the answer is resent if it was in flight). */
+static void
+mqtt_reconnect_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_command_return_ok(cmd, NULL);
+    if (!self->mqtt_reconnect_idle) {
+        self->mqtt_reconnect_idle = g_idle_source_new();
+        g_source_set_callback(self->mqtt_reconnect_idle, mqtt_reconnect_idle_cb, self, NULL);
+        g_source_attach(self->mqtt_reconnect_idle, NULL);
+    }
+}
+
+static void
+wire_remote(CaAgent *self)
+{
+    CaRemoteHooks hooks = {
+        .publish_event = remote_event_cb,
+        .user_data = self,
+    };
+
+    self->remote = ca_remote_new(self->config, self->commands, &hooks);
+    ca_commands_register(self->commands, "reload", reload_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "mqtt-reconnect", mqtt_reconnect_cmd_cb, self, NULL);
+}
+
+static void
+unwire_remote(CaAgent *self)
+{
+    ca_clear_source(&self->mqtt_reconnect_idle);
+    g_clear_pointer(&self->remote, ca_remote_free);
+}
+
+void
+ca_agent_set_reload_func(CaAgent *self, CaAgentReloadFunc func, gpointer user_data)
+{
+    self->reload_func = func;
+    self->reload_data = user_data;
+}
+
+/*****************************************************************************/
 
 CaAgent *
 ca_agent_new(CaConfig *config, CaNotify *notify)
@@ -237,6 +335,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
+    wire_remote(self);
     return self;
 }
 
@@ -248,6 +347,7 @@ ca_agent_free(CaAgent *self)
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
+    unwire_remote(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
     ca_config_unref(self->config);
@@ -275,6 +375,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
         ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
         ca_log_set_level(level);
     ca_mqtt_set_config(self->mqtt, config);
+    ca_remote_set_config(self->remote, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }

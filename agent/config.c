@@ -105,6 +105,9 @@ static const CaConfigKey keys[] = {
      "Allow the reboot command (MQTT cmd/reboot and the SMS command); refused otherwise"},
     {"commands", "reboot-command", CA_KEY_STRING, "systemctl reboot", NULL, 1, 1024, NULL, NULL, 0,
      "Command run by the reboot command (split like a shell line, run without a shell)"},
+    {"commands", "reboot-delay", CA_KEY_INT, "5", NULL, 0, 300, NULL, NULL, 0,
+     "Seconds between answering the reboot command and running reboot-command, so the "
+     "answer can go out first"},
 
     /* [sms-commands] */
     {"sms-commands", "enabled", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,

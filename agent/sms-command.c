@@ -549,7 +549,9 @@ cJSON *
 ca_sms_decision_audit_json(const CaSmsDecision *d, const char *raw_sender, gboolean personal)
 {
     cJSON *o = cJSON_CreateObject();
-    g_autofree char *from = ca_phone_mask(raw_sender ? raw_sender : "", personal);
+    /* The normalised number when there is one: the same sender always looks the same. */
+    g_autofree char *from =
+        ca_phone_mask(d->sender[0] ? d->sender : (raw_sender ? raw_sender : ""), personal);
 
     cJSON_AddStringToObject(o, "from", from);
     cJSON_AddStringToObject(o, "outcome", d->accepted ? "accepted" : "rejected");

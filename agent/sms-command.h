@@ -131,7 +131,8 @@ gboolean ca_sms_guard_is_locked_out(const CaSmsGuard *self, const char *sender, 
 /* The audit event fields (type "sms-command"): "from" (masked unless personal),
  * "outcome" ("accepted"/"rejected"), "command" (known commands only, else null),
  * "reason" and "detail" when rejected, "failures", "lockout" (seconds) when one started.
- * raw_sender: the number as received. Never the text or the code. */
+ * raw_sender: the number as received (shown when it did not normalise). Never the text
+ * or the code. */
 cJSON *ca_sms_decision_audit_json(const CaSmsDecision *d, const char *raw_sender,
                                   gboolean personal);
 
