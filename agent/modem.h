@@ -19,13 +19,13 @@ G_BEGIN_DECLS
 
 /* What the agent did with the SIM PIN for the current modem. */
 typedef enum {
-    CA_MODEM_PIN_NONE,       /* no PIN needed (or not known yet) */
-    CA_MODEM_PIN_NO_FILE,    /* SIM locked and no pin-file configured (or unreadable/empty) */
-    CA_MODEM_PIN_SENDING,    /* SendPin in flight */
-    CA_MODEM_PIN_UNLOCKED,   /* the pin-file's PIN unlocked the SIM */
-    CA_MODEM_PIN_WRONG,      /* the SIM refused the PIN: never sent again until pin-file changes */
-    CA_MODEM_PIN_NEEDS_PUK,  /* SIM wants a PUK (or another code we cannot give) */
-    CA_MODEM_PIN_FAILED,     /* SendPin failed for another reason (will retry with backoff) */
+    CA_MODEM_PIN_NONE,      /* no PIN needed (or not known yet) */
+    CA_MODEM_PIN_NO_FILE,   /* SIM locked and no pin-file configured (or unreadable/empty) */
+    CA_MODEM_PIN_SENDING,   /* SendPin in flight */
+    CA_MODEM_PIN_UNLOCKED,  /* the pin-file's PIN unlocked the SIM */
+    CA_MODEM_PIN_WRONG,     /* the SIM refused the PIN: never sent again until pin-file changes */
+    CA_MODEM_PIN_NEEDS_PUK, /* SIM wants a PUK (or another code we cannot give) */
+    CA_MODEM_PIN_FAILED,    /* SendPin failed for another reason (will retry with backoff) */
 } CaModemPinStatus;
 
 /* Strings ("none", "no-pin-file", "sending", "unlocked", "wrong", "needs-puk", "failed"). */
@@ -33,38 +33,39 @@ const char *ca_modem_pin_status_to_string(CaModemPinStatus status);
 
 /* Doubles are NAN when unknown; strings NULL when unknown; enums *_UNKNOWN when unknown. */
 typedef struct {
-    gboolean present;     /* a modem is selected; everything below is unknown otherwise */
-    char *path;           /* D-Bus object path (/org/freedesktop/ModemManager1/Modem/N) */
-    char *device;         /* physical device path (sysfs), as [modem] match may name it */
-    char *plugin;         /* ModemManager plugin */
-    MMModemState state;   /* MM_MODEM_STATE_* (FAILED, LOCKED, DISABLED, ..., CONNECTED) */
+    gboolean present;   /* a modem is selected; everything below is unknown otherwise */
+    char *path;         /* D-Bus object path (/org/freedesktop/ModemManager1/Modem/N) */
+    char *device;       /* physical device path (sysfs), as [modem] match may name it */
+    char *plugin;       /* ModemManager plugin */
+    MMModemState state; /* MM_MODEM_STATE_* (FAILED, LOCKED, DISABLED, ..., CONNECTED) */
     MMModemStateFailedReason failed_reason; /* meaningful when state == FAILED */
     MMModemLock unlock_required;            /* MM_MODEM_LOCK_NONE when unlocked */
     char *manufacturer;
     char *model;
     char *revision;
-    char *imei;                             /* equipment identifier */
-    MMModemAccessTechnology access_tech;    /* bit mask */
-    guint signal_quality;                   /* 0-100 % */
-    gboolean signal_quality_valid;          /* FALSE: signal_quality is unknown */
-    double rssi, rsrp, rsrq, snr;           /* dBm, dBm, dB, dB (Signal interface) */
+    char *imei;                          /* equipment identifier */
+    MMModemAccessTechnology access_tech; /* bit mask */
+    guint signal_quality;                /* 0-100 % */
+    gboolean signal_quality_valid;       /* FALSE: signal_quality is unknown */
+    double rssi, rsrp, rsrq, snr;        /* dBm, dBm, dB, dB (Signal interface) */
     MMModem3gppRegistrationState registration;
     char *operator_code; /* MCCMNC of the serving network */
     char *operator_name;
-    char *lac;     /* hex, upper case, as mmcli prints it; NULL when unknown or 0 */
-    char *tac;     /* hex */
-    char *cell_id; /* hex */
+    char *lac;            /* hex, upper case, as mmcli prints it; NULL when unknown or 0 */
+    char *tac;            /* hex */
+    char *cell_id;        /* hex */
     gboolean sim_present; /* a SIM object exists */
     char *iccid;
     char *imsi;
     char *sim_operator_code;
     char *sim_operator_name;
-    gboolean bearer_connected; /* any bearer connected */
-    char *bearer_interface;    /* its data interface (e.g. wwan0, usb0, ppp0) */
+    gboolean bearer_connected;  /* any bearer connected */
+    char *bearer_interface;     /* its data interface (e.g. wwan0, usb0, ppp0) */
     guint64 rx_bytes, tx_bytes; /* bearer statistics of the current/last session */
     guint duration;             /* seconds */
     gboolean bearer_stats_valid;
     CaModemPinStatus pin_status;
+    int pin_retries; /* attempts left for the lock in unlock_required; -1 unknown */
 } CaModemFacts;
 
 /* Zeroed, "absent" facts (doubles NAN). */
@@ -73,6 +74,8 @@ void ca_modem_facts_init(CaModemFacts *facts);
 void ca_modem_facts_clear(CaModemFacts *facts);
 /* Deep copy (dest is cleared first). */
 void ca_modem_facts_copy(CaModemFacts *dest, const CaModemFacts *src);
+/* TRUE when every field is equal (NAN equals NAN). */
+gboolean ca_modem_facts_equal(const CaModemFacts *a, const CaModemFacts *b);
 /* Heap copies for keeping a snapshot. */
 CaModemFacts *ca_modem_facts_dup(const CaModemFacts *src);
 void ca_modem_facts_free(CaModemFacts *facts);
@@ -101,6 +104,11 @@ MMObject *ca_modem_peek_object(CaModem *self);
 const CaModemFacts *ca_modem_peek_facts(CaModem *self);
 /* TRUE while ModemManager owns its name on the bus. */
 gboolean ca_modem_is_manager_present(CaModem *self);
+/* TRUE once the first look at ModemManager is done: its modems were listed and the selected
+ * one's SIM and bearers were read (or ModemManager is known to be absent, or that took longer
+ * than a few seconds). Telemetry waits for it so it does not start with a false "absent".
+ * "facts-changed" is emitted when it turns TRUE. */
+gboolean ca_modem_is_settled(CaModem *self);
 
 /* Reset the selected modem (Modem.Reset): for the watchdog and cmd/modem-reset.
  * Errors: CA_ERROR_NOT_READY (no modem), CA_ERROR_MODEM (ModemManager refused). */
