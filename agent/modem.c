@@ -404,8 +404,10 @@ fill_facts(CaModem *self, CaModemFacts *f)
     f->imei = g_strdup(mm_modem_get_equipment_identifier(modem));
     f->access_tech = mm_modem_get_access_technologies(modem);
     f->signal_quality = mm_modem_get_signal_quality(modem, &recent);
-    /* ModemManager reports 0 while it cannot know (disabled, locked, failed). */
-    f->signal_quality_valid = f->state >= MM_MODEM_STATE_ENABLED;
+    /* ModemManager reports 0 while it cannot know (disabled, locked, failed, not yet
+     * measured); 0 is a real value only when it says the reading is recent. */
+    f->signal_quality_valid =
+        f->state >= MM_MODEM_STATE_ENABLED && (f->signal_quality > 0 || recent);
     if (!f->signal_quality_valid)
         f->signal_quality = 0;
     retries = mm_modem_peek_unlock_retries(modem);
@@ -537,9 +539,9 @@ set_settled(CaModem *self)
     if (self->settled)
         return;
     ca_clear_source(&self->settle_limit);
-    self->settled = TRUE;
     ca_clear_source(&self->facts_idle);
-    facts_idle_cb(self);
+    facts_idle_cb(self); /* not settled yet: rebuilds without emitting */
+    self->settled = TRUE;
     ca_debug("first look at ModemManager done: %s",
              self->facts.present ? short_path(self->facts.path) : "no modem");
     g_signal_emit(self, signals[SIGNAL_FACTS_CHANGED], 0);
@@ -1043,13 +1045,14 @@ prepare_step(GTask *task)
         MMModemSignal *sig = mm_object_peek_modem_signal(ctx->object);
         guint rate = (guint) ca_config_get_int(self->config, "telemetry", "signal-rate");
 
-        ctx->step++;
+        /* The _ready callbacks advance ctx->step; a skipped step advances here. */
         if (sig && !self->signal_unsupported && state >= MM_MODEM_STATE_ENABLED &&
             mm_modem_signal_get_rate(sig) != rate) {
             ca_debug("Signal.Setup(%u)", rate);
             mm_modem_signal_setup(sig, rate, cancellable, signal_setup_ready, task);
             return;
         }
+        ctx->step++;
     }
         G_GNUC_FALLTHROUGH;
     case PREPARE_STEP_LOCATION: {
@@ -1062,7 +1065,6 @@ prepare_step(GTask *task)
             prepare_step(task);
             return;
         }
-        ctx->step++;
         if (!(mm_modem_location_get_enabled(loc) & want) ||
             !mm_modem_location_signals_location(loc)) {
             ca_debug("Location.Setup(+3gpp-lac-ci, signal)");
@@ -1070,12 +1072,12 @@ prepare_step(GTask *task)
                                     cancellable, location_setup_ready, task);
             return;
         }
+        ctx->step++;
     }
         G_GNUC_FALLTHROUGH;
     case PREPARE_STEP_LOCATION_READ: {
         MMModemLocation *loc = mm_object_peek_modem_location(ctx->object);
 
-        ctx->step++;
         if (loc && !self->location && mm_modem_location_peek_signaled_3gpp(loc)) {
             g_set_object(&self->location, mm_modem_location_peek_signaled_3gpp(loc));
             schedule_facts(self);
@@ -1084,6 +1086,7 @@ prepare_step(GTask *task)
             mm_modem_location_get_3gpp(loc, cancellable, location_read_ready, task);
             return;
         }
+        ctx->step++;
     }
         G_GNUC_FALLTHROUGH;
     case PREPARE_STEP_LAST:
@@ -1568,14 +1571,12 @@ void
 ca_modem_apply_config(CaModem *self, CaConfig *config)
 {
     CaConfig *old;
-    gboolean modem_changed, rate_changed;
+    gboolean modem_changed;
 
     g_return_if_fail(CA_IS_MODEM(self));
 
     old = self->config;
     modem_changed = !ca_config_group_equal(old, config, "modem");
-    rate_changed = ca_config_get_int(old, "telemetry", "signal-rate") !=
-                   ca_config_get_int(config, "telemetry", "signal-rate");
     self->config = ca_config_ref(config);
     if (g_strcmp0(ca_config_get_string(old, "agent", "state-dir"),
                   ca_config_get_string(config, "agent", "state-dir")) != 0)
@@ -1583,11 +1584,12 @@ ca_modem_apply_config(CaModem *self, CaConfig *config)
     ca_config_unref(old);
     if (!self->started)
         return;
-    if (modem_changed) {
-        self->warned_no_pin = FALSE;
+    self->warned_no_pin = FALSE;
+    if (modem_changed)
         reselect(self);
-    }
-    if ((modem_changed || rate_changed) && self->object) {
+    /* Preparing is idempotent: a reload re-reads the pin-file (an operator fixing it
+     * reloads), re-applies signal-rate and retries a failed enable now. */
+    if (self->object) {
         ca_clear_source(&self->prepare_retry);
         ca_backoff_reset(&self->prepare_backoff);
         prepare(self);
