@@ -243,6 +243,11 @@ struct _CaModem {
     /* The refused PIN: sha256(equipment id, PIN), kept across replugs, ModemManager and agent
      * restarts (state-dir), so a wrong PIN is never sent twice. */
     char *pin_rejected;
+    /* A SendPin whose outcome is unknown (D-Bus error or cancelled in flight): its key and
+     * the SIM's PIN attempts left before it. Sent again only once the SIM shows it did not
+     * count an attempt; a reload forgets it. */
+    char *pin_uncertain;
+    guint pin_uncertain_retries;
 
     CaModemFacts facts;
     GSource *facts_idle; /* owned: coalesced rebuild */
@@ -752,7 +757,8 @@ typedef struct {
     MMObject *object;
     char *pin;
     char *pin_key;
-    GError *error; /* a failure that warrants a retry */
+    guint retries_before; /* PIN attempts left before SendPin (MM_UNLOCK_RETRIES_UNKNOWN) */
+    GError *error;        /* a failure that warrants a retry */
 } PrepareContext;
 
 static void
@@ -780,6 +786,33 @@ set_pin_status(CaModem *self, CaModemPinStatus status)
     schedule_facts(self);
 }
 
+static guint
+pin_retries_left(MMModem *modem)
+{
+    MMUnlockRetries *retries = modem ? mm_modem_peek_unlock_retries(modem) : NULL;
+
+    return retries ? mm_unlock_retries_get(retries, MM_MODEM_LOCK_SIM_PIN)
+                   : MM_UNLOCK_RETRIES_UNKNOWN;
+}
+
+static void
+reject_pin(CaModem *self, MMObject *object, const char *key, guint left)
+{
+    store_pin_rejected(self, key);
+    g_clear_pointer(&self->pin_uncertain, g_free);
+    if (left == MM_UNLOCK_RETRIES_UNKNOWN)
+        ca_err("%s: the SIM refused the PIN from %s; it will not be sent again until the file "
+               "changes",
+               short_path(mm_object_get_path(object)),
+               ca_config_get_string(self->config, "modem", "pin-file"));
+    else
+        ca_err("%s: the SIM refused the PIN from %s (%u attempts left); it will not be sent "
+               "again until the file changes",
+               short_path(mm_object_get_path(object)),
+               ca_config_get_string(self->config, "modem", "pin-file"), left);
+    set_pin_status(self, CA_MODEM_PIN_WRONG);
+}
+
 static gboolean
 is_wrong_pin_error(const GError *error)
 {
@@ -803,30 +836,23 @@ send_pin_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     if (mm_sim_send_pin_finish(MM_SIM(source), result, &error)) {
         ca_msg("%s: SIM unlocked with the PIN from pin-file",
                short_path(mm_object_get_path(ctx->object)));
+        g_clear_pointer(&self->pin_uncertain, g_free);
         set_pin_status(self, CA_MODEM_PIN_UNLOCKED);
     } else if (is_wrong_pin_error(error)) {
-        MMModem *modem = mm_object_peek_modem(ctx->object);
-        MMUnlockRetries *retries = modem ? mm_modem_peek_unlock_retries(modem) : NULL;
-        guint left = retries ? mm_unlock_retries_get(retries, MM_MODEM_LOCK_SIM_PIN)
-                             : MM_UNLOCK_RETRIES_UNKNOWN;
-
-        store_pin_rejected(self, ctx->pin_key);
-        if (left == MM_UNLOCK_RETRIES_UNKNOWN)
-            ca_err("%s: the SIM refused the PIN from %s; it will not be sent again until the file "
-                   "changes",
-                   short_path(mm_object_get_path(ctx->object)),
-                   ca_config_get_string(self->config, "modem", "pin-file"));
-        else
-            ca_err("%s: the SIM refused the PIN from %s (%u attempts left); it will not be sent "
-                   "again until the file changes",
-                   short_path(mm_object_get_path(ctx->object)),
-                   ca_config_get_string(self->config, "modem", "pin-file"), left);
-        set_pin_status(self, CA_MODEM_PIN_WRONG);
-    } else if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-        ctx->error = g_steal_pointer(&error);
+        reject_pin(self, ctx->object, ctx->pin_key,
+                   pin_retries_left(mm_object_peek_modem(ctx->object)));
     } else {
-        set_pin_status(self, CA_MODEM_PIN_FAILED);
-        ctx->error = g_error_new(CA_ERROR, CA_ERROR_MODEM, "SendPin failed: %s", error->message);
+        /* The SIM may or may not have seen it: remember, so it is not blindly sent again. */
+        g_free(self->pin_uncertain);
+        self->pin_uncertain = g_strdup(ctx->pin_key);
+        self->pin_uncertain_retries = ctx->retries_before;
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+            ctx->error = g_steal_pointer(&error);
+        } else {
+            set_pin_status(self, CA_MODEM_PIN_FAILED);
+            ctx->error =
+                g_error_new(CA_ERROR, CA_ERROR_MODEM, "SendPin failed: %s", error->message);
+        }
     }
     /* After an unlock ModemManager initialises the modem again; its state change brings
      * us back for the remaining steps. */
@@ -903,6 +929,27 @@ prepare_unlock(GTask *task, MMModem *modem)
                    short_path(mm_object_get_path(ctx->object)), pin_file);
         set_pin_status(self, CA_MODEM_PIN_WRONG);
         return FALSE;
+    }
+    ctx->retries_before = pin_retries_left(modem);
+    if (self->pin_uncertain && g_str_equal(self->pin_uncertain, ctx->pin_key)) {
+        /* The last SendPin of this PIN ended without an answer and the SIM is still locked. */
+        if (self->pin_uncertain_retries != MM_UNLOCK_RETRIES_UNKNOWN &&
+            ctx->retries_before != MM_UNLOCK_RETRIES_UNKNOWN &&
+            ctx->retries_before < self->pin_uncertain_retries) {
+            reject_pin(self, ctx->object, ctx->pin_key, ctx->retries_before);
+            return FALSE;
+        }
+        if (self->pin_uncertain_retries == MM_UNLOCK_RETRIES_UNKNOWN ||
+            ctx->retries_before == MM_UNLOCK_RETRIES_UNKNOWN) {
+            if (self->pin_status != CA_MODEM_PIN_FAILED)
+                ca_err("%s: SIM still locked after a SendPin without answer, and the SIM does not "
+                       "tell its attempts left: not sending the PIN again (reload to retry)",
+                       short_path(mm_object_get_path(ctx->object)));
+            set_pin_status(self, CA_MODEM_PIN_FAILED);
+            return FALSE;
+        }
+        /* Same attempts left: the SIM never saw it; sending again is safe. */
+        g_clear_pointer(&self->pin_uncertain, g_free);
     }
     set_pin_status(self, CA_MODEM_PIN_SENDING);
     mm_modem_get_sim(modem, g_task_get_cancellable(task), unlock_sim_ready, task);
@@ -1475,11 +1522,6 @@ manager_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     if (!self->manager_present)
         ca_msg("waiting for ModemManager on the system bus");
     reselect(self);
-    if (!self->settled && !self->settle_limit) {
-        self->settle_limit = g_timeout_source_new(SETTLE_LIMIT_MS);
-        g_source_set_callback(self->settle_limit, settle_limit_cb, self, NULL);
-        g_source_attach(self->settle_limit, NULL);
-    }
     check_settled(self);
     g_object_unref(self);
 }
@@ -1542,6 +1584,12 @@ ca_modem_start(CaModem *self)
     g_clear_object(&self->cancellable);
     self->cancellable = g_cancellable_new();
     load_pin_rejected(self);
+    /* Settle at the latest after SETTLE_LIMIT_MS, even when ModemManager hangs. */
+    if (!self->settled) {
+        self->settle_limit = g_timeout_source_new(SETTLE_LIMIT_MS);
+        g_source_set_callback(self->settle_limit, settle_limit_cb, self, NULL);
+        g_source_attach(self->settle_limit, NULL);
+    }
     get_bus(self);
 }
 
@@ -1565,6 +1613,7 @@ ca_modem_stop(CaModem *self)
         g_signal_emit(self, signals[SIGNAL_OBJECT_CHANGED], 0);
     }
     ca_clear_source(&self->facts_idle);
+    self->settled = FALSE;
 }
 
 void
@@ -1585,6 +1634,7 @@ ca_modem_apply_config(CaModem *self, CaConfig *config)
     if (!self->started)
         return;
     self->warned_no_pin = FALSE;
+    g_clear_pointer(&self->pin_uncertain, g_free);
     if (modem_changed)
         reselect(self);
     /* Preparing is idempotent: a reload re-reads the pin-file (an operator fixing it
@@ -1700,6 +1750,7 @@ ca_modem_finalize(GObject *object)
     ca_modem_facts_clear(&self->facts);
     g_clear_object(&self->cancellable);
     g_free(self->pin_rejected);
+    g_free(self->pin_uncertain);
     if (self->config)
         ca_config_unref(self->config);
     G_OBJECT_CLASS(ca_modem_parent_class)->finalize(object);
