@@ -228,6 +228,138 @@ stop_mqtt(CaAgent *self, GTask *task)
 }
 
 /*****************************************************************************/
+/* Modem: facts -> telemetry and events -> MQTT; cmd/telemetry, cmd/modem-reset and
+ * Home Assistant discovery. */
+
+static void
+telemetry_publish_cb(const cJSON *telemetry, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_json(self->mqtt, "telemetry", telemetry, 1, TRUE, CA_MQTT_MSG_TELEMETRY);
+}
+
+static void
+telemetry_event_cb(const char *type, const cJSON *event, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, event);
+}
+
+static void
+modem_facts_cb(CaModem *modem, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    if (ca_modem_is_settled(modem))
+        ca_telemetry_publisher_update(self->telemetry, ca_modem_peek_facts(modem));
+    update_status(self);
+}
+
+/* cmd/telemetry: publish now; the result is the telemetry object that was published. */
+static void
+telemetry_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_command_return_ok(cmd, ca_telemetry_publisher_publish_now(self->telemetry));
+}
+
+static void
+modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(CaCommand) cmd = user_data;
+    g_autoptr(GError) error = NULL;
+
+    if (ca_modem_reset_finish(CA_MODEM(source), result, &error))
+        ca_command_return_ok(cmd, NULL);
+    else
+        ca_command_return_gerror(cmd, error);
+}
+
+/* cmd/modem-reset: ModemManager's Modem.Reset on the selected modem. */
+static void
+modem_reset_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_modem_reset_async(self->modem, self->cancellable, modem_reset_ready, ca_command_ref(cmd));
+}
+
+static void
+publish_ha_discovery(CaAgent *self, CaConfig *config, gboolean remove)
+{
+    g_autoptr(GPtrArray) msgs = NULL;
+
+    if (!ca_config_get_bool(config, "telemetry", "homeassistant"))
+        return;
+    msgs = ca_telemetry_ha_discovery(
+        ca_config_get_string(config, "telemetry", "homeassistant-prefix"),
+        ca_mqtt_get_base(self->mqtt), ca_config_get_string(config, "agent", "device-id"),
+        CA_VERSION, remove);
+    for (guint i = 0; i < msgs->len; i++) {
+        const CaTelemetryMessage *m = g_ptr_array_index(msgs, i);
+
+        /* Discovery topics live outside <base>. */
+        ca_mqtt_publish_to_topic(self->mqtt, m->topic, m->payload, 1, TRUE, CA_MQTT_MSG_NORMAL);
+    }
+}
+
+static void
+mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    publish_ha_discovery(user_data, ((CaAgent *) user_data)->config, FALSE);
+}
+
+static void
+wire_modem(CaAgent *self)
+{
+    self->modem = ca_modem_new(self->config);
+    self->telemetry =
+        ca_telemetry_publisher_new(self->config, telemetry_publish_cb, telemetry_event_cb, self);
+    g_signal_connect(self->modem, "facts-changed", G_CALLBACK(modem_facts_cb), self);
+    g_signal_connect(self->mqtt, "connected", G_CALLBACK(mqtt_connected_cb), self);
+    ca_commands_register(self->commands, "telemetry", telemetry_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "modem-reset", modem_reset_cmd_cb, self, NULL);
+}
+
+/* Re-apply [modem]/[telemetry]; replace Home Assistant entities when their settings changed. */
+static void
+reload_modem(CaAgent *self, CaConfig *old, CaConfig *config)
+{
+    ca_modem_apply_config(self->modem, config);
+    ca_telemetry_publisher_set_config(self->telemetry, config);
+    if (ca_config_get_bool(old, "telemetry", "homeassistant") !=
+            ca_config_get_bool(config, "telemetry", "homeassistant") ||
+        g_strcmp0(ca_config_get_string(old, "telemetry", "homeassistant-prefix"),
+                  ca_config_get_string(config, "telemetry", "homeassistant-prefix")) != 0 ||
+        !ca_config_group_equal(old, config, "agent") ||
+        !ca_config_group_equal(old, config, "mqtt")) {
+        publish_ha_discovery(self, old, TRUE);
+        publish_ha_discovery(self, config, FALSE);
+    }
+}
+
+/* Stop following the modem without publishing a false "absent" on the way out. */
+static void
+unwire_modem(CaAgent *self)
+{
+    if (self->modem) {
+        g_signal_handlers_disconnect_by_data(self->modem, self);
+        ca_modem_stop(self->modem);
+    }
+    if (self->mqtt)
+        g_signal_handlers_disconnect_by_data(self->mqtt, self);
+    if (self->commands) {
+        ca_commands_unregister(self->commands, "telemetry");
+        ca_commands_unregister(self->commands, "modem-reset");
+    }
+    g_clear_pointer(&self->telemetry, ca_telemetry_publisher_free);
+    g_clear_object(&self->modem);
+}
+
+/*****************************************************************************/
 /* Remote commands: the command set (remote.c), reload, mqtt-reconnect; SMS commands
  * and alerts are fed from the SMS bridge and the uplink facts where those are wired. */
 
@@ -288,227 +420,113 @@ mqtt_reconnect_cmd_cb(CaCommand *cmd, gpointer user_data)
         self->mqtt_reconnect_idle = g_idle_source_new();
         g_source_set_callback(self->mqtt_reconnect_idle, mqtt_reconnect_idle_cb, self, NULL);
         g_source_attach(self->mqtt_reconnect_idle, NULL);
-        /* Modem: facts -> telemetry and events -> MQTT; cmd/telemetry, cmd/modem-reset and
- * Home Assistant discovery. */
+    }
+}
 
-        static void telemetry_publish_cb(const cJSON *telemetry, gpointer user_data)
-        {
-            CaAgent *self = user_data;
+static void
+wire_remote(CaAgent *self)
+{
+    CaRemoteHooks hooks = {
+        .publish_event = remote_event_cb,
+        .user_data = self,
+    };
 
-            ca_mqtt_publish_json(self->mqtt, "telemetry", telemetry, 1, TRUE,
-                                 CA_MQTT_MSG_TELEMETRY);
-        }
+    self->remote = ca_remote_new(self->config, self->commands, &hooks);
+    ca_commands_register(self->commands, "reload", reload_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "mqtt-reconnect", mqtt_reconnect_cmd_cb, self, NULL);
+}
 
-        static void telemetry_event_cb(const char *type, const cJSON *event, gpointer user_data)
-        {
-            CaAgent *self = user_data;
+static void
+unwire_remote(CaAgent *self)
+{
+    ca_clear_source(&self->mqtt_reconnect_idle);
+    g_clear_pointer(&self->remote, ca_remote_free);
+}
 
-            ca_mqtt_publish_event(self->mqtt, type, event);
-        }
+void
+ca_agent_set_reload_func(CaAgent *self, CaAgentReloadFunc func, gpointer user_data)
+{
+    self->reload_func = func;
+    self->reload_data = user_data;
+}
 
-        static void modem_facts_cb(CaModem * modem, gpointer user_data)
-        {
-            CaAgent *self = user_data;
+/*****************************************************************************/
 
-            if (ca_modem_is_settled(modem))
-                ca_telemetry_publisher_update(self->telemetry, ca_modem_peek_facts(modem));
-            update_status(self);
-        }
+CaAgent *
+ca_agent_new(CaConfig *config, CaNotify *notify)
+{
+    CaAgent *self = g_new0(CaAgent, 1);
 
-        /* cmd/telemetry: publish now; the result is the telemetry object that was published. */
-        static void telemetry_cmd_cb(CaCommand * cmd, gpointer user_data)
-        {
-            CaAgent *self = user_data;
+    self->config = ca_config_ref(config);
+    self->notify = notify;
+    self->cancellable = g_cancellable_new();
+    ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
+    self->started_at = g_get_monotonic_time();
+    wire_mqtt(self);
+    wire_remote(self);
+    wire_modem(self);
+    return self;
+}
 
-            ca_command_return_ok(cmd, ca_telemetry_publisher_publish_now(self->telemetry));
-        }
+void
+ca_agent_free(CaAgent *self)
+{
+    if (!self)
+        return;
+    g_cancellable_cancel(self->cancellable);
+    unwatch_bus(self);
+    ca_clear_source(&self->bus_retry);
+    unwire_remote(self);
+    unwire_modem(self);
+    unwire_mqtt(self);
+    g_clear_object(&self->cancellable);
+    ca_config_unref(self->config);
+    g_free(self);
+}
 
-        static void modem_reset_ready(GObject * source, GAsyncResult * result, gpointer user_data)
-        {
-            g_autoptr(CaCommand) cmd = user_data;
-            g_autoptr(GError) error = NULL;
+void
+ca_agent_start(CaAgent *self)
+{
+    ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION,
+           ca_config_get_string(self->config, "agent", "device-id"));
+    update_status(self);
+    get_system_bus(self);
+    ca_mqtt_start(self->mqtt);
+    ca_modem_start(self->modem);
+}
 
-            if (ca_modem_reset_finish(CA_MODEM(source), result, &error))
-                ca_command_return_ok(cmd, NULL);
-            else
-                ca_command_return_gerror(cmd, error);
-        }
+void
+ca_agent_reload(CaAgent *self, CaConfig *config)
+{
+    CaConfig *old = self->config;
+    CaLogLevel level;
 
-        /* cmd/modem-reset: ModemManager's Modem.Reset on the selected modem. */
-        static void modem_reset_cmd_cb(CaCommand * cmd, gpointer user_data)
-        {
-            CaAgent *self = user_data;
+    self->config = ca_config_ref(config);
+    if (!ca_config_group_equal(old, config, "agent") &&
+        ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
+        ca_log_set_level(level);
+    ca_mqtt_set_config(self->mqtt, config);
+    ca_remote_set_config(self->remote, config);
+    reload_modem(self, old, config);
+    ca_msg("configuration reloaded");
+    ca_config_unref(old);
+}
 
-            ca_modem_reset_async(self->modem, self->cancellable, modem_reset_ready,
-                                 ca_command_ref(cmd));
-        }
+void
+ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+    g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
 
-        static void publish_ha_discovery(CaAgent * self, CaConfig * config, gboolean remove)
-        {
-            g_autoptr(GPtrArray) msgs = NULL;
+    g_task_set_source_tag(task, ca_agent_shutdown_async);
+    g_cancellable_cancel(self->cancellable);
+    unwatch_bus(self);
+    ca_clear_source(&self->bus_retry);
+    unwire_modem(self);
+    stop_mqtt(self, task);
+}
 
-            if (!ca_config_get_bool(config, "telemetry", "homeassistant"))
-                return;
-            msgs = ca_telemetry_ha_discovery(
-                ca_config_get_string(config, "telemetry", "homeassistant-prefix"),
-                ca_mqtt_get_base(self->mqtt), ca_config_get_string(config, "agent", "device-id"),
-                CA_VERSION, remove);
-            for (guint i = 0; i < msgs->len; i++) {
-                const CaTelemetryMessage *m = g_ptr_array_index(msgs, i);
-
-                /* Discovery topics live outside <base>. */
-                ca_mqtt_publish_to_topic(self->mqtt, m->topic, m->payload, 1, TRUE,
-                                         CA_MQTT_MSG_NORMAL);
-            }
-        }
-
-        static void wire_remote(CaAgent * self)
-        {
-            CaRemoteHooks hooks = {
-                .publish_event = remote_event_cb,
-                .user_data = self,
-            };
-
-            self->remote = ca_remote_new(self->config, self->commands, &hooks);
-            ca_commands_register(self->commands, "reload", reload_cmd_cb, self, NULL);
-            ca_commands_register(self->commands, "mqtt-reconnect", mqtt_reconnect_cmd_cb, self,
-                                 NULL);
-        }
-
-        static void unwire_remote(CaAgent * self)
-        {
-            ca_clear_source(&self->mqtt_reconnect_idle);
-            g_clear_pointer(&self->remote, ca_remote_free);
-        }
-
-        void ca_agent_set_reload_func(CaAgent * self, CaAgentReloadFunc func, gpointer user_data)
-        {
-            self->reload_func = func;
-            self->reload_data = user_data;
-            mqtt_connected_cb(CaMqtt * mqtt, gpointer user_data)
-            {
-                publish_ha_discovery(user_data, ((CaAgent *) user_data)->config, FALSE);
-            }
-
-            static void wire_modem(CaAgent * self)
-            {
-                self->modem = ca_modem_new(self->config);
-                self->telemetry = ca_telemetry_publisher_new(self->config, telemetry_publish_cb,
-                                                             telemetry_event_cb, self);
-                g_signal_connect(self->modem, "facts-changed", G_CALLBACK(modem_facts_cb), self);
-                g_signal_connect(self->mqtt, "connected", G_CALLBACK(mqtt_connected_cb), self);
-                ca_commands_register(self->commands, "telemetry", telemetry_cmd_cb, self, NULL);
-                ca_commands_register(self->commands, "modem-reset", modem_reset_cmd_cb, self, NULL);
-            }
-
-            /* Re-apply [modem]/[telemetry]; replace Home Assistant entities when their settings changed. */
-            static void reload_modem(CaAgent * self, CaConfig * old, CaConfig * config)
-            {
-                ca_modem_apply_config(self->modem, config);
-                ca_telemetry_publisher_set_config(self->telemetry, config);
-                if (ca_config_get_bool(old, "telemetry", "homeassistant") !=
-                        ca_config_get_bool(config, "telemetry", "homeassistant") ||
-                    g_strcmp0(ca_config_get_string(old, "telemetry", "homeassistant-prefix"),
-                              ca_config_get_string(config, "telemetry", "homeassistant-prefix")) !=
-                        0 ||
-                    !ca_config_group_equal(old, config, "agent") ||
-                    !ca_config_group_equal(old, config, "mqtt")) {
-                    publish_ha_discovery(self, old, TRUE);
-                    publish_ha_discovery(self, config, FALSE);
-                }
-            }
-
-            /* Stop following the modem without publishing a false "absent" on the way out. */
-            static void unwire_modem(CaAgent * self)
-            {
-                if (self->modem) {
-                    g_signal_handlers_disconnect_by_data(self->modem, self);
-                    ca_modem_stop(self->modem);
-                }
-                if (self->mqtt)
-                    g_signal_handlers_disconnect_by_data(self->mqtt, self);
-                if (self->commands) {
-                    ca_commands_unregister(self->commands, "telemetry");
-                    ca_commands_unregister(self->commands, "modem-reset");
-                }
-                g_clear_pointer(&self->telemetry, ca_telemetry_publisher_free);
-                g_clear_object(&self->modem);
-            }
-
-            /*****************************************************************************/
-
-            CaAgent *ca_agent_new(CaConfig * config, CaNotify * notify)
-            {
-                CaAgent *self = g_new0(CaAgent, 1);
-
-                self->config = ca_config_ref(config);
-                self->notify = notify;
-                self->cancellable = g_cancellable_new();
-                ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
-                self->started_at = g_get_monotonic_time();
-                wire_mqtt(self);
-                wire_remote(self);
-                wire_modem(self);
-                return self;
-            }
-
-            void ca_agent_free(CaAgent * self)
-            {
-                if (!self)
-                    return;
-                g_cancellable_cancel(self->cancellable);
-                unwatch_bus(self);
-                ca_clear_source(&self->bus_retry);
-                unwire_remote(self);
-                unwire_modem(self);
-                unwire_mqtt(self);
-                g_clear_object(&self->cancellable);
-                ca_config_unref(self->config);
-                g_free(self);
-            }
-
-            void ca_agent_start(CaAgent * self)
-            {
-                ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION,
-                       ca_config_get_string(self->config, "agent", "device-id"));
-                update_status(self);
-                get_system_bus(self);
-                ca_mqtt_start(self->mqtt);
-                ca_modem_start(self->modem);
-            }
-
-            void ca_agent_reload(CaAgent * self, CaConfig * config)
-            {
-                CaConfig *old = self->config;
-                CaLogLevel level;
-
-                self->config = ca_config_ref(config);
-                if (!ca_config_group_equal(old, config, "agent") &&
-                    ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"),
-                                             &level))
-                    ca_log_set_level(level);
-                ca_mqtt_set_config(self->mqtt, config);
-                ca_remote_set_config(self->remote, config);
-                reload_modem(self, old, config);
-                ca_msg("configuration reloaded");
-                ca_config_unref(old);
-            }
-
-            void ca_agent_shutdown_async(CaAgent * self, GAsyncReadyCallback callback,
-                                         gpointer user_data)
-            {
-                g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
-
-                g_task_set_source_tag(task, ca_agent_shutdown_async);
-                g_cancellable_cancel(self->cancellable);
-                unwatch_bus(self);
-                ca_clear_source(&self->bus_retry);
-                unwire_modem(self);
-                stop_mqtt(self, task);
-            }
-
-            gboolean ca_agent_shutdown_finish(CaAgent * self, GAsyncResult * result,
-                                              GError * *error)
-            {
-                return g_task_propagate_boolean(G_TASK(result), error);
-            }
+gboolean
+ca_agent_shutdown_finish(CaAgent *self, GAsyncResult *result, GError **error)
+{
+    return g_task_propagate_boolean(G_TASK(result), error);
+}
