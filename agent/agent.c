@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "log.h"
 #include "mqtt.h"
+#include "sms.h"
 #include "version.h"
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
@@ -31,7 +32,13 @@ struct _CaAgent {
     GTask *shutdown_task;
     GCancellable *mqtt_stop_cancellable;
     GSource *mqtt_stop_deadline; /* owned */
+
+    /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
+    CaSms *sms;
+    MMManager *sms_manager; /* TEMPORARY stand-in for CaModem until branch modem lands */
 };
+
+static void sms_follow_modems(CaAgent *self, gboolean present);
 
 static void get_system_bus(CaAgent *self);
 
@@ -50,9 +57,10 @@ name_appeared_cb(GDBusConnection *c, const char *name, const char *owner, gpoint
     CaAgent *self = user_data;
 
     ca_msg("%s appeared on the system bus (%s)", name, owner);
-    if (g_str_equal(name, "org.freedesktop.ModemManager1"))
+    if (g_str_equal(name, "org.freedesktop.ModemManager1")) {
         self->mm_present = TRUE;
-    else
+        sms_follow_modems(self, TRUE);
+    } else
         self->nm_present = TRUE;
     update_status(self);
 }
@@ -63,9 +71,10 @@ name_vanished_cb(GDBusConnection *c, const char *name, gpointer user_data)
     CaAgent *self = user_data;
 
     ca_msg("waiting for %s on the system bus", name);
-    if (g_str_equal(name, "org.freedesktop.ModemManager1"))
+    if (g_str_equal(name, "org.freedesktop.ModemManager1")) {
         self->mm_present = FALSE;
-    else
+        sms_follow_modems(self, FALSE);
+    } else
         self->nm_present = FALSE;
     update_status(self);
 }
@@ -225,6 +234,180 @@ stop_mqtt(CaAgent *self, GTask *task)
 }
 
 /*****************************************************************************/
+/* SMS: sms/out requests in, results and sms/in out, cmd/sms-resync */
+
+static void
+sms_message_cb(CaMqtt *mqtt, const char *subtopic, GBytes *payload, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    gsize len = 0;
+    const char *data = g_bytes_get_data(payload, &len);
+
+    if (g_str_equal(subtopic, "sms/out"))
+        ca_sms_handle_request(self->sms, data ? data : "", len);
+}
+
+static void
+sms_result_cb(CaSms *sms, const char *json, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish(self->mqtt, "sms/out/result", json, 1, FALSE, CA_MQTT_MSG_NORMAL);
+}
+
+typedef struct {
+    CaSms *sms;
+    char *id;
+} SmsInPublish;
+
+static void
+sms_in_published(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    SmsInPublish *p = user_data;
+    g_autoptr(GError) error = NULL;
+
+    ca_mqtt_publish_finish(CA_MQTT(source), result, &error);
+    ca_sms_received_done(p->sms, p->id, error);
+    g_object_unref(p->sms);
+    g_free(p->id);
+    g_free(p);
+}
+
+static void
+sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    SmsInPublish *p = g_new0(SmsInPublish, 1);
+
+    /* QoS 1 with completion: the SMS leaves the modem only once the broker has it. */
+    p->sms = g_object_ref(sms);
+    p->id = g_strdup(id);
+    ca_mqtt_publish_async(self->mqtt, "sms/in", json, 1, FALSE, CA_MQTT_MSG_NORMAL, NULL,
+                          sms_in_published, p);
+}
+
+static void
+sms_event_cb(CaSms *sms, const char *type, gpointer fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+static void
+sms_resync_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(CaCommand) cmd = user_data;
+    g_autoptr(GError) error = NULL;
+    cJSON *summary = ca_sms_resync_finish(CA_SMS(source), result, &error);
+
+    if (summary)
+        ca_command_return_ok(cmd, summary);
+    else
+        ca_command_return_gerror(cmd, error);
+}
+
+/* cmd/sms-resync: re-read the modem's message storage; result {"messages":N,"pending":M}. */
+static void
+sms_resync_cmd(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_sms_resync_async(self->sms, NULL, sms_resync_ready, ca_command_ref(cmd));
+}
+
+static void
+wire_sms(CaAgent *self)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_config_get_bool(self->config, "sms", "enabled"))
+        return;
+    self->sms = ca_sms_new(self->config, &error);
+    if (!self->sms) {
+        ca_err("SMS bridge off: %s", error->message);
+        return;
+    }
+    g_signal_connect(self->sms, "result", G_CALLBACK(sms_result_cb), self);
+    g_signal_connect(self->sms, "received", G_CALLBACK(sms_received_cb), self);
+    g_signal_connect(self->sms, "event", G_CALLBACK(sms_event_cb), self);
+    g_signal_connect(self->mqtt, "message", G_CALLBACK(sms_message_cb), self);
+    ca_mqtt_subscribe(self->mqtt, "sms/out");
+    ca_commands_register(self->commands, "sms-resync", sms_resync_cmd, self, NULL);
+}
+
+static void
+unwire_sms(CaAgent *self)
+{
+    if (!self->sms)
+        return;
+    ca_sms_stop(self->sms);
+    g_signal_handlers_disconnect_by_data(self->sms, self);
+    if (self->mqtt)
+        g_signal_handlers_disconnect_by_func(self->mqtt, sms_message_cb, self);
+    g_clear_object(&self->sms_manager);
+    g_clear_object(&self->sms);
+}
+
+/* TEMPORARY stand-in for CaModem (branch modem): the first modem ModemManager lists,
+ * enabled when disabled. Replaced by CaModem's "object-changed" once that lands. */
+static void
+sms_pick_modem(CaAgent *self)
+{
+    GList *objects =
+        self->sms_manager
+            ? g_dbus_object_manager_get_objects(G_DBUS_OBJECT_MANAGER(self->sms_manager))
+            : NULL;
+    MMObject *object = objects ? MM_OBJECT(objects->data) : NULL;
+    MMModem *modem = object ? mm_object_peek_modem(object) : NULL;
+
+    if (modem && mm_modem_get_state(modem) == MM_MODEM_STATE_DISABLED)
+        mm_modem_enable(modem, NULL, NULL, NULL);
+    ca_sms_set_modem(self->sms, object);
+    g_list_free_full(objects, g_object_unref);
+}
+
+static void
+sms_objects_cb(GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
+{
+    sms_pick_modem(user_data);
+}
+
+static void
+sms_manager_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(GError) error = NULL;
+    MMManager *manager = mm_manager_new_finish(result, &error);
+    CaAgent *self;
+
+    if (!manager) {
+        if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+            ca_warn("cannot follow ModemManager: %s", error->message);
+        return;
+    }
+    self = user_data;
+    g_clear_object(&self->sms_manager);
+    self->sms_manager = manager;
+    g_signal_connect(manager, "object-added", G_CALLBACK(sms_objects_cb), self);
+    g_signal_connect(manager, "object-removed", G_CALLBACK(sms_objects_cb), self);
+    sms_pick_modem(self);
+}
+
+static void
+sms_follow_modems(CaAgent *self, gboolean present)
+{
+    if (!self->sms)
+        return;
+    if (self->sms_manager)
+        g_signal_handlers_disconnect_by_data(self->sms_manager, self);
+    g_clear_object(&self->sms_manager);
+    ca_sms_set_modem(self->sms, NULL);
+    if (present && self->system_bus)
+        mm_manager_new(self->system_bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
+                       self->cancellable, sms_manager_ready, self);
+}
+
+/*****************************************************************************/
 
 CaAgent *
 ca_agent_new(CaConfig *config, CaNotify *notify)
@@ -237,6 +420,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
+    wire_sms(self);
     return self;
 }
 
@@ -248,6 +432,7 @@ ca_agent_free(CaAgent *self)
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
+    unwire_sms(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
     ca_config_unref(self->config);
@@ -262,6 +447,8 @@ ca_agent_start(CaAgent *self)
     update_status(self);
     get_system_bus(self);
     ca_mqtt_start(self->mqtt);
+    if (self->sms)
+        ca_sms_start(self->sms);
 }
 
 void
@@ -275,6 +462,8 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
         ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
         ca_log_set_level(level);
     ca_mqtt_set_config(self->mqtt, config);
+    if (self->sms)
+        ca_sms_set_config(self->sms, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }
@@ -288,6 +477,8 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
+    if (self->sms)
+        ca_sms_stop(self->sms);
     stop_mqtt(self, task);
 }
 

@@ -42,10 +42,10 @@ struct _CaSms {
     gboolean started;
 
     /* Storage */
-    CaSpool *out;       /* requests waiting to be sent, in order */
-    CaSpool *in;        /* received messages waiting for the broker, by id */
-    CaDedupe *results;  /* sms/out id -> {"result":{...}, "sent_at", "refs", "to"} */
-    CaDedupe *seen;     /* sms/in ids the broker acknowledged */
+    CaSpool *out;        /* requests waiting to be sent, in order */
+    CaSpool *in;         /* received messages waiting for the broker, by id */
+    CaDedupe *results;   /* sms/out id -> {"result":{...}, "sent_at", "refs", "to"} */
+    CaDedupe *seen;      /* sms/in ids the broker acknowledged */
     GHashTable *out_ids; /* request id -> spool name, for everything in the out spool */
 
     /* The modem */
@@ -57,10 +57,10 @@ struct _CaSms {
     GCancellable *modem_cancellable; /* cancelled when the modem changes */
 
     /* Sender (sms-send.c) */
-    GTask *send_task;     /* the job in flight, or NULL */
-    GSource *send_retry;  /* owned: backoff after a transient failure */
-    GSource *rate_timer;  /* owned: the rate limit allows the next send */
-    GQueue sent_times;    /* gint64 wall-clock seconds of sends in the last hour, oldest first */
+    GTask *send_task;    /* the job in flight, or NULL */
+    GSource *send_retry; /* owned: backoff after a transient failure */
+    GSource *rate_timer; /* owned: the rate limit allows the next send */
+    GQueue sent_times;   /* gint64 wall-clock seconds of sends in the last hour, oldest first */
     CaBackoff send_backoff;
 
     /* Receiver (sms-receive.c) */
@@ -69,8 +69,8 @@ struct _CaSms {
     GHashTable *publishing; /* id -> NULL: handed up, waiting for ca_sms_received_done */
     GSource *publish_retry; /* owned */
     CaBackoff publish_backoff;
-    gboolean listing;  /* a listing is running */
-    gboolean relist;   /* list again when it completes */
+    gboolean listing;      /* a listing is running */
+    gboolean relist;       /* list again when it completes */
     guint stored_received; /* received messages seen in modem storage at the last listing */
     gboolean storage_full_reported;
     GSource *stuck_timer;  /* owned: next check for messages stuck in "receiving" */

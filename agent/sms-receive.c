@@ -345,8 +345,8 @@ arm_stuck_timer(CaSms *self)
         self->stuck_not_before = 0;
         return;
     }
-    due = MAX(oldest + (gint64) self->set.receive_timeout_s * G_USEC_PER_SEC,
-              self->stuck_not_before);
+    due =
+        MAX(oldest + (gint64) self->set.receive_timeout_s * G_USEC_PER_SEC, self->stuck_not_before);
     if (due <= now && !self->resync_task) {
         guint wait = ca_backoff_next(&self->stuck_backoff);
 
@@ -456,12 +456,11 @@ added_cb(MMModemMessaging *messaging, const char *path, gboolean received, gpoin
     if (!received)
         return; /* created by a client (our own sends) */
     ca_debug("new message %s", path);
-    g_async_initable_new_async(MM_TYPE_SMS, G_PRIORITY_DEFAULT, self->modem_cancellable,
-                               added_proxy_ready, g_object_ref(self), "g-flags",
-                               G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, "g-name", MM_DBUS_SERVICE,
-                               "g-connection", g_dbus_proxy_get_connection(G_DBUS_PROXY(messaging)),
-                               "g-object-path", path, "g-interface-name",
-                               "org.freedesktop.ModemManager1.Sms", NULL);
+    g_async_initable_new_async(
+        MM_TYPE_SMS, G_PRIORITY_DEFAULT, self->modem_cancellable, added_proxy_ready,
+        g_object_ref(self), "g-flags", G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, "g-name",
+        MM_DBUS_SERVICE, "g-connection", g_dbus_proxy_get_connection(G_DBUS_PROXY(messaging)),
+        "g-object-path", path, "g-interface-name", "org.freedesktop.ModemManager1.Sms", NULL);
 }
 
 void
@@ -597,8 +596,8 @@ resync_step(GTask *task)
         /* fall through */
     case RESYNC_STEP_DISABLE:
         if (ctx->modem != self->modem) {
-            resync_fail(task, g_error_new_literal(CA_ERROR, CA_ERROR_NOT_READY,
-                                                  "the modem changed"));
+            resync_fail(task,
+                        g_error_new_literal(CA_ERROR, CA_ERROR_NOT_READY, "the modem changed"));
             return;
         }
         ca_msg("re-reading the modem's message storage (%s): disabling and enabling the modem",

@@ -27,17 +27,18 @@ now_s(void)
 
 typedef enum {
     SEND_STEP_FIRST,
-    SEND_STEP_RECOVER, /* a previous attempt left an SMS object: look at it */
-    SEND_STEP_CREATE,  /* Messaging.Create */
-    SEND_STEP_MARK,    /* spool: state "sending" + the object path, before sending */
-    SEND_STEP_SEND,    /* Sms.Send */
+    SEND_STEP_RECOVER,   /* a previous attempt left an SMS object: look at it */
+    SEND_STEP_CREATE,    /* Messaging.Create */
+    SEND_STEP_MARK,      /* spool: state "sending" + the object path, before sending */
+    SEND_STEP_SEND,      /* Sms.Send */
+    SEND_STEP_REFERENCE, /* read MessageReference (the proxy's cache lags the reply) */
     SEND_STEP_LAST,
 } SendStep;
 
 typedef struct {
     SendStep step;
-    char *name;   /* spool record */
-    cJSON *entry; /* the record */
+    char *name;                 /* spool record */
+    cJSON *entry;               /* the record */
     const char *id, *to, *text; /* in entry */
     gboolean delivery_report;
     guint validity;
@@ -71,9 +72,9 @@ send_fail(GTask *task, GError *error)
 
     if (ctx->timed_out && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
         g_clear_error(&error);
-        error = g_error_new(CA_ERROR, CA_ERROR_TIMEOUT,
-                            "no answer from ModemManager within %u s (send-timeout)",
-                            ctx->timeout_s);
+        error =
+            g_error_new(CA_ERROR, CA_ERROR_TIMEOUT,
+                        "no answer from ModemManager within %u s (send-timeout)", ctx->timeout_s);
     }
     ca_clear_source(&ctx->timeout);
     g_task_return_error(task, error);
@@ -159,7 +160,29 @@ send_ready(GObject *source, GAsyncResult *result, gpointer user_data)
         send_fail(task, error);
         return;
     }
-    ctx->reference = mm_sms_get_message_reference(ctx->sms);
+    ctx->step++;
+    send_step(task);
+}
+
+static void
+reference_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    GTask *task = user_data;
+    SendContext *ctx = g_task_get_task_data(task);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    g_autoptr(GVariant) value = NULL;
+
+    /* Sent it is, whatever this says: without the reference the result just lacks it. */
+    if (reply) {
+        g_variant_get(reply, "(v)", &value);
+        if (g_variant_is_of_type(value, G_VARIANT_TYPE_UINT32))
+            ctx->reference = g_variant_get_uint32(value);
+    } else {
+        ca_debug("request %s: cannot read the message reference: %s", ctx->id, error->message);
+        ctx->reference = mm_sms_get_message_reference(ctx->sms);
+    }
     ctx->step++;
     send_step(task);
 }
@@ -221,6 +244,16 @@ send_step(GTask *task)
         ca_debug("request %s: sending %s", ctx->id, mm_sms_get_path(ctx->sms));
         mm_sms_send(ctx->sms, cancellable, send_ready, task);
         return;
+    case SEND_STEP_REFERENCE:
+        /* ModemManager sets the reference before replying but announces the change only
+         * afterwards: ask for it. */
+        g_dbus_connection_call(
+            g_dbus_proxy_get_connection(G_DBUS_PROXY(ctx->sms)), MM_DBUS_SERVICE,
+            mm_sms_get_path(ctx->sms), "org.freedesktop.DBus.Properties", "Get",
+            g_variant_new("(ss)", "org.freedesktop.ModemManager1.Sms", "MessageReference"),
+            G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, cancellable,
+            reference_ready, task);
+        return;
     case SEND_STEP_LAST:
         ca_clear_source(&ctx->timeout);
         g_task_return_boolean(task, TRUE);
@@ -271,8 +304,7 @@ rate_wait(CaSms *self)
 {
     gint64 now = now_s();
 
-    while (self->sent_times.head &&
-           *(gint64 *) self->sent_times.head->data <= now - RATE_WINDOW_S)
+    while (self->sent_times.head && *(gint64 *) self->sent_times.head->data <= now - RATE_WINDOW_S)
         g_free(g_queue_pop_head(&self->sent_times));
     if (self->sent_times.length < self->set.rate_limit)
         return 0;
@@ -314,8 +346,22 @@ static void
 forget_sms_object(CaSms *self, MMModemMessaging *messaging, MMSms *sms)
 {
     if (messaging && sms)
-        mm_modem_messaging_delete(messaging, mm_sms_get_path(sms), self->cancellable,
-                                  delete_ready, NULL);
+        mm_modem_messaging_delete(messaging, mm_sms_get_path(sms), self->cancellable, delete_ready,
+                                  NULL);
+}
+
+/* ModemManager's error with its D-Bus name, e.g. "Network timeout
+ * (org.freedesktop.ModemManager1.Error.Message.NetworkTimeout)". */
+static char *
+describe_error(const GError *error)
+{
+    g_autofree char *name = NULL;
+
+    if (error->domain == MM_CORE_ERROR || error->domain == MM_MESSAGE_ERROR ||
+        error->domain == MM_MOBILE_EQUIPMENT_ERROR || error->domain == MM_CONNECTION_ERROR ||
+        error->domain == MM_SERIAL_ERROR)
+        name = g_dbus_error_encode_gerror(error);
+    return name ? g_strdup_printf("%s (%s)", error->message, name) : g_strdup(error->message);
 }
 
 static gboolean
@@ -337,12 +383,10 @@ sent(CaSms *self, SendContext *ctx)
            ctx->reference, ctx->parts, ctx->parts == 1 ? "" : "s");
     cJSON_AddNumberToObject(extra, "sent_at", (double) t);
     if (ctx->delivery_report) {
-        /* ModemManager reports the last part's reference; the parts went out back to back
-         * with consecutive references (mod 256), each asking for its own report. */
+        /* ModemManager asks for a report on the last part only (src/mm-sms-part-3gpp.c) and
+         * gives the last part's reference: that one report decides. */
         cJSON *refs = cJSON_AddArrayToObject(extra, "pending_refs");
-        for (guint i = 0; i < ctx->parts; i++)
-            cJSON_AddItemToArray(
-                refs, cJSON_CreateNumber((double) ((ctx->reference + 256 * 4 - (ctx->parts - 1) + i) % 256)));
+        cJSON_AddItemToArray(refs, cJSON_CreateNumber(ctx->reference));
         cJSON_AddStringToObject(extra, "to", ctx->to);
     }
     note_sent_time(self, t);
@@ -363,6 +407,7 @@ sender_job_done(GObject *source, GAsyncResult *result, gpointer user_data)
     g_autoptr(GError) error = NULL;
     g_autofree char *record = NULL;
     g_autoptr(GError) werr = NULL;
+    g_autofree char *why = NULL;
     const cJSON *attempts_item;
     guint attempts;
     guint delay;
@@ -391,25 +436,24 @@ sender_job_done(GObject *source, GAsyncResult *result, gpointer user_data)
     }
     attempts_item = cJSON_GetObjectItemCaseSensitive(ctx->entry, "attempts");
     attempts = (cJSON_IsNumber(attempts_item) ? (guint) attempts_item->valuedouble : 0) + 1;
+    why = describe_error(error);
     if (error_is_permanent(error) || attempts > self->set.retries) {
-        g_autofree char *why = g_strdup(error->message);
 
         ca_warn("request %s failed after %u attempt%s: %s", ctx->id, attempts,
                 attempts == 1 ? "" : "s", why);
-        ca_sms_record_result(self, ctx->id,
-                             ca_sms_result_new(ctx->id, CA_SMS_STATUS_FAILED, g_get_real_time(),
-                                               -1, 0, why),
-                             NULL);
+        ca_sms_record_result(
+            self, ctx->id,
+            ca_sms_result_new(ctx->id, CA_SMS_STATUS_FAILED, g_get_real_time(), -1, 0, why), NULL);
         retire(self, ctx->name, ctx->id);
         forget_sms_object(self, ctx->messaging, ctx->sms);
         ca_sms_sender_kick(self);
         return;
     }
     delay = ca_backoff_next(&self->send_backoff);
-    ca_warn("request %s: attempt %u failed: %s; will retry in %u s", ctx->id, attempts,
-            error->message, (delay + 999) / 1000);
+    ca_warn("request %s: attempt %u failed: %s; will retry in %u s", ctx->id, attempts, why,
+            (delay + 999) / 1000);
     ca_sms_json_set(ctx->entry, "attempts", cJSON_CreateNumber(attempts));
-    ca_sms_json_set(ctx->entry, "last_error", cJSON_CreateString(error->message));
+    ca_sms_json_set(ctx->entry, "last_error", cJSON_CreateString(why));
     record = cJSON_PrintUnformatted(ctx->entry);
     if (!ca_spool_put(self->out, ctx->name, record, strlen(record), &werr))
         ca_warn("request %s: cannot note the attempt in the spool: %s", ctx->id, werr->message);
@@ -531,7 +575,8 @@ find_report_cb(const char *id, const cJSON *value, gint64 t, gpointer user_data)
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(value, "to");
     const cJSON *ref;
 
-    if (!cJSON_IsArray(refs) || !same_number(cJSON_IsString(to) ? to->valuestring : NULL, m->number))
+    if (!cJSON_IsArray(refs) ||
+        !same_number(cJSON_IsString(to) ? to->valuestring : NULL, m->number))
         return;
     cJSON_ArrayForEach(ref, refs)
     {
@@ -579,7 +624,8 @@ ca_sms_sender_report(CaSms *self, guint reference, const char *number, guint del
             /* Not every part reported yet: keep the progress, publish nothing. */
             g_autoptr(GError) error = NULL;
             g_autoptr(cJSON) updated = cJSON_Duplicate(value, TRUE);
-            ca_sms_json_set(updated, "pending_refs", cJSON_DetachItemFromObject(extra, "pending_refs"));
+            ca_sms_json_set(updated, "pending_refs",
+                            cJSON_DetachItemFromObject(extra, "pending_refs"));
             cJSON_Delete(extra);
             if (!ca_dedupe_record(self->results, id, updated, now_s(), &error))
                 ca_warn("request %s: %s", id, error->message);

@@ -135,8 +135,8 @@ ca_sms_handle_request(CaSms *self, const char *payload, gsize len)
         return;
     }
     if (g_hash_table_contains(self->out_ids, req->id)) {
-        g_autoptr(cJSON) queued = ca_sms_result_new(req->id, CA_SMS_STATUS_QUEUED,
-                                                    g_get_real_time(), -1, req->segments.parts, NULL);
+        g_autoptr(cJSON) queued = ca_sms_result_new(
+            req->id, CA_SMS_STATUS_QUEUED, g_get_real_time(), -1, req->segments.parts, NULL);
         ca_sms_emit_result(self, queued);
         return;
     }
@@ -159,8 +159,8 @@ ca_sms_handle_request(CaSms *self, const char *payload, gsize len)
         return;
     }
     g_hash_table_insert(self->out_ids, g_strdup(req->id), g_strdup(name));
-    ca_debug("request %s to %s spooled as %s (%u part%s)", req->id, ca_log_personal(req->to),
-             name, req->segments.parts, req->segments.parts == 1 ? "" : "s");
+    ca_debug("request %s to %s spooled as %s (%u part%s)", req->id, ca_log_personal(req->to), name,
+             req->segments.parts, req->segments.parts == 1 ? "" : "s");
     ca_sms_record_result(self, req->id,
                          ca_sms_result_new(req->id, CA_SMS_STATUS_QUEUED, g_get_real_time(), -1,
                                            req->segments.parts, NULL),
@@ -369,6 +369,8 @@ ca_sms_set_config(CaSms *self, CaConfig *config)
     ca_dedupe_set_limits(self->seen, self->set.dedupe_limit,
                          (gint64) self->set.dedupe_days * 86400);
     ca_config_unref(old);
+    /* A new rate limit or retry count applies now, not when the old timers fire. */
+    ca_clear_source(&self->rate_timer);
     ca_sms_sender_kick(self);
 }
 
@@ -417,6 +419,13 @@ ca_sms_class_init(CaSmsClass *klass)
 {
     GObjectClass *object_class = G_OBJECT_CLASS(klass);
 
+    /* libmm-glib maps ModemManager's D-Bus errors to its domains only once they exist. */
+    g_type_ensure(MM_TYPE_SMS);
+    (void) MM_CORE_ERROR;
+    (void) MM_MESSAGE_ERROR;
+    (void) MM_MOBILE_EQUIPMENT_ERROR;
+    (void) MM_CONNECTION_ERROR;
+    (void) MM_SERIAL_ERROR;
     object_class->dispose = ca_sms_dispose;
     object_class->finalize = ca_sms_finalize;
     signals[SIGNAL_RESULT] = g_signal_new("result", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
@@ -424,9 +433,9 @@ ca_sms_class_init(CaSmsClass *klass)
     signals[SIGNAL_RECEIVED] =
         g_signal_new("received", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                      G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
-    signals[SIGNAL_EVENT] = g_signal_new("event", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
-                                         NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING,
-                                         G_TYPE_POINTER);
+    signals[SIGNAL_EVENT] =
+        g_signal_new("event", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                     G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_POINTER);
 }
 
 void
