@@ -10,6 +10,7 @@
 #include "modem.h"
 #include "mqtt.h"
 #include "remote.h"
+#include "sms.h"
 #include "telemetry-publisher.h"
 #include "telemetry.h"
 #include "version.h"
@@ -43,6 +44,9 @@ struct _CaAgent {
     /* Modem and telemetry (wire_modem) */
     CaModem *modem;
     CaTelemetryPublisher *telemetry;
+
+    /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
+    CaSms *sms;
 };
 
 static void get_system_bus(CaAgent *self);
@@ -360,6 +364,153 @@ unwire_modem(CaAgent *self)
 }
 
 /*****************************************************************************/
+/* SMS: sms/out requests in, results and sms/in out, cmd/sms-resync; command SMS go to
+ * the remote instead of sms/in. The modem is CaModem's selected one. */
+
+static void
+sms_message_cb(CaMqtt *mqtt, const char *subtopic, GBytes *payload, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    gsize len = 0;
+    const char *data = g_bytes_get_data(payload, &len);
+
+    if (g_str_equal(subtopic, "sms/out"))
+        ca_sms_handle_request(self->sms, data ? data : "", len);
+}
+
+static void
+sms_result_cb(CaSms *sms, const char *json, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish(self->mqtt, "sms/out/result", json, 1, FALSE, CA_MQTT_MSG_NORMAL);
+}
+
+typedef struct {
+    CaSms *sms;
+    char *id;
+} SmsInPublish;
+
+static void
+sms_in_published(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    SmsInPublish *p = user_data;
+    g_autoptr(GError) error = NULL;
+
+    ca_mqtt_publish_finish(CA_MQTT(source), result, &error);
+    ca_sms_received_done(p->sms, p->id, error);
+    g_object_unref(p->sms);
+    g_free(p->id);
+    g_free(p);
+}
+
+/* A command SMS (remote.c decides) is handled and deleted, never published on sms/in. */
+static gboolean
+sms_is_command(CaAgent *self, const char *id, const char *json)
+{
+    g_autoptr(cJSON) msg = cJSON_Parse(json);
+    const char *from = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "from"));
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "text"));
+
+    if (!from || !text)
+        return FALSE;
+    return ca_remote_handle_sms(self->remote, id, from, text);
+}
+
+static void
+sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    SmsInPublish *p;
+
+    if (sms_is_command(self, id, json)) {
+        ca_sms_received_done(sms, id, NULL);
+        return;
+    }
+    /* QoS 1 with completion: the SMS leaves the modem only once the broker has it. */
+    p = g_new0(SmsInPublish, 1);
+    p->sms = g_object_ref(sms);
+    p->id = g_strdup(id);
+    ca_mqtt_publish_async(self->mqtt, "sms/in", json, 1, FALSE, CA_MQTT_MSG_NORMAL, NULL,
+                          sms_in_published, p);
+}
+
+static void
+sms_event_cb(CaSms *sms, const char *type, gpointer fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+static void
+sms_resync_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(CaCommand) cmd = user_data;
+    g_autoptr(GError) error = NULL;
+    cJSON *summary = ca_sms_resync_finish(CA_SMS(source), result, &error);
+
+    if (summary)
+        ca_command_return_ok(cmd, summary);
+    else
+        ca_command_return_gerror(cmd, error);
+}
+
+/* cmd/sms-resync: re-read the modem's message storage; result {"messages":N,"pending":M}. */
+static void
+sms_resync_cmd(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_sms_resync_async(self->sms, NULL, sms_resync_ready, ca_command_ref(cmd));
+}
+
+static void
+sms_modem_changed_cb(CaModem *modem, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_sms_set_modem(self->sms, ca_modem_peek_object(modem));
+}
+
+static void
+wire_sms(CaAgent *self)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_config_get_bool(self->config, "sms", "enabled"))
+        return;
+    self->sms = ca_sms_new(self->config, &error);
+    if (!self->sms) {
+        ca_err("SMS bridge off: %s", error->message);
+        return;
+    }
+    g_signal_connect(self->sms, "result", G_CALLBACK(sms_result_cb), self);
+    g_signal_connect(self->sms, "received", G_CALLBACK(sms_received_cb), self);
+    g_signal_connect(self->sms, "event", G_CALLBACK(sms_event_cb), self);
+    g_signal_connect(self->mqtt, "message", G_CALLBACK(sms_message_cb), self);
+    g_signal_connect(self->modem, "object-changed", G_CALLBACK(sms_modem_changed_cb), self);
+    ca_mqtt_subscribe(self->mqtt, "sms/out");
+    ca_commands_register(self->commands, "sms-resync", sms_resync_cmd, self, NULL);
+}
+
+static void
+unwire_sms(CaAgent *self)
+{
+    if (!self->sms)
+        return;
+    ca_sms_stop(self->sms);
+    g_signal_handlers_disconnect_by_data(self->sms, self);
+    if (self->mqtt)
+        g_signal_handlers_disconnect_by_func(self->mqtt, sms_message_cb, self);
+    if (self->modem)
+        g_signal_handlers_disconnect_by_func(self->modem, sms_modem_changed_cb, self);
+    if (self->commands)
+        ca_commands_unregister(self->commands, "sms-resync");
+    g_clear_object(&self->sms);
+}
+
+/*****************************************************************************/
 /* Remote commands: the command set (remote.c), reload, mqtt-reconnect; SMS commands
  * and alerts are fed from the SMS bridge and the uplink facts where those are wired. */
 
@@ -465,6 +616,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     wire_mqtt(self);
     wire_remote(self);
     wire_modem(self);
+    wire_sms(self);
     return self;
 }
 
@@ -477,6 +629,7 @@ ca_agent_free(CaAgent *self)
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
     unwire_remote(self);
+    unwire_sms(self);
     unwire_modem(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
@@ -493,6 +646,8 @@ ca_agent_start(CaAgent *self)
     get_system_bus(self);
     ca_mqtt_start(self->mqtt);
     ca_modem_start(self->modem);
+    if (self->sms)
+        ca_sms_start(self->sms);
 }
 
 void
@@ -508,6 +663,8 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     ca_mqtt_set_config(self->mqtt, config);
     ca_remote_set_config(self->remote, config);
     reload_modem(self, old, config);
+    if (self->sms)
+        ca_sms_set_config(self->sms, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }
@@ -521,6 +678,8 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
+    if (self->sms)
+        ca_sms_stop(self->sms);
     unwire_modem(self);
     stop_mqtt(self, task);
 }
