@@ -5,8 +5,12 @@
 
 #include "autocleanups.h"
 #include "backoff.h"
+#include "commands.h"
 #include "log.h"
+#include "mqtt.h"
 #include "version.h"
+
+#define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
 
 struct _CaAgent {
     CaConfig *config;
@@ -19,6 +23,14 @@ struct _CaAgent {
     guint nm_watch;
     gboolean mm_present;
     gboolean nm_present;
+
+    /* MQTT (wire_mqtt) */
+    CaMqtt *mqtt;
+    CaCommands *commands; /* modules' commands are registered here */
+    gint64 started_at;    /* monotonic, for cmd/ping */
+    GTask *shutdown_task;
+    GCancellable *mqtt_stop_cancellable;
+    GSource *mqtt_stop_deadline; /* owned */
 };
 
 static void get_system_bus(CaAgent *self);
@@ -140,6 +152,80 @@ get_system_bus(CaAgent *self)
     g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, system_bus_ready, self);
 }
 
+/*****************************************************************************/
+/* MQTT: the broker connection and the command registry */
+
+/* cmd/ping: answers {"pong":true,"version":V,"uptime":seconds}; a health check for
+ * operators and the command round trip in the tests. */
+static void
+ping_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    cJSON *result = cJSON_CreateObject();
+
+    cJSON_AddBoolToObject(result, "pong", TRUE);
+    cJSON_AddStringToObject(result, "version", CA_VERSION);
+    cJSON_AddNumberToObject(
+        result, "uptime", (double) ((g_get_monotonic_time() - self->started_at) / G_USEC_PER_SEC));
+    ca_command_return_ok(cmd, result);
+}
+
+static void
+wire_mqtt(CaAgent *self)
+{
+    self->mqtt = ca_mqtt_new(self->config);
+    self->commands = ca_commands_new();
+    ca_commands_register(self->commands, "ping", ping_cb, self, NULL);
+    ca_commands_attach_mqtt(self->commands, self->mqtt);
+}
+
+static void
+unwire_mqtt(CaAgent *self)
+{
+    ca_clear_source(&self->mqtt_stop_deadline);
+    g_clear_object(&self->mqtt_stop_cancellable);
+    g_clear_pointer(&self->commands, ca_commands_free);
+    g_clear_object(&self->mqtt);
+}
+
+static gboolean
+mqtt_stop_deadline_cb(gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_clear_source(&self->mqtt_stop_deadline);
+    g_cancellable_cancel(self->mqtt_stop_cancellable);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+mqtt_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+    GTask *task = g_steal_pointer(&self->shutdown_task);
+
+    if (!ca_mqtt_stop_finish(CA_MQTT(source), result, &error) && error)
+        ca_warn("MQTT stop: %s", error->message);
+    ca_clear_source(&self->mqtt_stop_deadline);
+    g_task_return_boolean(task, TRUE);
+    g_object_unref(task);
+}
+
+/* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS; completes the task. */
+static void
+stop_mqtt(CaAgent *self, GTask *task)
+{
+    self->shutdown_task = g_object_ref(task);
+    self->mqtt_stop_cancellable = g_cancellable_new();
+    self->mqtt_stop_deadline = g_timeout_source_new(MQTT_STOP_LIMIT_MS);
+    g_source_set_callback(self->mqtt_stop_deadline, mqtt_stop_deadline_cb, self, NULL);
+    g_source_attach(self->mqtt_stop_deadline, NULL);
+    ca_mqtt_stop_async(self->mqtt, self->mqtt_stop_cancellable, mqtt_stop_ready, self);
+}
+
+/*****************************************************************************/
+
 CaAgent *
 ca_agent_new(CaConfig *config, CaNotify *notify)
 {
@@ -149,6 +235,8 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     self->notify = notify;
     self->cancellable = g_cancellable_new();
     ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
+    self->started_at = g_get_monotonic_time();
+    wire_mqtt(self);
     return self;
 }
 
@@ -160,6 +248,7 @@ ca_agent_free(CaAgent *self)
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
+    unwire_mqtt(self);
     g_clear_object(&self->cancellable);
     ca_config_unref(self->config);
     g_free(self);
@@ -172,6 +261,7 @@ ca_agent_start(CaAgent *self)
            ca_config_get_string(self->config, "agent", "device-id"));
     update_status(self);
     get_system_bus(self);
+    ca_mqtt_start(self->mqtt);
 }
 
 void
@@ -184,6 +274,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     if (!ca_config_group_equal(old, config, "agent") &&
         ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
         ca_log_set_level(level);
+    ca_mqtt_set_config(self->mqtt, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }
@@ -197,7 +288,7 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
-    g_task_return_boolean(task, TRUE);
+    stop_mqtt(self, task);
 }
 
 gboolean

@@ -61,6 +61,12 @@ static const CaConfigKey keys[] = {
      "Minimum TLS version: tlsv1.2 or tlsv1.3"},
     {"mqtt", "queue-limit", CA_KEY_INT, "1000", NULL, 1, 100000, NULL, NULL, 0,
      "Messages buffered while the broker is unreachable (oldest telemetry dropped first)"},
+    {"mqtt", "queue-limit-bytes", CA_KEY_INT, "4194304", NULL, 65536, 1073741824, NULL, NULL, 0,
+     "Payload bytes buffered while the broker is unreachable (same drop order)"},
+    {"mqtt", "session-expiry", CA_KEY_INT, "86400", NULL, 0, 4294967295, NULL, NULL, 0,
+     "Seconds the broker keeps this device's session (subscriptions, QoS 1 messages for it) "
+     "while it is offline (MQTT 5; with 3.1.1 any value > 0 keeps the session); 0 = a clean "
+     "session on every connect"},
 
     /* [telemetry] */
     {"telemetry", "interval", CA_KEY_INT, "60", NULL, 0, 86400, NULL, NULL, 0,
