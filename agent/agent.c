@@ -1,5 +1,6 @@
-/* agent: composition root. Today it follows the system bus and the presence of
- * ModemManager and NetworkManager; modules plug in here as they are built. */
+/* agent: composition root. It follows the system bus and the presence of ModemManager,
+ * and wires the modules together: MQTT, the uplinks (NetworkManager); modules plug in
+ * here as they are built, each in its own section. */
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
@@ -8,6 +9,7 @@
 #include "commands.h"
 #include "log.h"
 #include "mqtt.h"
+#include "uplink.h"
 #include "version.h"
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
@@ -20,9 +22,7 @@ struct _CaAgent {
     GSource *bus_retry; /* owned: retry getting the system bus */
     CaBackoff bus_backoff;
     guint mm_watch;
-    guint nm_watch;
     gboolean mm_present;
-    gboolean nm_present;
 
     /* MQTT (wire_mqtt) */
     CaMqtt *mqtt;
@@ -31,6 +31,11 @@ struct _CaAgent {
     GTask *shutdown_task;
     GCancellable *mqtt_stop_cancellable;
     GSource *mqtt_stop_deadline; /* owned */
+
+    /* Uplinks (wire_uplink) */
+    CaUplink *uplink;
+    gint64 last_switch; /* monotonic: MQTT drops we caused ourselves are no evidence */
+    guint stopping;     /* modules still shutting down */
 };
 
 static void get_system_bus(CaAgent *self);
@@ -38,9 +43,9 @@ static void get_system_bus(CaAgent *self);
 static void
 update_status(CaAgent *self)
 {
-    g_autofree char *status = g_strdup_printf("ModemManager %s, NetworkManager %s",
-                                              self->mm_present ? "present" : "absent",
-                                              self->nm_present ? "present" : "absent");
+    g_autofree char *status =
+        g_strdup_printf("%s; ModemManager %s", ca_uplink_get_status(self->uplink),
+                        self->mm_present ? "present" : "absent");
     ca_notify_status(self->notify, status);
 }
 
@@ -50,10 +55,7 @@ name_appeared_cb(GDBusConnection *c, const char *name, const char *owner, gpoint
     CaAgent *self = user_data;
 
     ca_msg("%s appeared on the system bus (%s)", name, owner);
-    if (g_str_equal(name, "org.freedesktop.ModemManager1"))
-        self->mm_present = TRUE;
-    else
-        self->nm_present = TRUE;
+    self->mm_present = TRUE;
     update_status(self);
 }
 
@@ -63,10 +65,7 @@ name_vanished_cb(GDBusConnection *c, const char *name, gpointer user_data)
     CaAgent *self = user_data;
 
     ca_msg("waiting for %s on the system bus", name);
-    if (g_str_equal(name, "org.freedesktop.ModemManager1"))
-        self->mm_present = FALSE;
-    else
-        self->nm_present = FALSE;
+    self->mm_present = FALSE;
     update_status(self);
 }
 
@@ -75,9 +74,7 @@ unwatch_bus(CaAgent *self)
 {
     if (self->mm_watch)
         g_bus_unwatch_name(self->mm_watch);
-    if (self->nm_watch)
-        g_bus_unwatch_name(self->nm_watch);
-    self->mm_watch = self->nm_watch = 0;
+    self->mm_watch = 0;
     if (self->system_bus)
         g_signal_handlers_disconnect_by_data(self->system_bus, self);
     g_clear_object(&self->system_bus);
@@ -112,7 +109,7 @@ bus_closed_cb(GDBusConnection *c, gboolean remote_peer_vanished, GError *error, 
 
     ca_warn("system bus connection closed: %s", error ? error->message : "no reason given");
     unwatch_bus(self);
-    self->mm_present = self->nm_present = FALSE;
+    self->mm_present = FALSE;
     update_status(self);
     schedule_bus_retry(self);
 }
@@ -139,9 +136,6 @@ system_bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     g_dbus_connection_set_exit_on_close(bus, FALSE);
     g_signal_connect(bus, "closed", G_CALLBACK(bus_closed_cb), self);
     self->mm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.ModemManager1",
-                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
-                                                    name_vanished_cb, self, NULL);
-    self->nm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.NetworkManager",
                                                     G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
                                                     name_vanished_cb, self, NULL);
 }
@@ -198,30 +192,127 @@ mqtt_stop_deadline_cb(gpointer user_data)
     return G_SOURCE_REMOVE;
 }
 
+/* One module finished shutting down; the last one completes the shutdown task. */
+static void
+shutdown_step_done(CaAgent *self)
+{
+    GTask *task;
+
+    if (--self->stopping > 0)
+        return;
+    task = g_steal_pointer(&self->shutdown_task);
+    g_task_return_boolean(task, TRUE);
+    g_object_unref(task);
+}
+
 static void
 mqtt_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     CaAgent *self = user_data;
     g_autoptr(GError) error = NULL;
-    GTask *task = g_steal_pointer(&self->shutdown_task);
 
     if (!ca_mqtt_stop_finish(CA_MQTT(source), result, &error) && error)
         ca_warn("MQTT stop: %s", error->message);
     ca_clear_source(&self->mqtt_stop_deadline);
-    g_task_return_boolean(task, TRUE);
-    g_object_unref(task);
+    shutdown_step_done(self);
 }
 
-/* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS; completes the task. */
+/* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS. */
 static void
-stop_mqtt(CaAgent *self, GTask *task)
+stop_mqtt(CaAgent *self)
 {
-    self->shutdown_task = g_object_ref(task);
     self->mqtt_stop_cancellable = g_cancellable_new();
     self->mqtt_stop_deadline = g_timeout_source_new(MQTT_STOP_LIMIT_MS);
     g_source_set_callback(self->mqtt_stop_deadline, mqtt_stop_deadline_cb, self, NULL);
     g_source_attach(self->mqtt_stop_deadline, NULL);
     ca_mqtt_stop_async(self->mqtt, self->mqtt_stop_cancellable, mqtt_stop_ready, self);
+}
+
+/*****************************************************************************/
+/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch */
+
+static void
+uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(cJSON) link = ca_uplink_get_link_json(uplink);
+
+    ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
+}
+
+static void
+uplink_event_cb(CaUplink *uplink, const char *type, gpointer fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+static void
+uplink_switched_cb(CaUplink *uplink, const char *from, const char *to, const char *kind,
+                   gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* The old TCP path is gone with the old uplink: reconnect over the new one now
+     * instead of waiting for the keepalive to expire. */
+    if (from) {
+        self->last_switch = g_get_monotonic_time();
+        ca_mqtt_reconnect_now(self->mqtt);
+    }
+}
+
+static void
+uplink_status_cb(CaUplink *uplink, const char *status, gpointer user_data)
+{
+    update_status(user_data);
+}
+
+static void
+mqtt_disconnected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* Passive evidence against the uplink in use, unless we caused it. */
+    if (g_get_monotonic_time() - self->last_switch > 5 * G_USEC_PER_SEC)
+        ca_uplink_note_trouble(self->uplink, "MQTT connection lost");
+}
+
+static void
+mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    uplink_link_changed_cb(self->uplink, self);
+}
+
+static void
+wire_uplink(CaAgent *self)
+{
+    self->uplink = ca_uplink_new(self->config);
+    g_signal_connect(self->uplink, "link-changed", G_CALLBACK(uplink_link_changed_cb), self);
+    g_signal_connect(self->uplink, "event", G_CALLBACK(uplink_event_cb), self);
+    g_signal_connect(self->uplink, "switched", G_CALLBACK(uplink_switched_cb), self);
+    g_signal_connect(self->uplink, "status-changed", G_CALLBACK(uplink_status_cb), self);
+    g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(mqtt_disconnected_cb), self);
+    g_signal_connect(self->mqtt, "connected", G_CALLBACK(mqtt_connected_cb), self);
+}
+
+static void
+unwire_uplink(CaAgent *self)
+{
+    if (self->uplink)
+        g_signal_handlers_disconnect_by_data(self->uplink, self);
+    if (self->mqtt)
+        g_signal_handlers_disconnect_by_data(self->mqtt, self);
+    g_clear_object(&self->uplink);
+}
+
+static void
+uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    ca_uplink_shutdown_finish(CA_UPLINK(source), result, NULL);
+    shutdown_step_done(user_data);
 }
 
 /*****************************************************************************/
@@ -237,6 +328,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
+    wire_uplink(self);
     return self;
 }
 
@@ -248,6 +340,7 @@ ca_agent_free(CaAgent *self)
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
+    unwire_uplink(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
     ca_config_unref(self->config);
@@ -262,6 +355,7 @@ ca_agent_start(CaAgent *self)
     update_status(self);
     get_system_bus(self);
     ca_mqtt_start(self->mqtt);
+    ca_uplink_start(self->uplink);
 }
 
 void
@@ -275,6 +369,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
         ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
         ca_log_set_level(level);
     ca_mqtt_set_config(self->mqtt, config);
+    ca_uplink_set_config(self->uplink, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }
@@ -288,7 +383,10 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     g_cancellable_cancel(self->cancellable);
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
-    stop_mqtt(self, task);
+    self->shutdown_task = g_object_ref(task);
+    self->stopping = 2;
+    ca_uplink_shutdown_async(self->uplink, uplink_stop_ready, self);
+    stop_mqtt(self);
 }
 
 gboolean

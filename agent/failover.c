@@ -958,8 +958,8 @@ manage_activation(CaFailover *self, guint i, gint64 now, gint64 *deadline)
         }
         return;
     }
-    if (!f->device_present)
-        return; /* nothing to activate on; the watchdog deals with it */
+    if (!f->device_present || !f->carrier)
+        return; /* nothing to activate on (no device, no cable); the watchdog deals with it */
     if (u->inactive_since < 0)
         u->inactive_since = now;
     {

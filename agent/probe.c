@@ -156,7 +156,7 @@ note_icmp_kind(CaProber *self, CaIcmpSocketKind kind)
                 "net.ipv4.ping_group_range) nor a raw socket (no CAP_NET_RAW); ICMP probes "
                 "will fail, use tcp: or dns: probes or widen ping_group_range");
     else
-        ca_info("ICMP probes use a %s", ca_icmp_socket_kind_to_string(kind));
+        ca_info("ICMP probes use: %s", ca_icmp_socket_kind_to_string(kind));
     self->icmp_kind = kind;
 }
 

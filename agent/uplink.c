@@ -17,10 +17,15 @@
 #include "error.h"
 #include "failover.h"
 #include "log.h"
+#include "probe-spec.h"
 #include "probe.h"
 
 #include <NetworkManager.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -68,6 +73,10 @@ struct _CaUplink {
     char *link_signature;
     gint64 last_link_ms;
     char *status;
+    char *switch_from, *switch_to, *switch_kind; /* "switched" waits for the new route */
+    gboolean switch_pending;
+    GSource *switch_timer; /* owned: emit anyway if the route cannot be applied */
+    GSource *switch_poll;  /* owned: re-check the kernel's route choice */
     GTask *shutdown_task;
     GObject *busy_watcher; /* weak */
 };
@@ -80,6 +89,7 @@ G_DEFINE_TYPE(CaUplink, ca_uplink, G_TYPE_OBJECT)
 static void schedule_refresh(CaUplink *self);
 static void run_policy(CaUplink *self);
 static void client_new(CaUplink *self);
+static void settle_switch(CaUplink *self, gboolean force);
 
 /*****************************************************************************/
 /* Clock */
@@ -458,6 +468,7 @@ reapply_done(ReapplyCtx *c, gboolean ok)
         rt->reapply_again = FALSE;
         ensure_metric(self, c->i);
     }
+    settle_switch(self, FALSE);
 }
 
 static void
@@ -558,6 +569,121 @@ ensure_metric(CaUplink *self, guint i)
     c->ac_path = g_strdup(path);
     c->device = g_object_ref(rt->device);
     nm_device_get_applied_connection_async(rt->device, 0, self->cancellable, applied_ready, c);
+}
+
+/* Are the route metrics final: every Reapply started for the switch has completed
+ * (applied or failed)? Until then two default routes may share the best metric. */
+static gboolean
+active_route_in_place(CaUplink *self)
+{
+    for (guint i = 0; i < self->n; i++) {
+        if (self->rt[i].reapplying)
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/* Does the kernel route traffic for the active uplink's first probe address out of that
+ * uplink now? NetworkManager answers Reapply before its l3cfg commits the routes, so
+ * this asks the kernel itself: connect() on a UDP socket does the route lookup a TCP
+ * connect would do, getsockname() tells the chosen source address. TRUE when it cannot
+ * tell (no IPv4 literal target, no address known). */
+static gboolean
+kernel_routes_via_active(CaUplink *self)
+{
+    int a = ca_failover_get_active(self->fo);
+    const CaFoUplinkConfig *uc;
+    NMIPConfig *ipc;
+    GPtrArray *addrs;
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(9)}, src;
+    socklen_t len = sizeof src;
+    char got[INET_ADDRSTRLEN];
+    gboolean have_target = FALSE, match = FALSE;
+    int fd;
+
+    if (a < 0 || !self->rt[a].device)
+        return TRUE;
+    uc = &self->fo_config->uplinks[a];
+    for (guint k = 0; uc->probes[k] && !have_target; k++) {
+        CaProbeSpec spec;
+        if (ca_probe_spec_parse(uc->probes[k], &spec, NULL) && !spec.mqtt &&
+            inet_pton(AF_INET, spec.host, &dst.sin_addr) == 1)
+            have_target = TRUE;
+    }
+    ipc = nm_device_get_ip4_config(self->rt[a].device);
+    addrs = ipc ? nm_ip_config_get_addresses(ipc) : NULL;
+    if (!have_target || !addrs || addrs->len == 0)
+        return TRUE;
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return TRUE;
+    if (connect(fd, (struct sockaddr *) &dst, sizeof dst) == 0 &&
+        getsockname(fd, (struct sockaddr *) &src, &len) == 0 &&
+        inet_ntop(AF_INET, &src.sin_addr, got, sizeof got)) {
+        for (guint k = 0; k < addrs->len && !match; k++)
+            match = g_strcmp0(nm_ip_address_get_address(addrs->pdata[k]), got) == 0;
+    }
+    close(fd);
+    return match;
+}
+
+static gboolean
+switch_timer_cb(gpointer user_data)
+{
+    CaUplink *self = user_data;
+
+    ca_clear_source(&self->switch_timer);
+    ca_warn("the kernel's routes did not follow the switch within 2 s; telling MQTT anyway");
+    settle_switch(self, TRUE);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
+switch_poll_cb(gpointer user_data)
+{
+    CaUplink *self = user_data;
+
+    ca_clear_source(&self->switch_poll);
+    settle_switch(self, FALSE);
+    return G_SOURCE_REMOVE;
+}
+
+/* Emit "switched" once the kernel routes through the new uplink, so that MQTT's
+ * reconnect does not go out over the old (dead) path; force: emit now regardless. */
+static void
+settle_switch(CaUplink *self, gboolean force)
+{
+    if (!self->switch_pending)
+        return;
+    if (!force && (!active_route_in_place(self) || !kernel_routes_via_active(self))) {
+        if (active_route_in_place(self) && !self->switch_poll) {
+            self->switch_poll = g_timeout_source_new(20);
+            g_source_set_callback(self->switch_poll, switch_poll_cb, self, NULL);
+            g_source_attach(self->switch_poll, NULL);
+        }
+        return;
+    }
+    self->switch_pending = FALSE;
+    ca_clear_source(&self->switch_timer);
+    ca_clear_source(&self->switch_poll);
+    g_signal_emit(self, signals[SIG_SWITCHED], 0, self->switch_from, self->switch_to,
+                  self->switch_kind);
+}
+
+static void
+queue_switch(CaUplink *self, const char *from, const char *to, const char *kind)
+{
+    g_free(self->switch_from);
+    g_free(self->switch_to);
+    g_free(self->switch_kind);
+    self->switch_from = g_strdup(from);
+    self->switch_to = g_strdup(to);
+    self->switch_kind = g_strdup(kind);
+    self->switch_pending = TRUE;
+    ca_clear_source(&self->switch_timer);
+    self->switch_timer = g_timeout_source_new(2000);
+    g_source_set_callback(self->switch_timer, switch_timer_cb, self, NULL);
+    g_source_attach(self->switch_timer, NULL);
 }
 
 /*****************************************************************************/
@@ -1128,7 +1254,7 @@ handle_output(CaUplink *self, const CaFoOut *o, gboolean *routes, gboolean *stat
             cJSON_AddItemToObject(f, "evidence",
                                   ca_failover_evidence_json(self->fo, (guint) o->from, now_ms()));
         emit_event(self, o->kind == CA_FO_SWITCH_INITIAL ? "uplink-selected" : kind, f);
-        g_signal_emit(self, signals[SIG_SWITCHED], 0, from, name, kind);
+        queue_switch(self, from, name, kind);
         break;
     }
     }
@@ -1167,6 +1293,7 @@ run_policy(CaUplink *self)
                 ensure_metric(self, i);
         }
     }
+    settle_switch(self, FALSE);
     update_status(self);
     maybe_publish_link(self, FALSE);
 
@@ -1425,6 +1552,8 @@ ca_uplink_dispose(GObject *object)
     ca_clear_source(&self->link_timer);
     ca_clear_source(&self->report_timer);
     ca_clear_source(&self->retry);
+    ca_clear_source(&self->switch_timer);
+    ca_clear_source(&self->switch_poll);
     drop_client(self);
     if (self->busy_watcher) {
         g_object_weak_unref(self->busy_watcher, busy_watcher_gone, self);
@@ -1450,6 +1579,9 @@ ca_uplink_finalize(GObject *object)
     g_free(self->modem_registration);
     g_free(self->link_signature);
     g_free(self->status);
+    g_free(self->switch_from);
+    g_free(self->switch_to);
+    g_free(self->switch_kind);
     if (self->shutdown_task) {
         g_task_return_boolean(self->shutdown_task, TRUE);
         g_clear_object(&self->shutdown_task);
@@ -1565,6 +1697,8 @@ ca_uplink_shutdown_async(CaUplink *self, GAsyncReadyCallback callback, gpointer 
     ca_clear_source(&self->link_timer);
     ca_clear_source(&self->report_timer);
     ca_clear_source(&self->retry);
+    ca_clear_source(&self->switch_timer);
+    ca_clear_source(&self->switch_poll);
     if (watcher && !self->shutdown_task && !self->busy_watcher) {
         /* libnm keeps the watcher alive while it has work queued on our context. */
         self->busy_watcher = watcher;
