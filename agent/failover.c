@@ -608,6 +608,13 @@ ca_failover_set_facts(CaFailover *self, guint i, const CaUplinkFacts *facts, gin
     if (!u->hard_ok)
         g_strlcpy(u->hard_why, why, sizeof u->hard_why);
 
+    if (facts->device_ready && !old.device_ready) {
+        /* The device just became available (cable in, modem registered, back after a
+         * ModemManager restart): activate soon, whatever the backoff had reached. */
+        u->activate_backoff = ACTIVATE_BACKOFF_MIN_MS;
+        u->next_activate = 0;
+        u->inactive_since = -1;
+    }
     if (!u->hard_ok) {
         u->probing = FALSE; /* a result still out is stale now */
         u->next_probe = G_MAXINT64;
@@ -958,7 +965,7 @@ manage_activation(CaFailover *self, guint i, gint64 now, gint64 *deadline)
         }
         return;
     }
-    if (!f->device_present || !f->carrier)
+    if (!f->device_present || !f->device_ready || !f->carrier)
         return; /* nothing to activate on (no device, no cable); the watchdog deals with it */
     if (u->inactive_since < 0)
         u->inactive_since = now;
@@ -1019,6 +1026,10 @@ run_watchdog(CaFailover *self, guint i, gboolean all_down, gint64 now, gint64 wa
     CaWdStep step;
 
     if (ucfg(self, i)->activate == CA_ACTIVATE_NEVER)
+        return;
+    /* Activated again and the probes answer (or the first round is still out): it is
+     * recovering; a step now would tear down what just came up. The probes decide. */
+    if (s.unhealthy && u->hard_ok && (u->oks > 0 || (u->probing && u->fails == 0)))
         return;
     step = ca_watchdog_decide(self->watchdog, &u->ladder, &s, now, &next);
     if (step != CA_WD_STEP_NONE) {

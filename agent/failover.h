@@ -49,6 +49,7 @@ const char *ca_connectivity_to_string(CaConnectivity c);
  * diagnosis in events and the link topic; the policy decides on the typed fields. */
 typedef struct {
     gboolean device_present;     /* NetworkManager has a device that can carry it */
+    gboolean device_ready;       /* ... and it is available for activation */
     gboolean carrier;            /* link carrier (TRUE where it does not apply) */
     CaActivation activation;     /* of the uplink's connection */
     CaConnectivity connectivity; /* NetworkManager's per-device IPv4 connectivity */

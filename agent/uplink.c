@@ -398,6 +398,7 @@ collect_facts(CaUplink *self, guint i, CaUplinkFacts *f)
 
     f->cellular = cellular || (dev && NM_IS_DEVICE_MODEM(dev));
     f->device_present = dev != NULL && nm_device_get_state(dev) > NM_DEVICE_STATE_UNMANAGED;
+    f->device_ready = dev != NULL && nm_device_get_state(dev) >= NM_DEVICE_STATE_DISCONNECTED;
     if (ac)
         f->activation = map_activation(nm_active_connection_get_state(ac));
     if (dev) {
@@ -895,6 +896,8 @@ typedef struct {
     CaUplink *self;
     char *uplink;
     CaWdStep step;
+    char *modem_path; /* modem reset: the ModemManager object */
+    int stage;        /* modem reset: 0 Reset, 1 Enable(false), 2 Enable(true) */
     GSubprocess *proc;
     GSource *timeout; /* owned */
     GCancellable *cancellable;
@@ -907,6 +910,7 @@ step_ctx_free(StepCtx *c)
     g_clear_object(&c->proc);
     g_clear_object(&c->cancellable);
     g_free(c->uplink);
+    g_free(c->modem_path);
     g_free(c);
 }
 
@@ -1004,6 +1008,70 @@ dbus_step_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     step_ctx_free(c);
 }
 
+#define MM_SERVICE     "org.freedesktop.ModemManager1"
+#define MM_MODEM_IFACE "org.freedesktop.ModemManager1.Modem"
+
+static void
+modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    StepCtx *c = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) ret =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+    g_autofree char *remote = NULL;
+
+    if (!ret && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        step_ctx_free(c);
+        return;
+    }
+    if (error) {
+        remote = g_dbus_error_get_remote_error(error);
+        g_dbus_error_strip_remote_error(error);
+    }
+    if (c->stage == 0 && !ret &&
+        g_strcmp0(remote, "org.freedesktop.ModemManager1.Error.Core.Unsupported") == 0) {
+        /* The plugin cannot reset this modem: restart its radio stack instead
+         * (Disable then Enable: detach, power the radio down and up, attach again). */
+        ca_msg("%s: the modem cannot be reset (%s); disabling and enabling it instead", c->uplink,
+               error->message);
+        c->stage = 1;
+        g_dbus_connection_call(G_DBUS_CONNECTION(source), MM_SERVICE, c->modem_path, MM_MODEM_IFACE,
+                               "Enable", g_variant_new("(b)", FALSE), NULL, G_DBUS_CALL_FLAGS_NONE,
+                               60000, c->self->cancellable, modem_reset_ready, c);
+        return;
+    }
+    if (c->stage == 1 && ret) {
+        c->stage = 2;
+        g_dbus_connection_call(G_DBUS_CONNECTION(source), MM_SERVICE, c->modem_path, MM_MODEM_IFACE,
+                               "Enable", g_variant_new("(b)", TRUE), NULL, G_DBUS_CALL_FLAGS_NONE,
+                               60000, c->self->cancellable, modem_reset_ready, c);
+        return;
+    }
+    step_result(c->self, c->uplink, c->step, ret ? NULL : error->message);
+    step_ctx_free(c);
+}
+
+/* Reset the modem behind NetworkManager's device through ModemManager (Modem.Reset;
+ * Disable + Enable where the plugin cannot reset). */
+static void
+modem_reset(CaUplink *self, const char *uplink, const char *modem_path)
+{
+    GDBusConnection *bus = self->client ? nm_client_get_dbus_connection(self->client) : NULL;
+    StepCtx *c;
+
+    if (!bus) {
+        step_result(self, uplink, CA_WD_STEP_MODEM_RESET, "no system bus");
+        return;
+    }
+    c = g_new0(StepCtx, 1);
+    c->self = self;
+    c->uplink = g_strdup(uplink);
+    c->step = CA_WD_STEP_MODEM_RESET;
+    c->modem_path = g_strdup(modem_path);
+    g_dbus_connection_call(bus, MM_SERVICE, modem_path, MM_MODEM_IFACE, "Reset", NULL, NULL,
+                           G_DBUS_CALL_FLAGS_NONE, 60000, self->cancellable, modem_reset_ready, c);
+}
+
 static void
 dbus_step(CaUplink *self, const char *uplink, CaWdStep step, const char *bus_name, const char *path,
           const char *iface, const char *method, GVariant *args)
@@ -1059,8 +1127,7 @@ run_step(CaUplink *self, guint i, CaWdStep step, const char *reason)
             step_result(self, name, step, "no modem known to NetworkManager");
             break;
         }
-        dbus_step(self, name, step, "org.freedesktop.ModemManager1", nm_device_get_udi(rt->device),
-                  "org.freedesktop.ModemManager1.Modem", "Reset", NULL);
+        modem_reset(self, name, nm_device_get_udi(rt->device));
         break;
     case CA_WD_STEP_POWER_CYCLE:
         run_command(self, name, step,

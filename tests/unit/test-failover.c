@@ -119,6 +119,7 @@ activated_facts(CaUplinkFacts *f, const char *dev, gboolean cellular)
 {
     ca_uplink_facts_init(f);
     f->device_present = TRUE;
+    f->device_ready = TRUE;
     f->activation = CA_ACTIVATION_ACTIVATED;
     f->connectivity = CA_CONNECTIVITY_FULL;
     f->cellular = cellular;
@@ -621,6 +622,7 @@ static void
 hard_no_device(CaUplinkFacts *f)
 {
     f->device_present = FALSE;
+    f->device_ready = FALSE;
     f->activation = CA_ACTIVATION_NONE;
 }
 static void
@@ -1192,6 +1194,7 @@ test_matrix(gconstpointer data)
         break;
     case FACT_DEVICE_GONE:
         f->device_present = FALSE;
+        f->device_ready = FALSE;
         f->activation = CA_ACTIVATION_NONE;
         break;
     case FACT_CONNECTIVITY_LIMITED:
@@ -1276,6 +1279,55 @@ test_watchdog_cellular_only(void)
     }
     g_assert_cmpuint(ca_watchdog_used(ca_failover_get_watchdog(s->fo), CA_WD_STEP_REBOOT, s->now),
                      <=, 2);
+}
+
+static void
+test_watchdog_holds_while_recovering(void)
+{
+    static const UpDef defs[] = {{"cellular", 200, CA_ACTIVATE_ALWAYS, TRUE, 1}};
+    g_autoptr(Sim) s = sim_start(defs, 1, 1);
+    gint64 t_down;
+
+    s->path_ok[0] = FALSE;
+    sim_until_state(s, 0, CA_UPLINK_STATE_DOWN, S(60));
+    t_down = s->now;
+    sim_until(s, t_down + S(29));
+    /* The path answers again just before the first step is due: while the probes
+     * confirm it (up-after), the watchdog must not tear it down. */
+    s->path_ok[0] = TRUE;
+    ca_failover_note_trouble(s->fo, 0, "test: probe now", s->now);
+    sim_until(s, t_down + S(60));
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_UP);
+    g_assert_cmpuint(s->steps->len, ==, 0);
+}
+
+static void
+test_device_ready_resets_activation_backoff(void)
+{
+    g_autoptr(Sim) s = sim_start(two_wired, 2, 1);
+    CaWdConfig wd = *ca_watchdog_get_config(ca_failover_get_watchdog(s->fo));
+    gint64 t0;
+    guint n;
+
+    wd.enabled = FALSE; /* only the activation rule here */
+    ca_watchdog_set_config(ca_failover_get_watchdog(s->fo), &wd);
+    /* Long outage: our activations back off to minutes ... */
+    s->facts[1].activation = CA_ACTIVATION_NONE;
+    s->activatable[1] = FALSE;
+    sim_push_facts(s, 1);
+    sim_until(s, s->now + S(600));
+    n = s->n_activate[1];
+    /* ... then the device goes away and comes back ready: activation within the grace. */
+    s->facts[1].device_ready = FALSE;
+    sim_push_facts(s, 1);
+    sim_run(s);
+    s->facts[1].device_ready = TRUE;
+    s->activatable[1] = TRUE;
+    t0 = s->now;
+    sim_push_facts(s, 1);
+    sim_until(s, t0 + S(3) + 300);
+    g_assert_cmpuint(s->n_activate[1], ==, n + 1);
+    g_assert_cmpint(s->facts[1].activation, ==, CA_ACTIVATION_ACTIVATED);
 }
 
 static void
@@ -1384,6 +1436,9 @@ main(int argc, char **argv)
     g_test_add_func("/failover/watchdog/cellular-only", test_watchdog_cellular_only);
     g_test_add_func("/failover/watchdog/scope",
                     test_watchdog_not_for_standby_or_while_another_works);
+    g_test_add_func("/failover/watchdog/holds-while-recovering", test_watchdog_holds_while_recovering);
+    g_test_add_func("/failover/activation/device-ready-resets-backoff",
+                    test_device_ready_resets_activation_backoff);
     g_test_add_func("/failover/output/link-json", test_link_json);
     {
         int rc = g_test_run();
