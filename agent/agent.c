@@ -1,5 +1,5 @@
-/* agent: composition root. Wires the modules (MQTT, modem telemetry, ...) together and
- * follows NetworkManager's presence until the uplink module takes that over. */
+/* agent: composition root. Wires the modules together: MQTT, the modem (telemetry), SMS,
+ * the uplinks (NetworkManager) and remote control; each in its own section. */
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
@@ -13,6 +13,7 @@
 #include "sms.h"
 #include "telemetry-publisher.h"
 #include "telemetry.h"
+#include "uplink.h"
 #include "version.h"
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
@@ -47,6 +48,11 @@ struct _CaAgent {
 
     /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
     CaSms *sms;
+
+    /* Uplinks (wire_uplink) */
+    CaUplink *uplink;
+    gint64 last_switch; /* monotonic: MQTT drops we caused ourselves are no evidence */
+    guint stopping;     /* modules still shutting down */
 };
 
 static void get_system_bus(CaAgent *self);
@@ -56,9 +62,8 @@ update_status(CaAgent *self)
 {
     const CaModemFacts *facts = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
     g_autofree char *status = g_strdup_printf(
-        "modem %s, NetworkManager %s",
-        facts && facts->present ? mm_modem_state_get_string(facts->state) : "absent",
-        self->nm_present ? "present" : "absent");
+        "%s; modem %s", self->uplink ? ca_uplink_get_status(self->uplink) : "uplinks starting",
+        facts && facts->present ? mm_modem_state_get_string(facts->state) : "absent");
     ca_notify_status(self->notify, status);
 }
 
@@ -205,25 +210,35 @@ mqtt_stop_deadline_cb(gpointer user_data)
     return G_SOURCE_REMOVE;
 }
 
+/* One module finished shutting down; the last one completes the shutdown task. */
+static void
+shutdown_step_done(CaAgent *self)
+{
+    GTask *task;
+
+    if (--self->stopping > 0)
+        return;
+    task = g_steal_pointer(&self->shutdown_task);
+    g_task_return_boolean(task, TRUE);
+    g_object_unref(task);
+}
+
 static void
 mqtt_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     CaAgent *self = user_data;
     g_autoptr(GError) error = NULL;
-    GTask *task = g_steal_pointer(&self->shutdown_task);
 
     if (!ca_mqtt_stop_finish(CA_MQTT(source), result, &error) && error)
         ca_warn("MQTT stop: %s", error->message);
     ca_clear_source(&self->mqtt_stop_deadline);
-    g_task_return_boolean(task, TRUE);
-    g_object_unref(task);
+    shutdown_step_done(self);
 }
 
 /* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS; completes the task. */
 static void
-stop_mqtt(CaAgent *self, GTask *task)
+stop_mqtt(CaAgent *self)
 {
-    self->shutdown_task = g_object_ref(task);
     self->mqtt_stop_cancellable = g_cancellable_new();
     self->mqtt_stop_deadline = g_timeout_source_new(MQTT_STOP_LIMIT_MS);
     g_source_set_callback(self->mqtt_stop_deadline, mqtt_stop_deadline_cb, self, NULL);
@@ -511,6 +526,93 @@ unwire_sms(CaAgent *self)
 }
 
 /*****************************************************************************/
+/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch */
+
+static void
+uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(cJSON) link = ca_uplink_get_link_json(uplink);
+
+    ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
+}
+
+static void
+uplink_event_cb(CaUplink *uplink, const char *type, gpointer fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+static void
+uplink_switched_cb(CaUplink *uplink, const char *from, const char *to, const char *kind,
+                   gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* The old TCP path is gone with the old uplink: reconnect over the new one now
+     * instead of waiting for the keepalive to expire. */
+    if (from) {
+        self->last_switch = g_get_monotonic_time();
+        ca_mqtt_reconnect_now(self->mqtt);
+    }
+}
+
+static void
+uplink_status_cb(CaUplink *uplink, const char *status, gpointer user_data)
+{
+    update_status(user_data);
+}
+
+static void
+mqtt_disconnected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* Passive evidence against the uplink in use, unless we caused it. */
+    if (g_get_monotonic_time() - self->last_switch > 5 * G_USEC_PER_SEC)
+        ca_uplink_note_trouble(self->uplink, "MQTT connection lost");
+}
+
+static void
+uplink_mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    uplink_link_changed_cb(self->uplink, self);
+}
+
+static void
+wire_uplink(CaAgent *self)
+{
+    self->uplink = ca_uplink_new(self->config);
+    g_signal_connect(self->uplink, "link-changed", G_CALLBACK(uplink_link_changed_cb), self);
+    g_signal_connect(self->uplink, "event", G_CALLBACK(uplink_event_cb), self);
+    g_signal_connect(self->uplink, "switched", G_CALLBACK(uplink_switched_cb), self);
+    g_signal_connect(self->uplink, "status-changed", G_CALLBACK(uplink_status_cb), self);
+    g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(mqtt_disconnected_cb), self);
+    g_signal_connect(self->mqtt, "connected", G_CALLBACK(uplink_mqtt_connected_cb), self);
+}
+
+static void
+unwire_uplink(CaAgent *self)
+{
+    if (self->uplink)
+        g_signal_handlers_disconnect_by_data(self->uplink, self);
+    if (self->mqtt)
+        g_signal_handlers_disconnect_by_data(self->mqtt, self);
+    g_clear_object(&self->uplink);
+}
+
+static void
+uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    ca_uplink_shutdown_finish(CA_UPLINK(source), result, NULL);
+    shutdown_step_done(user_data);
+}
+
+/*****************************************************************************/
 /* Remote commands: the command set (remote.c), reload, mqtt-reconnect; SMS commands
  * and alerts are fed from the SMS bridge and the uplink facts where those are wired. */
 
@@ -617,6 +719,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     wire_remote(self);
     wire_modem(self);
     wire_sms(self);
+    wire_uplink(self);
     return self;
 }
 
@@ -629,6 +732,7 @@ ca_agent_free(CaAgent *self)
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
     unwire_remote(self);
+    unwire_uplink(self);
     unwire_sms(self);
     unwire_modem(self);
     unwire_mqtt(self);
@@ -648,6 +752,7 @@ ca_agent_start(CaAgent *self)
     ca_modem_start(self->modem);
     if (self->sms)
         ca_sms_start(self->sms);
+    ca_uplink_start(self->uplink);
 }
 
 void
@@ -665,6 +770,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     reload_modem(self, old, config);
     if (self->sms)
         ca_sms_set_config(self->sms, config);
+    ca_uplink_set_config(self->uplink, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }
@@ -681,7 +787,10 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     if (self->sms)
         ca_sms_stop(self->sms);
     unwire_modem(self);
-    stop_mqtt(self, task);
+    self->shutdown_task = g_object_ref(task);
+    self->stopping = 2;
+    ca_uplink_shutdown_async(self->uplink, uplink_stop_ready, self);
+    stop_mqtt(self);
 }
 
 gboolean

@@ -117,13 +117,12 @@ def test():
     r = client.ask("status", "s4")
     assert r["ok"] is True, r
 
-    # Read-only commands made no events; every changing one made exactly one.
+    # Read-only commands and refused args made no events. (Events are QoS 1, at least once: the reconnect
+    # may deliver the one in flight twice, so no count of exactly one here.)
     cmd_events = [e for e in client.events() if e.get("type") == "command"]
     assert not [e for e in cmd_events if e["command"] in ("status", "ping", "telemetry")], cmd_events
-    ids = [e["id"] for e in cmd_events]
-    assert len(ids) == len(set(ids)), ids
-    # Invalid args never reach a handler, so they change nothing and make no event.
-    assert not [i for i in ids if i.startswith("l-bad") or i in ("rl2", "rb2", "mr0")], ids
+    ids = set(e["id"] for e in cmd_events)
+    assert ids == {"l1", "l2", "rl1", "rl3", "rb1", "rl4", "rb2b", "mr1"}, ids
     rc, _ = agent.stop()
     assert rc == 0, rc
 
