@@ -3,9 +3,11 @@
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
+#include "alerts.h"
 #include "autocleanups.h"
 #include "backoff.h"
 #include "commands.h"
+#include "error.h"
 #include "log.h"
 #include "modem.h"
 #include "mqtt.h"
@@ -15,6 +17,8 @@
 #include "telemetry.h"
 #include "uplink.h"
 #include "version.h"
+
+#include <string.h>
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
 
@@ -535,6 +539,8 @@ uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
     g_autoptr(cJSON) link = ca_uplink_get_link_json(uplink);
 
     ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
+    if (self->remote)
+        ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
 }
 
 static void
@@ -676,11 +682,61 @@ mqtt_reconnect_cmd_cb(CaCommand *cmd, gpointer user_data)
     }
 }
 
+/* Queue an SMS through the bridge's spool, as an sms/out request would. */
+static gboolean
+remote_send_sms_cb(const char *id, const char *to, const char *text, GError **error,
+                   gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(cJSON) req = NULL;
+    g_autofree char *payload = NULL;
+
+    if (!self->sms) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_NOT_READY, "the SMS bridge is off");
+        return FALSE;
+    }
+    req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "id", id);
+    cJSON_AddStringToObject(req, "to", to);
+    cJSON_AddStringToObject(req, "text", text);
+    payload = cJSON_PrintUnformatted(req);
+    ca_sms_handle_request(self->sms, payload, strlen(payload));
+    return TRUE;
+}
+
+/* What status and the alert texts report: the uplink in use and the modem's facts. */
+static void
+remote_status_cb(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    const CaModemFacts *m = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
+
+    facts->uplink = self->uplink ? ca_uplink_get_active(self->uplink) : NULL;
+    if (!m || !m->present)
+        return;
+    if (m->signal_quality_valid)
+        facts->signal_quality = (int) m->signal_quality;
+    if (m->access_tech != MM_MODEM_ACCESS_TECHNOLOGY_UNKNOWN) {
+        char *tech = mm_modem_access_technology_build_string_from_mask(m->access_tech);
+        g_ptr_array_add(strings, tech);
+        facts->access_tech = tech;
+    }
+    facts->operator_name = m->operator_name;
+    if (m->registration != MM_MODEM_3GPP_REGISTRATION_STATE_UNKNOWN)
+        facts->registration = mm_modem_3gpp_registration_state_get_string(m->registration);
+    if (m->bearer_stats_valid) {
+        facts->rx_bytes = (gint64) m->rx_bytes;
+        facts->tx_bytes = (gint64) m->tx_bytes;
+    }
+}
+
 static void
 wire_remote(CaAgent *self)
 {
     CaRemoteHooks hooks = {
         .publish_event = remote_event_cb,
+        .send_sms = remote_send_sms_cb,
+        .get_status = remote_status_cb,
         .user_data = self,
     };
 
@@ -753,6 +809,11 @@ ca_agent_start(CaAgent *self)
     if (self->sms)
         ca_sms_start(self->sms);
     ca_uplink_start(self->uplink);
+    /* The alerts' first fact (no uplink healthy yet): an outage counts from the start. */
+    {
+        g_autoptr(cJSON) link = ca_uplink_get_link_json(self->uplink);
+        ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
+    }
 }
 
 void

@@ -169,6 +169,21 @@ ca_alerts_next_deadline(const CaAlerts *self)
     return G_MAXINT64;
 }
 
+gboolean
+ca_alerts_link_is_healthy(const cJSON *link)
+{
+    const cJSON *uplinks = cJSON_GetObjectItemCaseSensitive(link, "uplinks");
+    const cJSON *u;
+
+    cJSON_ArrayForEach(u, uplinks)
+    {
+        const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u, "state"));
+        if (state && strcmp(state, "up") == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 /*****************************************************************************/
 /* Texts */
 

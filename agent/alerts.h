@@ -8,6 +8,7 @@
 #pragma once
 #include "config.h"
 
+#include <cjson/cJSON.h>
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -67,6 +68,9 @@ CaAlert ca_alerts_tick(CaAlerts *self, gint64 now);
 gint64 ca_alerts_next_deadline(const CaAlerts *self);
 CaAlertsState ca_alerts_get_state(const CaAlerts *self);
 
+/* The fact from the retained <base>/link object: TRUE when some uplink's "state" is "up"
+ * (it passed its health check). */
+gboolean ca_alerts_link_is_healthy(const cJSON *link);
 /* "12 s", "5 min", "1 h 5 min", "2 d 3 h". */
 char *ca_alerts_format_duration(gint64 ms);
 /* The SMS text (GSM 7-bit characters only, at most 160: one SMS):

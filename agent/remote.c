@@ -103,11 +103,12 @@ static void
 status_cb(CaCommand *cmd, gpointer user_data)
 {
     CaRemote *self = user_data;
+    g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
     CaStatusFacts facts;
 
     ca_status_facts_init(&facts);
     if (self->hooks.get_status)
-        self->hooks.get_status(&facts, self->hooks.user_data);
+        self->hooks.get_status(&facts, strings, self->hooks.user_data);
     facts.device_id = device_id(self);
     facts.uptime_s = (g_get_monotonic_time() - self->started_at) / G_USEC_PER_SEC;
     ca_command_return_ok(cmd, ca_cmdset_status_json(&facts));
@@ -426,6 +427,7 @@ static void
 alerts_send(CaRemote *self, const CaAlert *alert, gint64 now)
 {
     const char *const *numbers = ca_config_get_list(self->config, "sms-alerts", "numbers");
+    g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
     CaStatusFacts facts;
     g_autofree char *text = NULL;
     g_autoptr(cJSON) fields = cJSON_CreateObject();
@@ -435,7 +437,7 @@ alerts_send(CaRemote *self, const CaAlert *alert, gint64 now)
 
     ca_status_facts_init(&facts);
     if (self->hooks.get_status)
-        self->hooks.get_status(&facts, self->hooks.user_data);
+        self->hooks.get_status(&facts, strings, self->hooks.user_data);
     text = ca_alerts_format(alert, device_id(self), now, g_get_real_time(), facts.uplink);
     for (guint i = 0; numbers[i]; i++) {
         g_autofree char *to = ca_phone_normalize(numbers[i]);

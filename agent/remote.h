@@ -25,8 +25,9 @@ typedef struct {
     gboolean (*send_sms)(const char *id, const char *to, const char *text, GError **error,
                          gpointer user_data);
     /* Fill what is known now (facts are initialised as unknown; device_id and uptime_s
-     * are filled by remote). May be NULL. Strings must stay valid until return. */
-    void (*get_status)(CaStatusFacts *facts, gpointer user_data);
+     * are filled by remote). May be NULL. Strings must stay valid until the caller is done
+     * with facts: park allocated ones in strings (freed with g_free afterwards). */
+    void (*get_status)(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data);
     gpointer user_data;
 } CaRemoteHooks;
 

@@ -2,6 +2,7 @@
  * incident, one recovery after an alert, the rate limit, unreported outages), a randomised
  * run checked against the rules, and the message texts. */
 #include "alerts.h"
+#include "autocleanups.h"
 
 #include <string.h>
 
@@ -318,6 +319,33 @@ test_texts(void)
     }
 }
 
+static void
+test_link_healthy(void)
+{
+    static const struct {
+        const char *link;
+        gboolean healthy;
+    } cases[] = {
+        {"{}", FALSE},
+        {"{\"uplinks\":{}}", FALSE},
+        {"{\"active\":null,\"uplinks\":{\"wired\":{\"state\":\"down\"},"
+         "\"cellular\":{\"state\":\"standby\"}}}",
+         FALSE},
+        {"{\"uplinks\":{\"wired\":{\"state\":\"suspect\"},\"c\":{\"state\":\"unknown\"}}}", FALSE},
+        {"{\"active\":\"wired\",\"uplinks\":{\"wired\":{\"state\":\"up\"}}}", TRUE},
+        {"{\"uplinks\":{\"a\":{\"state\":\"down\"},\"b\":{\"state\":\"up\"}}}", TRUE},
+        {"{\"uplinks\":{\"a\":{\"state\":1}}}", FALSE},
+        {"{\"uplinks\":[{\"state\":\"up\"}]}", TRUE},
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(cJSON) link = cJSON_Parse(cases[i].link);
+        g_assert_nonnull(link);
+        g_assert_true(ca_alerts_link_is_healthy(link) == cases[i].healthy);
+    }
+    g_assert_false(ca_alerts_link_is_healthy(NULL));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -331,5 +359,6 @@ main(int argc, char **argv)
     g_test_add_func("/alerts/random", test_random);
     g_test_add_func("/alerts/durations", test_durations);
     g_test_add_func("/alerts/texts", test_texts);
+    g_test_add_func("/alerts/link-healthy", test_link_healthy);
     return g_test_run();
 }

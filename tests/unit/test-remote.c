@@ -45,7 +45,7 @@ sms_hook(const char *id, const char *to, const char *text, GError **error, gpoin
 }
 
 static void
-status_hook(CaStatusFacts *facts, gpointer user_data)
+status_hook(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data)
 {
     facts->uplink = "wired";
     facts->signal_quality = 55;
