@@ -58,3 +58,55 @@ def write_secret(path, nbytes=20):
         f.write(secret + "\n")
     os.chmod(path, 0o600)
     return secret
+
+
+class CodeBook:
+    """TOTP codes for a test, as an operator's app would show them, never reusing a step.
+
+    The agent accepts the steps now-1 .. now+1 (its clock) and only steps later than the
+    last one it accepted. next() returns a code of the earliest unused step that will still
+    be valid `margin` seconds from now (the SMS's way through the modem), waiting for the
+    next 30 s step when none is left; valid() returns such a code without using it up (for
+    messages that must be refused before their code is looked at)."""
+
+    def __init__(self, secret_b32, margin=10):
+        self.secret = secret_b32
+        self.margin = margin
+        self.last = -1
+
+    def _window(self):
+        now = time.time()
+        lo = int((now + self.margin) // 30) - 1   # still acceptable when the SMS arrives
+        hi = int(now // 30) + 1                    # acceptable right now
+        return lo, hi
+
+    def _code(self, step):
+        return totp(self.secret, t=step * 30)
+
+    def next(self, timeout=100):
+        deadline = time.monotonic() + timeout
+        while True:
+            lo, hi = self._window()
+            step = max(self.last + 1, lo)
+            if step <= hi:
+                self.last = step
+                return self._code(step)
+            if time.monotonic() > deadline:
+                raise AssertionError("no TOTP step left within %d s" % timeout)
+            harness.wait_until(lambda: self._window()[1] >= max(self.last + 1, self._window()[0]),
+                               35, "the next TOTP step")
+
+    def valid(self):
+        lo, hi = self._window()
+        return self._code(max(self.last + 1, lo) if max(self.last + 1, lo) <= hi else hi)
+
+    def wrong(self):
+        """A code that matches no step the agent could accept now (or soon); a different
+        one on every call (identical SMS would be one message to the SMS bridge)."""
+        now = int(time.time() // 30)
+        near = {self._code(s) for s in range(now - 3, now + 4)}
+        while True:
+            self._wrong = getattr(self, "_wrong", 0) + 1
+            c = "%06d" % ((self._wrong * 7919 + 123457) % 1000000)
+            if c not in near:
+                return c
