@@ -43,6 +43,7 @@ struct _CaRemote {
     GSource *alert_timer; /* owned */
     gboolean data_known;
     gboolean data_ok;
+    CaAlertsState alert_state; /* last logged */
 };
 
 struct _SmsReply {
@@ -465,6 +466,15 @@ alerts_send(CaRemote *self, const CaAlert *alert, gint64 now)
 static void
 alerts_handle(CaRemote *self, CaAlert alert, gint64 now)
 {
+    CaAlertsState state = ca_alerts_get_state(self->alerts);
+
+    if (state != self->alert_state) {
+        ca_msg("alerts: %s%s", ca_alerts_state_to_string(state),
+               state == CA_ALERTS_PENDING      ? " (no uplink passes its health check)"
+               : state == CA_ALERTS_SUPPRESSED ? " (alert held back by min-interval)"
+                                               : "");
+        self->alert_state = state;
+    }
     if (alert.kind != CA_ALERT_NONE)
         alerts_send(self, &alert, now);
     alerts_schedule(self);
@@ -518,6 +528,7 @@ alerts_setup(CaRemote *self)
     if (!self->data_known)
         return;
     self->alerts = ca_alerts_new(&c, g_get_monotonic_time() / 1000);
+    self->alert_state = CA_ALERTS_UP; /* so the first state is logged */
     alerts_restore(self);
     ca_remote_set_data_ok(self, self->data_ok);
 }
