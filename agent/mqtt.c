@@ -218,8 +218,11 @@ msg_complete(Msg *m, GError *error)
     GTask *task = g_steal_pointer(&m->task);
 
     msg_free(m);
-    if (!task)
+    if (!task) {
+        if (error)
+            g_error_free(error);
         return;
+    }
     if (error)
         g_task_return_error(task, error);
     else

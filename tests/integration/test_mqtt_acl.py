@@ -39,7 +39,7 @@ def test():
         f.write(users["dev1"] + "\n")
 
     agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "username": "dev1",
-                                 "password-file": pwfile}}, env=env)
+                                 "password-file": pwfile}}, env=env, wrapper=mh.WRAPPER)
     h.on_failure(agent.dump_log)
     agent.start()
     mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online", extra_args=backend)
