@@ -49,6 +49,7 @@ def test():
         assert m["ok"] is False and m["id"] is None and error_part in m["error"], m
         return m
 
+    ask_anon("Not_A-Name", '{"id":"n2"}', "unknown command")  # not a valid name: not parsed
     ask_anon("ping", "{not json", "invalid JSON")
     ask_anon("ping", "{}", "missing id")
     ask_anon("ping", '{"id":"has space"}', "invalid id")
