@@ -989,6 +989,21 @@ manage_activation(CaFailover *self, guint i, gint64 now, gint64 *deadline)
     }
 }
 
+/* A wanted uplink that never came up and is not coming up is down, not standby. */
+static void
+mark_missing(CaFailover *self, guint i, gint64 now)
+{
+    Uplink *u = &self->up[i];
+    const CaUplinkFacts *f = &u->facts;
+
+    if (!u->wanted || !u->have_facts || u->state != CA_UPLINK_STATE_STANDBY || u->hard_ok ||
+        f->activation != CA_ACTIVATION_NONE)
+        return;
+    if (!f->device_present || !f->device_ready || !f->carrier ||
+        (u->inactive_since >= 0 && now - u->inactive_since >= ACTIVATE_GRACE_MS))
+        set_state(self, i, CA_UPLINK_STATE_DOWN, u->hard_why, now);
+}
+
 /*****************************************************************************/
 /* The run */
 
@@ -1055,8 +1070,10 @@ ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s)
     gboolean all_down = TRUE;
 
     choose(self, now);
-    for (guint i = 0; i < self->n; i++)
+    for (guint i = 0; i < self->n; i++) {
         manage_activation(self, i, now, &deadline);
+        mark_missing(self, i, now);
+    }
     /* Taking an on-demand uplink down may change nothing else; choose again in case
      * an activation made one usable. */
     choose(self, now);

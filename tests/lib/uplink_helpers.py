@@ -54,8 +54,9 @@ def agent_settings(lab, broker, uplinks, health=None, watchdog=None, extra=None)
     """uplinks: {"wan1": {"connection": "uplink1", "priority": 10}, ...}."""
     s = {"agent": {"device-id": "dev1"},
          "mqtt": {"host": broker.host, "port": broker.port, "keepalive": 60},
-         "health": dict(FAST, probes=PROBES, **(health or {})),
+         "health": dict(FAST, probes=PROBES),
          "watchdog": dict({"start-after": 5, "reactivate-cooldown": 5}, **(watchdog or {}))}
+    s["health"].update(health or {})
     for name, keys in uplinks.items():
         s["uplink-" + name] = dict(keys)
     s.setdefault("uplink-cellular", {"activate": "never"})

@@ -1436,7 +1436,8 @@ main(int argc, char **argv)
     g_test_add_func("/failover/watchdog/cellular-only", test_watchdog_cellular_only);
     g_test_add_func("/failover/watchdog/scope",
                     test_watchdog_not_for_standby_or_while_another_works);
-    g_test_add_func("/failover/watchdog/holds-while-recovering", test_watchdog_holds_while_recovering);
+    g_test_add_func("/failover/watchdog/holds-while-recovering",
+                    test_watchdog_holds_while_recovering);
     g_test_add_func("/failover/activation/device-ready-resets-backoff",
                     test_device_ready_resets_activation_backoff);
     g_test_add_func("/failover/output/link-json", test_link_json);
