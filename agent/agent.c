@@ -730,6 +730,25 @@ remote_status_cb(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data)
     }
 }
 
+/* cmd/reconnect: re-activate the uplink in use; result {"uplink":NAME}. */
+static void
+reconnect_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *why = g_strdup_printf("asked by %s", ca_command_get_source(cmd));
+    const char *name = ca_uplink_reactivate(self->uplink, why, &error);
+    cJSON *result;
+
+    if (!name) {
+        ca_command_return_gerror(cmd, error);
+        return;
+    }
+    result = cJSON_CreateObject();
+    cJSON_AddStringToObject(result, "uplink", name);
+    ca_command_return_ok(cmd, result);
+}
+
 static void
 wire_remote(CaAgent *self)
 {
@@ -743,6 +762,7 @@ wire_remote(CaAgent *self)
     self->remote = ca_remote_new(self->config, self->commands, &hooks);
     ca_commands_register(self->commands, "reload", reload_cmd_cb, self, NULL);
     ca_commands_register(self->commands, "mqtt-reconnect", mqtt_reconnect_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "reconnect", reconnect_cmd_cb, self, NULL);
 }
 
 static void

@@ -6,7 +6,8 @@ the emulated SIMCom modem on the real ModemManager, a real mosquitto and the age
 All uplinks are made unhealthy (upstream blackholed) with data-down-after=10: exactly one
 alert SMS reaches the emulator; the uplinks are restored: exactly one recovery SMS, with
 the outage duration; the "sms-alert" events say the same. A second short outage inside
-min-interval sends nothing.
+min-interval sends nothing. Also cmd/reconnect on these uplinks: the uplink in use is
+re-activated by NetworkManager.
 """
 import os
 import re
@@ -32,7 +33,7 @@ def setUpModule():
     lab.nm.wait_connected("eth2")
     uh.enable_ping_sockets(lab)
     broker = lab.start_broker()
-    sub = broker.subscribe([BASE + "/link", BASE + "/events"])
+    sub = broker.subscribe([BASE + "/link", BASE + "/events", BASE + "/cmd/+/result"])
     settings = uh.agent_settings(
         lab, broker,
         {"wan1": {"connection": "uplink1", "priority": 10},
@@ -69,7 +70,44 @@ def all_down(l):
     return all(u["state"] == "down" for u in l["uplinks"].values() if u["activate"] != "never")
 
 
+def active_path(name):
+    """D-Bus path of the connection's active connection (activated), or None."""
+    out = lab.nm.nmcli("-t", "-f", "NAME,STATE,ACTIVE-PATH", "connection", "show", "--active")
+    for line in out.splitlines():
+        parts = line.split(":")
+        if parts[0] == name and parts[1] == "activated":
+            return parts[2]
+    return None
+
+
+def ask(name, rid, args=None, timeout=20):
+    req = {"id": rid}
+    if args is not None:
+        req["args"] = args
+    broker.publish("%s/cmd/%s" % (BASE, name), req)
+    return sub.wait_for("%s/cmd/%s/result" % (BASE, name),
+                        lambda m: m["json"] and m["json"].get("id") == rid, timeout)[-1]["json"]
+
+
 class Alerts(unittest.TestCase):
+
+    def test_00_reconnect(self):
+        r = ask("reconnect", "rc0", {"uplink": "wan2"})
+        self.assertEqual((r["ok"], r["error"]), (False, "args.uplink: unknown argument"))
+        before = active_path("uplink1")
+        self.assertTrue(before)
+        r = ask("reconnect", "rc1")
+        self.assertEqual((r["ok"], r["result"]), (True, {"uplink": "wan1"}))
+        agent.wait_log(r'wan1: activating connection "uplink1" on eth1 \(asked by mqtt\)')
+        ev = lablib.wait_until(lambda: [m["json"] for m in sub.matching(
+            BASE + "/events", lambda m: (m["json"] or {}).get("id") == "rc1")], 10, "the event")[0]
+        self.assertEqual((ev["type"], ev["command"], ev["source"], ev["ok"]),
+                         ("command", "reconnect", "mqtt", True))
+        # NetworkManager re-activated it: a new active connection, activated on eth1.
+        lablib.wait_until(lambda: active_path("uplink1") not in (None, before), 30,
+                          "a new activation of uplink1")
+        lab.nm.wait_connected("eth1")
+        uh.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up again")
 
     def test_01_one_alert_one_recovery(self):
         self.assertEqual(alerts_sent(), [])
