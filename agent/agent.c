@@ -497,8 +497,12 @@ wire_sms(CaAgent *self)
 {
     g_autoptr(GError) error = NULL;
 
-    if (!ca_config_get_bool(self->config, "sms", "enabled"))
+    if (!ca_config_get_bool(self->config, "sms", "enabled")) {
+        if (ca_config_get_bool(self->config, "sms-commands", "enabled") ||
+            ca_config_get_bool(self->config, "sms-alerts", "enabled"))
+            ca_warn("[sms] enabled=false: SMS commands and SMS alerts cannot work without it");
         return;
+    }
     self->sms = ca_sms_new(self->config, &error);
     if (!self->sms) {
         ca_err("SMS bridge off: %s", error->message);
