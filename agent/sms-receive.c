@@ -281,6 +281,7 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
         return;
     }
     if (ca_spool_contains(self->in, id)) {
+        ca_debug("received message %s (%s) is already spooled", id, path);
         publish(self, id);
         return;
     }

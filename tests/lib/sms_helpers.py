@@ -38,7 +38,7 @@ class PersistentBroker:
         self.conf = os.path.join(self.dir, "mosquitto-persistent.conf")
         with open(self.conf, "w") as f:
             f.write("listener %d %s\nallow_anonymous true\npersistence true\n"
-                    "persistence_location %s/\nautosave_interval 0\nlog_dest stderr\n"
+                    "persistence_location %s/\nautosave_interval 0\nuser root\nlog_dest stderr\n"
                     "log_type all\n" % (self.port, self.host, self.dir))
         self.proc = None
         self.wrapper = []
