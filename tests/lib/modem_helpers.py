@@ -30,13 +30,14 @@ def agent_settings(broker, **groups):
     return settings
 
 
-def start_agent(lab, broker, name="agent", **groups):
+def start_agent(lab, broker, name="agent", args=(), **groups):
     """Start cellagent on the lab's bus; returns the harness.Agent. Its log and config go
     to the lab's logs/ (printed when a test fails), its state-dir to RUN/state-NAME."""
     settings = agent_settings(broker, **groups)
     settings.setdefault("agent", {}).setdefault(
         "state-dir", os.path.join(lab.run_dir, "state-" + name))
-    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name=name)
+    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, args=args, env=lab.env,
+                          name=name)
     return agent.start()
 
 
