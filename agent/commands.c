@@ -466,14 +466,13 @@ mqtt_message_cb(CaMqtt *mqtt, const char *subtopic, GBytes *payload, gpointer us
         return; /* cmd/<name>/result and deeper are not requests */
     data = g_bytes_get_data(payload, &len);
     if (!ca_command_name_is_valid(name)) {
-        /* Still answer: the requester waits on cmd/<name>/result. */
-        g_autoptr(CaCommand) cmd = command_new(name, "mqtt", NULL, NULL, NULL);
+        /* Still answer: the requester waits on cmd/<name>/result. No handler can have this
+         * name, so it is unknown; the request is not parsed. */
         g_autofree char *text =
             ca_command_encode_result(NULL, FALSE, NULL, "unknown command", g_get_real_time());
         g_autofree char *sub = g_strconcat(subtopic, "/result", NULL);
 
-        cmd->answered = TRUE;
-        ca_msg("command \"%s\" from mqtt: invalid name", name);
+        ca_msg("command \"%s\" from mqtt: not a valid command name", name);
         ca_mqtt_publish(mqtt, sub, text, 1, FALSE, CA_MQTT_MSG_NORMAL);
         return;
     }

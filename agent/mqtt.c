@@ -144,6 +144,8 @@ static void finish_stop(CaMqtt *self, gboolean acked);
 static void connection_lost(CaMqtt *self, int rc, int err, const char *why);
 static void process_events(CaMqtt *self);
 static void flush_queue(CaMqtt *self, gboolean all);
+static void msg_cancelled_cb(GCancellable *cancellable, gpointer user_data);
+static void enforce_limits(CaMqtt *self);
 
 /*****************************************************************************/
 /* Pure helpers */
@@ -219,8 +221,11 @@ msg_complete(Msg *m, GError *error)
     GTask *task = g_steal_pointer(&m->task);
 
     msg_free(m);
-    if (!task)
+    if (!task) {
+        if (error)
+            g_error_free(error);
         return;
+    }
     if (error)
         g_task_return_error(task, error);
     else
@@ -560,6 +565,9 @@ requeue_handed(CaMqtt *self)
         self->queue_bytes += g_bytes_get_size(m->payload);
         if (m->klass == CA_MQTT_MSG_TELEMETRY)
             self->queue_telemetry++;
+        if (m->cancellable && !m->cancel_id)
+            m->cancel_id =
+                g_cancellable_connect(m->cancellable, G_CALLBACK(msg_cancelled_cb), self, NULL);
     }
 }
 
@@ -1362,6 +1370,7 @@ ca_mqtt_set_config(CaMqtt *self, CaConfig *config)
      * old base); the new connection publishes online. */
     enter_state(self, STATE_WAIT_LINK);
     requeue_handed(self);
+    enforce_limits(self);
     destroy_handle(self);
     ca_backoff_reset(&self->backoff);
     if (was_connected)
@@ -1547,6 +1556,7 @@ void
 ca_mqtt_unsubscribe(CaMqtt *self, const char *subtopic_filter)
 {
     g_return_if_fail(CA_IS_MQTT(self));
+    g_return_if_fail(subtopic_filter != NULL);
 
     for (guint i = 0; i < self->subs->len; i++) {
         if (g_str_equal(self->subs->pdata[i], subtopic_filter)) {

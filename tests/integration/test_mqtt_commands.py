@@ -21,7 +21,7 @@ def test():
     broker = h.Broker(d).start()
     h.on_failure(lambda: print(open(broker.log).read()[-2000:]))
     settings = {"mqtt": {"host": "127.0.0.1", "port": broker.port}}
-    agent = h.Agent(d, settings, env=env)
+    agent = h.Agent(d, settings, env=env, wrapper=mh.WRAPPER)
     h.on_failure(agent.dump_log)
     agent.start()
     sub = h.Subscriber(broker.port, f"{BASE}/cmd/+/result")
@@ -49,6 +49,7 @@ def test():
         assert m["ok"] is False and m["id"] is None and error_part in m["error"], m
         return m
 
+    ask_anon("Not_A-Name", '{"id":"n2"}', "unknown command")  # not a valid name: not parsed
     ask_anon("ping", "{not json", "invalid JSON")
     ask_anon("ping", "{}", "missing id")
     ask_anon("ping", '{"id":"has space"}', "invalid id")
@@ -72,7 +73,7 @@ def test():
     agent.kill()
     mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s == {"state": "offline"})
     h.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"offline-1"}')
-    agent2 = h.Agent(d, settings, env=env, name="agent2")
+    agent2 = h.Agent(d, settings, env=env, name="agent2", wrapper=mh.WRAPPER)
     h.on_failure(agent2.dump_log)
     agent2.start()
     r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "offline-1", 15)[-1]["json"]

@@ -123,7 +123,7 @@ def test():
     h.at_exit(lambda: bus.poll() is None and bus.terminate())
     h.wait_until(lambda: os.path.exists(bus_path), 10, "the private bus")
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + bus_path}
-    agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}}, env=env, args=["--log-level", "info"])
+    agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}}, env=env, args=["--log-level", "info"], wrapper=mh.WRAPPER)
     h.on_failure(agent.dump_log)
     agent.start()
     mh.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")

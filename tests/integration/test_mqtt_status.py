@@ -29,7 +29,7 @@ def scenario(protocol):
     settings = {"mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": protocol}}
     topic = "cellagent/dev1/status"
 
-    agent = h.Agent(d, settings, env=env)
+    agent = h.Agent(d, settings, env=env, wrapper=mh.WRAPPER)
     h.on_failure(agent.dump_log)
     agent.start()
     s = mh.wait_retained(broker.port, topic, online)
@@ -42,7 +42,7 @@ def scenario(protocol):
     mh.wait_retained(broker.port, topic, offline, timeout=10)
 
     # Restarted: online again (a new started_at).
-    agent2 = h.Agent(d, settings, env=env, name="agent2")
+    agent2 = h.Agent(d, settings, env=env, name="agent2", wrapper=mh.WRAPPER)
     h.on_failure(agent2.dump_log)
     agent2.start()
     s2 = mh.wait_retained(broker.port, topic, online)

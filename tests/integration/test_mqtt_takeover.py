@@ -19,7 +19,7 @@ import mqtt_helpers as mh  # noqa: E402
 def scenario(d, broker, env, protocol):
     name = f"agent-{protocol}"
     agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": protocol}},
-                    env=env, name=name)
+                    env=env, name=name, wrapper=mh.WRAPPER)
     h.on_failure(agent.dump_log)
     agent.start()
     mh.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")

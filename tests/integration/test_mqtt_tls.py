@@ -46,7 +46,7 @@ def test():
 
     # Good certificates, both protocol versions.
     for protocol, device in (("5", "dev1"), ("3.1.1", "dev1b")):
-        a = h.Agent(d, tls_settings(device, pki["ca"], protocol=protocol), env=env, name=f"tls-{device}")
+        a = h.Agent(d, tls_settings(device, pki["ca"], protocol=protocol), env=env, name=f"tls-{device}", wrapper=mh.WRAPPER)
         h.on_failure(a.dump_log)
         a.start()
         mh.wait_retained(broker.port, f"cellagent/{device}/status", online)
@@ -56,7 +56,7 @@ def test():
         mh.wait_retained(broker.port, f"cellagent/{device}/status", lambda s: s == {"state": "offline"})
 
     # Wrong CA: refused, clear reason, retried with backoff.
-    bad = h.Agent(d, tls_settings("dev2", pki["wrongca"]), env=env, name="wrong-ca")
+    bad = h.Agent(d, tls_settings("dev2", pki["wrongca"]), env=env, name="wrong-ca", wrapper=mh.WRAPPER)
     h.on_failure(bad.dump_log)
     bad.start()
     bad.wait_log(r"connection to localhost:%d failed: .*certificate verify failed" % tls_port, 15)
@@ -68,7 +68,7 @@ def test():
     bad.stop()
 
     # Right CA, wrong name: hostname verification is on.
-    wrong_host = h.Agent(d, tls_settings("dev3", pki["ca"], host="127.0.0.1"), env=env, name="wrong-host")
+    wrong_host = h.Agent(d, tls_settings("dev3", pki["ca"], host="127.0.0.1"), env=env, name="wrong-host", wrapper=mh.WRAPPER)
     h.on_failure(wrong_host.dump_log)
     wrong_host.start()
     wrong_host.wait_log(r"connection to 127\.0\.0\.1:%d failed: .*host name verification failed" % tls_port, 15)
@@ -94,7 +94,8 @@ def test():
         f.write("not-the-password\n")
     for protocol in ("5", "3.1.1"):
         ok = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
-                                  "password-file": good_pw, "protocol": protocol}}, env=env, name=f"pw-{protocol}")
+                                  "password-file": good_pw, "protocol": protocol}}, env=env, name=f"pw-{protocol}",
+                     wrapper=mh.WRAPPER)
         h.on_failure(ok.dump_log)
         ok.start()
         mh.wait_retained(auth.port, "cellagent/dev1/status", online, extra_args=backend)
@@ -102,7 +103,8 @@ def test():
         assert secret not in ok.log_text()
 
         wrong = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
-                                     "password-file": bad_pw, "protocol": protocol}}, env=env, name=f"badpw-{protocol}")
+                                     "password-file": bad_pw, "protocol": protocol}}, env=env,
+                        name=f"badpw-{protocol}", wrapper=mh.WRAPPER)
         h.on_failure(wrong.dump_log)
         wrong.start()
         wrong.wait_log(r"broker refused the connection: .*(authori[sz]ed|[Bb]ad user name or password)", 15)
