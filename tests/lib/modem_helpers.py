@@ -36,8 +36,9 @@ def start_agent(lab, broker, name="agent", args=(), **groups):
     settings = agent_settings(broker, **groups)
     settings.setdefault("agent", {}).setdefault(
         "state-dir", os.path.join(lab.run_dir, "state-" + name))
+    # In the device namespace when the lab has a network (its broker listens there).
     # CA_AGENT_WRAPPER: a command prefix for the agent, e.g. "valgrind --leak-check=full".
-    wrapper = os.environ.get("CA_AGENT_WRAPPER", "").split()
+    wrapper = lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
     agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, args=args, env=lab.env,
                           name=name, wrapper=wrapper)
     return agent.start()
