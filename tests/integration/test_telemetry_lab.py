@@ -245,6 +245,28 @@ class TelemetryTest(unittest.TestCase):
                      "access_tech", "connected"):
             self.assertIn(want, keys)
 
+    def test_08_match(self):
+        """[modem] match: a non-matching IMEI selects nothing; the IMEI or the physical
+        device path (applied by a reload) select the modem."""
+        other = mh.start_agent(lab, broker, name="agent-match",
+                               agent={"device-id": "dev2"}, modem={"match": "000000000000000"})
+        try:
+            topic = "cellagent/dev2/telemetry"
+            sub.wait_for(topic, lambda m: m["json"]["modem"] == {"state": "absent"}, timeout=15)
+            other.wait_log(r"no modem matches \[modem\] match", 5)
+            device = lab.mm.info()["modem.generic.device"]
+            for match in (lab.emu.identity["imei"], device + "/"):
+                mark = mh.mark(sub)
+                mh.reload_agent(other, modem={"match": match})
+                sub.wait_for(topic, lambda m: mh.field(m["json"], "modem.state") == "registered"
+                             and sub.messages.index(m) >= mark, timeout=15)
+                mark = mh.mark(sub)
+                mh.reload_agent(other, modem={"match": "000000000000000"})
+                sub.wait_for(topic, lambda m: m["json"]["modem"] == {"state": "absent"}
+                             and sub.messages.index(m) >= mark, timeout=15)
+        finally:
+            other.stop()
+
     # ------------------------------------------------------------ disruptions
 
     def test_10_unplug_and_replug(self):
