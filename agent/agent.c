@@ -1,5 +1,5 @@
-/* agent: composition root. Today it follows the system bus and the presence of
- * ModemManager and NetworkManager; modules plug in here as they are built. */
+/* agent: composition root. Wires the modules (MQTT, modem telemetry, SMS, ...) together and
+ * follows NetworkManager's presence until the uplink module takes that over. */
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
@@ -7,8 +7,11 @@
 #include "backoff.h"
 #include "commands.h"
 #include "log.h"
+#include "modem.h"
 #include "mqtt.h"
 #include "sms.h"
+#include "telemetry-publisher.h"
+#include "telemetry.h"
 #include "version.h"
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
@@ -20,9 +23,7 @@ struct _CaAgent {
     GDBusConnection *system_bus;
     GSource *bus_retry; /* owned: retry getting the system bus */
     CaBackoff bus_backoff;
-    guint mm_watch;
     guint nm_watch;
-    gboolean mm_present;
     gboolean nm_present;
 
     /* MQTT (wire_mqtt) */
@@ -33,21 +34,24 @@ struct _CaAgent {
     GCancellable *mqtt_stop_cancellable;
     GSource *mqtt_stop_deadline; /* owned */
 
+    /* Modem and telemetry (wire_modem) */
+    CaModem *modem;
+    CaTelemetryPublisher *telemetry;
+
     /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
     CaSms *sms;
-    MMManager *sms_manager; /* TEMPORARY stand-in for CaModem until branch modem lands */
 };
-
-static void sms_follow_modems(CaAgent *self, gboolean present);
 
 static void get_system_bus(CaAgent *self);
 
 static void
 update_status(CaAgent *self)
 {
-    g_autofree char *status = g_strdup_printf("ModemManager %s, NetworkManager %s",
-                                              self->mm_present ? "present" : "absent",
-                                              self->nm_present ? "present" : "absent");
+    const CaModemFacts *facts = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
+    g_autofree char *status = g_strdup_printf(
+        "modem %s, NetworkManager %s",
+        facts && facts->present ? mm_modem_state_get_string(facts->state) : "absent",
+        self->nm_present ? "present" : "absent");
     ca_notify_status(self->notify, status);
 }
 
@@ -57,11 +61,7 @@ name_appeared_cb(GDBusConnection *c, const char *name, const char *owner, gpoint
     CaAgent *self = user_data;
 
     ca_msg("%s appeared on the system bus (%s)", name, owner);
-    if (g_str_equal(name, "org.freedesktop.ModemManager1")) {
-        self->mm_present = TRUE;
-        sms_follow_modems(self, TRUE);
-    } else
-        self->nm_present = TRUE;
+    self->nm_present = TRUE;
     update_status(self);
 }
 
@@ -71,22 +71,16 @@ name_vanished_cb(GDBusConnection *c, const char *name, gpointer user_data)
     CaAgent *self = user_data;
 
     ca_msg("waiting for %s on the system bus", name);
-    if (g_str_equal(name, "org.freedesktop.ModemManager1")) {
-        self->mm_present = FALSE;
-        sms_follow_modems(self, FALSE);
-    } else
-        self->nm_present = FALSE;
+    self->nm_present = FALSE;
     update_status(self);
 }
 
 static void
 unwatch_bus(CaAgent *self)
 {
-    if (self->mm_watch)
-        g_bus_unwatch_name(self->mm_watch);
     if (self->nm_watch)
         g_bus_unwatch_name(self->nm_watch);
-    self->mm_watch = self->nm_watch = 0;
+    self->nm_watch = 0;
     if (self->system_bus)
         g_signal_handlers_disconnect_by_data(self->system_bus, self);
     g_clear_object(&self->system_bus);
@@ -121,7 +115,7 @@ bus_closed_cb(GDBusConnection *c, gboolean remote_peer_vanished, GError *error, 
 
     ca_warn("system bus connection closed: %s", error ? error->message : "no reason given");
     unwatch_bus(self);
-    self->mm_present = self->nm_present = FALSE;
+    self->nm_present = FALSE;
     update_status(self);
     schedule_bus_retry(self);
 }
@@ -147,9 +141,6 @@ system_bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     /* A private connection, so a bus restart does not take the process down. */
     g_dbus_connection_set_exit_on_close(bus, FALSE);
     g_signal_connect(bus, "closed", G_CALLBACK(bus_closed_cb), self);
-    self->mm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.ModemManager1",
-                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
-                                                    name_vanished_cb, self, NULL);
     self->nm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.NetworkManager",
                                                     G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
                                                     name_vanished_cb, self, NULL);
@@ -231,6 +222,138 @@ stop_mqtt(CaAgent *self, GTask *task)
     g_source_set_callback(self->mqtt_stop_deadline, mqtt_stop_deadline_cb, self, NULL);
     g_source_attach(self->mqtt_stop_deadline, NULL);
     ca_mqtt_stop_async(self->mqtt, self->mqtt_stop_cancellable, mqtt_stop_ready, self);
+}
+
+/*****************************************************************************/
+/* Modem: facts -> telemetry and events -> MQTT; cmd/telemetry, cmd/modem-reset and
+ * Home Assistant discovery. */
+
+static void
+telemetry_publish_cb(const cJSON *telemetry, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_json(self->mqtt, "telemetry", telemetry, 1, TRUE, CA_MQTT_MSG_TELEMETRY);
+}
+
+static void
+telemetry_event_cb(const char *type, const cJSON *event, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, event);
+}
+
+static void
+modem_facts_cb(CaModem *modem, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    if (ca_modem_is_settled(modem))
+        ca_telemetry_publisher_update(self->telemetry, ca_modem_peek_facts(modem));
+    update_status(self);
+}
+
+/* cmd/telemetry: publish now; the result is the telemetry object that was published. */
+static void
+telemetry_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_command_return_ok(cmd, ca_telemetry_publisher_publish_now(self->telemetry));
+}
+
+static void
+modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(CaCommand) cmd = user_data;
+    g_autoptr(GError) error = NULL;
+
+    if (ca_modem_reset_finish(CA_MODEM(source), result, &error))
+        ca_command_return_ok(cmd, NULL);
+    else
+        ca_command_return_gerror(cmd, error);
+}
+
+/* cmd/modem-reset: ModemManager's Modem.Reset on the selected modem. */
+static void
+modem_reset_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_modem_reset_async(self->modem, self->cancellable, modem_reset_ready, ca_command_ref(cmd));
+}
+
+static void
+publish_ha_discovery(CaAgent *self, CaConfig *config, gboolean remove)
+{
+    g_autoptr(GPtrArray) msgs = NULL;
+
+    if (!ca_config_get_bool(config, "telemetry", "homeassistant"))
+        return;
+    msgs = ca_telemetry_ha_discovery(
+        ca_config_get_string(config, "telemetry", "homeassistant-prefix"),
+        ca_mqtt_get_base(self->mqtt), ca_config_get_string(config, "agent", "device-id"),
+        CA_VERSION, remove);
+    for (guint i = 0; i < msgs->len; i++) {
+        const CaTelemetryMessage *m = g_ptr_array_index(msgs, i);
+
+        /* Discovery topics live outside <base>. */
+        ca_mqtt_publish_to_topic(self->mqtt, m->topic, m->payload, 1, TRUE, CA_MQTT_MSG_NORMAL);
+    }
+}
+
+static void
+mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    publish_ha_discovery(user_data, ((CaAgent *) user_data)->config, FALSE);
+}
+
+static void
+wire_modem(CaAgent *self)
+{
+    self->modem = ca_modem_new(self->config);
+    self->telemetry =
+        ca_telemetry_publisher_new(self->config, telemetry_publish_cb, telemetry_event_cb, self);
+    g_signal_connect(self->modem, "facts-changed", G_CALLBACK(modem_facts_cb), self);
+    g_signal_connect(self->mqtt, "connected", G_CALLBACK(mqtt_connected_cb), self);
+    ca_commands_register(self->commands, "telemetry", telemetry_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "modem-reset", modem_reset_cmd_cb, self, NULL);
+}
+
+/* Re-apply [modem]/[telemetry]; replace Home Assistant entities when their settings changed. */
+static void
+reload_modem(CaAgent *self, CaConfig *old, CaConfig *config)
+{
+    ca_modem_apply_config(self->modem, config);
+    ca_telemetry_publisher_set_config(self->telemetry, config);
+    if (ca_config_get_bool(old, "telemetry", "homeassistant") !=
+            ca_config_get_bool(config, "telemetry", "homeassistant") ||
+        g_strcmp0(ca_config_get_string(old, "telemetry", "homeassistant-prefix"),
+                  ca_config_get_string(config, "telemetry", "homeassistant-prefix")) != 0 ||
+        !ca_config_group_equal(old, config, "agent") ||
+        !ca_config_group_equal(old, config, "mqtt")) {
+        publish_ha_discovery(self, old, TRUE);
+        publish_ha_discovery(self, config, FALSE);
+    }
+}
+
+/* Stop following the modem without publishing a false "absent" on the way out. */
+static void
+unwire_modem(CaAgent *self)
+{
+    if (self->modem) {
+        g_signal_handlers_disconnect_by_data(self->modem, self);
+        ca_modem_stop(self->modem);
+    }
+    if (self->mqtt)
+        g_signal_handlers_disconnect_by_data(self->mqtt, self);
+    if (self->commands) {
+        ca_commands_unregister(self->commands, "telemetry");
+        ca_commands_unregister(self->commands, "modem-reset");
+    }
+    g_clear_pointer(&self->telemetry, ca_telemetry_publisher_free);
+    g_clear_object(&self->modem);
 }
 
 /*****************************************************************************/
@@ -316,6 +439,15 @@ sms_resync_cmd(CaCommand *cmd, gpointer user_data)
     ca_sms_resync_async(self->sms, NULL, sms_resync_ready, ca_command_ref(cmd));
 }
 
+/* The modem CaModem selected changed (appeared, vanished, replaced). */
+static void
+sms_modem_changed_cb(CaModem *modem, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_sms_set_modem(self->sms, ca_modem_peek_object(modem));
+}
+
 static void
 wire_sms(CaAgent *self)
 {
@@ -332,6 +464,7 @@ wire_sms(CaAgent *self)
     g_signal_connect(self->sms, "received", G_CALLBACK(sms_received_cb), self);
     g_signal_connect(self->sms, "event", G_CALLBACK(sms_event_cb), self);
     g_signal_connect(self->mqtt, "message", G_CALLBACK(sms_message_cb), self);
+    g_signal_connect(self->modem, "object-changed", G_CALLBACK(sms_modem_changed_cb), self);
     ca_mqtt_subscribe(self->mqtt, "sms/out");
     ca_commands_register(self->commands, "sms-resync", sms_resync_cmd, self, NULL);
 }
@@ -345,66 +478,11 @@ unwire_sms(CaAgent *self)
     g_signal_handlers_disconnect_by_data(self->sms, self);
     if (self->mqtt)
         g_signal_handlers_disconnect_by_func(self->mqtt, sms_message_cb, self);
-    g_clear_object(&self->sms_manager);
+    if (self->modem)
+        g_signal_handlers_disconnect_by_func(self->modem, sms_modem_changed_cb, self);
+    if (self->commands)
+        ca_commands_unregister(self->commands, "sms-resync");
     g_clear_object(&self->sms);
-}
-
-/* TEMPORARY stand-in for CaModem (branch modem): the first modem ModemManager lists,
- * enabled when disabled. Replaced by CaModem's "object-changed" once that lands. */
-static void
-sms_pick_modem(CaAgent *self)
-{
-    GList *objects =
-        self->sms_manager
-            ? g_dbus_object_manager_get_objects(G_DBUS_OBJECT_MANAGER(self->sms_manager))
-            : NULL;
-    MMObject *object = objects ? MM_OBJECT(objects->data) : NULL;
-    MMModem *modem = object ? mm_object_peek_modem(object) : NULL;
-
-    if (modem && mm_modem_get_state(modem) == MM_MODEM_STATE_DISABLED)
-        mm_modem_enable(modem, NULL, NULL, NULL);
-    ca_sms_set_modem(self->sms, object);
-    g_list_free_full(objects, g_object_unref);
-}
-
-static void
-sms_objects_cb(GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
-{
-    sms_pick_modem(user_data);
-}
-
-static void
-sms_manager_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    g_autoptr(GError) error = NULL;
-    MMManager *manager = mm_manager_new_finish(result, &error);
-    CaAgent *self;
-
-    if (!manager) {
-        if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            ca_warn("cannot follow ModemManager: %s", error->message);
-        return;
-    }
-    self = user_data;
-    g_clear_object(&self->sms_manager);
-    self->sms_manager = manager;
-    g_signal_connect(manager, "object-added", G_CALLBACK(sms_objects_cb), self);
-    g_signal_connect(manager, "object-removed", G_CALLBACK(sms_objects_cb), self);
-    sms_pick_modem(self);
-}
-
-static void
-sms_follow_modems(CaAgent *self, gboolean present)
-{
-    if (!self->sms)
-        return;
-    if (self->sms_manager)
-        g_signal_handlers_disconnect_by_data(self->sms_manager, self);
-    g_clear_object(&self->sms_manager);
-    ca_sms_set_modem(self->sms, NULL);
-    if (present && self->system_bus)
-        mm_manager_new(self->system_bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
-                       self->cancellable, sms_manager_ready, self);
 }
 
 /*****************************************************************************/
@@ -420,6 +498,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
+    wire_modem(self);
     wire_sms(self);
     return self;
 }
@@ -433,6 +512,7 @@ ca_agent_free(CaAgent *self)
     unwatch_bus(self);
     ca_clear_source(&self->bus_retry);
     unwire_sms(self);
+    unwire_modem(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
     ca_config_unref(self->config);
@@ -447,6 +527,7 @@ ca_agent_start(CaAgent *self)
     update_status(self);
     get_system_bus(self);
     ca_mqtt_start(self->mqtt);
+    ca_modem_start(self->modem);
     if (self->sms)
         ca_sms_start(self->sms);
 }
@@ -462,6 +543,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
         ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
         ca_log_set_level(level);
     ca_mqtt_set_config(self->mqtt, config);
+    reload_modem(self, old, config);
     if (self->sms)
         ca_sms_set_config(self->sms, config);
     ca_msg("configuration reloaded");
@@ -479,6 +561,7 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     ca_clear_source(&self->bus_retry);
     if (self->sms)
         ca_sms_stop(self->sms);
+    unwire_modem(self);
     stop_mqtt(self, task);
 }
 

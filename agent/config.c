@@ -69,6 +69,16 @@ static const CaConfigKey keys[] = {
      "Seconds between periodic telemetry; 0 = only on change and on request"},
     {"telemetry", "signal-rate", CA_KEY_INT, "30", NULL, 0, 3600, NULL, NULL, 0,
      "Refresh rate (s) asked of ModemManager's Signal interface; 0 = off"},
+    {"telemetry", "min-spacing", CA_KEY_INT, "10", NULL, 0, 3600, NULL, NULL, 0,
+     "Least seconds between telemetry messages caused by signal changes (other changes: at once)"},
+    {"telemetry", "quality-deadband", CA_KEY_INT, "5", NULL, 1, 100, NULL, NULL, 0,
+     "Signal quality change (percentage points) that publishes telemetry"},
+    {"telemetry", "signal-deadband", CA_KEY_INT, "3", NULL, 1, 100, NULL, NULL, 0,
+     "RSSI/RSRP/RSRQ/SNR change (dB) that publishes telemetry"},
+    {"telemetry", "homeassistant", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
+     "Publish Home Assistant MQTT discovery messages for the telemetry sensors"},
+    {"telemetry", "homeassistant-prefix", CA_KEY_STRING, "homeassistant", NULL, 1, 128, NULL,
+     check_topic_prefix, 0, "Home Assistant discovery prefix"},
 
     /* [modem] */
     {"modem", "match", CA_KEY_STRING, "", NULL, 0, 512, NULL, NULL, 0,
