@@ -94,7 +94,10 @@ class SmsRig:
         settings = {"mqtt": {"host": self.broker.host, "port": self.broker.port},
                     "agent": {"state-dir": self.state_dir},
                     "sms": dict(self.sms_settings)}
-        self.agent = harness.Agent(self.dir, settings, env=self.lab.env)
+        # CA_AGENT_WRAPPER: a command prefix for the agent, e.g.
+        # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
+        self.agent = harness.Agent(self.dir, settings, env=self.lab.env,
+                                   wrapper=os.environ.get("CA_AGENT_WRAPPER", "").split())
         # The log file is appended to across restarts: count what this start adds.
         subscribed = self.log_count(r'subscribed to "cellagent/dev1/sms/out"')
         messaging = self.log_count(r"using the Messaging interface")
