@@ -182,6 +182,7 @@ recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     g_autoptr(GError) error = NULL;
     g_autoptr(GObject) obj = g_async_initable_new_finish(G_ASYNC_INITABLE(source), result, &error);
     g_auto(GStrv) props = NULL;
+    g_autofree char *owner = NULL;
     MMSms *sms;
 
     if (!obj) {
@@ -195,7 +196,14 @@ recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     }
     sms = MM_SMS(obj);
     props = g_dbus_proxy_get_cached_property_names(G_DBUS_PROXY(sms));
-    if (!props || !props[0] || mm_sms_get_pdu_type(sms) != MM_SMS_PDU_TYPE_SUBMIT) {
+    owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(ctx->messaging));
+    /* Object paths restart at SMS/0 with every ModemManager: the same path in another
+     * daemon instance, or with other content, is not ours. */
+    if (!props || !props[0] || mm_sms_get_pdu_type(sms) != MM_SMS_PDU_TYPE_SUBMIT ||
+        g_strcmp0(owner, cJSON_GetStringValue(
+                             cJSON_GetObjectItemCaseSensitive(ctx->entry, "mm_owner"))) != 0 ||
+        g_strcmp0(mm_sms_get_number(sms), ctx->to) != 0 ||
+        g_strcmp0(mm_sms_get_text(sms), ctx->text) != 0) {
         /* Gone (ModemManager restarted or it was deleted): the send never completed as far
          * as anyone can tell, so it is made again. */
         ca_info("request %s: the interrupted attempt's message is gone, sending anew", ctx->id);
@@ -333,6 +341,11 @@ send_step(GTask *task)
         arm_timeout(task);
         ca_sms_json_set(ctx->entry, "state", cJSON_CreateString("sending"));
         ca_sms_json_set(ctx->entry, "sms_path", cJSON_CreateString(mm_sms_get_path(ctx->sms)));
+        {
+            g_autofree char *owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(ctx->messaging));
+            ca_sms_json_set(ctx->entry, "mm_owner",
+                            owner ? cJSON_CreateString(owner) : cJSON_CreateNull());
+        }
         record = cJSON_PrintUnformatted(ctx->entry);
         if (!ca_spool_put(self->out, ctx->name, record, strlen(record), &error))
             ca_warn("request %s: cannot note the send in the spool: %s, sending anyway", ctx->id,
