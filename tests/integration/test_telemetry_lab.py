@@ -244,6 +244,18 @@ class TelemetryTest(unittest.TestCase):
         for want in ("signal_quality", "rsrp", "sinr", "operator", "registration",
                      "access_tech", "connected"):
             self.assertIn(want, keys)
+        # Switched off by a reload: the agent deletes its entities (empty retained configs).
+        mark = mh.mark(sub)
+        mh.reload_agent(agent, telemetry={"homeassistant": False})
+        lablib.wait_until(lambda: len([m for m in sub.messages[mark:]
+                                       if m["topic"].startswith("homeassistant/")
+                                       and m["payloadlen"] == 0]) >= len(configs),
+                          10, "empty discovery configs")
+        mh.reload_agent(agent, telemetry={"homeassistant": True})
+        late = broker.subscribe("homeassistant/#")
+        lablib.wait_until(lambda: len(late.matching()) >= len(configs), 10,
+                          "discovery configs published again")
+        late.close()
 
     def test_08_match(self):
         """[modem] match: a non-matching IMEI selects nothing; the IMEI or the physical
