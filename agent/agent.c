@@ -347,7 +347,15 @@ wire_modem(CaAgent *self)
     ca_commands_register(self->commands, "modem-reset", modem_reset_cmd_cb, self, NULL);
 }
 
-/* Re-apply [modem]/[telemetry]; replace Home Assistant entities when their settings changed. */
+static gboolean
+config_string_changed(CaConfig *a, CaConfig *b, const char *group, const char *key)
+{
+    return g_strcmp0(ca_config_get_string(a, group, key), ca_config_get_string(b, group, key)) != 0;
+}
+
+/* Re-apply [modem]/[telemetry]. Home Assistant entities: removed and published again when
+ * their topics change (option, prefix, device id), published again when only the state
+ * topics moved (topic-prefix). */
 static void
 reload_modem(CaAgent *self, CaConfig *old, CaConfig *config)
 {
@@ -355,11 +363,11 @@ reload_modem(CaAgent *self, CaConfig *old, CaConfig *config)
     ca_telemetry_publisher_set_config(self->telemetry, config);
     if (ca_config_get_bool(old, "telemetry", "homeassistant") !=
             ca_config_get_bool(config, "telemetry", "homeassistant") ||
-        g_strcmp0(ca_config_get_string(old, "telemetry", "homeassistant-prefix"),
-                  ca_config_get_string(config, "telemetry", "homeassistant-prefix")) != 0 ||
-        !ca_config_group_equal(old, config, "agent") ||
-        !ca_config_group_equal(old, config, "mqtt")) {
+        config_string_changed(old, config, "telemetry", "homeassistant-prefix") ||
+        config_string_changed(old, config, "agent", "device-id")) {
         publish_ha_discovery(self, old, TRUE);
+        publish_ha_discovery(self, config, FALSE);
+    } else if (config_string_changed(old, config, "mqtt", "topic-prefix")) {
         publish_ha_discovery(self, config, FALSE);
     }
 }
@@ -484,6 +492,7 @@ sms_resync_cmd(CaCommand *cmd, gpointer user_data)
     ca_sms_resync_async(self->sms, NULL, sms_resync_ready, ca_command_ref(cmd));
 }
 
+/* The modem CaModem selected changed (appeared, vanished, replaced). */
 static void
 sms_modem_changed_cb(CaModem *modem, gpointer user_data)
 {

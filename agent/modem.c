@@ -232,6 +232,7 @@ struct _CaModem {
     gboolean signal_unsupported;
     gboolean location_unsupported;
     gboolean warned_no_pin;
+    gboolean warned_no_match;
 
     /* Preparation (PIN, enable, setup) */
     gboolean preparing;
@@ -1391,17 +1392,21 @@ reselect(CaModem *self)
                                     G_CALLBACK(candidate_notify_cb), self, 0);
         }
     }
+    if (!pick && candidates->len > 0 && !self->warned_no_match) {
+        ca_warn("no modem matches [modem] match=%s (%u present)",
+                ca_log_personal(ca_config_get_string(self->config, "modem", "match")),
+                candidates->len);
+        self->warned_no_match = TRUE;
+    }
     if (pick == self->object)
         return;
     if (self->object)
         ca_msg("modem %s is gone", short_path(mm_object_get_path(self->object)));
     drop_object(self);
-    if (pick)
+    if (pick) {
+        self->warned_no_match = FALSE;
         take_object(self, pick);
-    else if (candidates->len > 0)
-        ca_warn("no modem matches [modem] match=%s (%u present)",
-                ca_log_personal(ca_config_get_string(self->config, "modem", "match")),
-                candidates->len);
+    }
     flush_facts(self);
     g_signal_emit(self, signals[SIGNAL_OBJECT_CHANGED], 0);
     if (self->object)
@@ -1635,8 +1640,10 @@ ca_modem_apply_config(CaModem *self, CaConfig *config)
         return;
     self->warned_no_pin = FALSE;
     g_clear_pointer(&self->pin_uncertain, g_free);
-    if (modem_changed)
+    if (modem_changed) {
+        self->warned_no_match = FALSE;
         reselect(self);
+    }
     /* Preparing is idempotent: a reload re-reads the pin-file (an operator fixing it
      * reloads), re-applies signal-rate and retries a failed enable now. */
     if (self->object) {

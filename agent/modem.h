@@ -94,8 +94,8 @@ void ca_modem_start(CaModem *self);
 /* Stop following ModemManager: cancel pending calls, drop the modem ("object-changed" and
  * "facts-changed" are emitted if one was selected). Safe to call twice. */
 void ca_modem_stop(CaModem *self);
-/* Apply a reloaded config: re-select ([modem] match), re-prepare (enable, pin-file, signal
- * rate) only when [modem] or [telemetry] signal-rate changed. */
+/* Apply a reloaded config: re-select when [modem] changed; always run the (idempotent)
+ * preparation again: re-reads pin-file, re-applies signal-rate, retries a failed Enable. */
 void ca_modem_apply_config(CaModem *self, CaConfig *config);
 
 /* The selected modem's MMObject, or NULL (borrowed; take a ref to keep it). */
@@ -119,8 +119,9 @@ gboolean ca_modem_reset_finish(CaModem *self, GAsyncResult *result, GError **err
 /* Signals:
  *   "object-changed" (): the selected modem appeared, disappeared or was replaced (new
  *                    object path, e.g. replug or ModemManager restart); peek the new one.
- *   "facts-changed"  (): any field of the facts changed (coalesced: at most once per main
- *                    loop iteration). */
+ *                    The facts are already updated ("facts-changed" came first).
+ *   "facts-changed"  (): any field of the facts changed (coalesced in an idle: at most once
+ *                    per main loop iteration); emitted only once settled. */
 
 /*****************************************************************************/
 /* Pure helpers (unit-tested) */
@@ -132,8 +133,8 @@ gboolean ca_modem_match(const char *match, const char *equipment_id, const char 
 /* Read the PIN from the first line of a pin-file: 4-8 digits. CA_ERROR_IO or
  * CA_ERROR_INVALID_CONFIG. */
 char *ca_modem_read_pin_file(const char *path, GError **error);
-/* Hex as mmcli prints LAC/TAC/cell id (upper case, at least 4 digits for LAC/TAC, 8 for cell
- * id is the caller's choice via width); NULL for 0 (unknown). */
+/* Hex as mmcli prints LAC/TAC/cell id: upper case, zero-padded to width (mmcli: LAC 4, TAC 6,
+ * cell id 8); NULL for 0 (unknown). */
 char *ca_modem_format_hex(gulong value, guint width);
 
 G_END_DECLS

@@ -90,33 +90,106 @@ publish_retry_cb(gpointer user_data)
     return G_SOURCE_REMOVE;
 }
 
+/* Deleting from the modem: one at a time (ModemManager locks the storage for each and
+ * answers "try again later" while it is busy), retried with backoff. */
+static void delete_pump(CaSms *self);
+
+static gboolean
+delete_retry_cb(gpointer user_data)
+{
+    CaSms *self = user_data;
+
+    ca_clear_source(&self->delete_retry);
+    delete_pump(self);
+    return G_SOURCE_REMOVE;
+}
+
+typedef struct {
+    CaSms *self;
+    guint generation;
+} DeleteCall;
+
 static void
 delete_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
-    g_autofree char *id = user_data;
+    DeleteCall *call = user_data;
+    g_autoptr(CaSms) self = call->self;
     g_autoptr(GError) error = NULL;
+    g_autofree char *path = NULL;
+    guint delay;
+    gboolean current = call->generation == self->delete_generation;
 
-    if (mm_modem_messaging_delete_finish(MM_MODEM_MESSAGING(source), result, &error)) {
-        ca_debug("received message %s deleted from the modem", id);
+    g_free(call);
+    mm_modem_messaging_delete_finish(MM_MODEM_MESSAGING(source), result, &error);
+    if (!current || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return; /* the queue was dropped meanwhile (modem changed, resync) */
+    path = g_steal_pointer(&self->deleting);
+    if (!error || g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_NOT_FOUND)) {
+        ca_debug("deleted %s from the modem", path);
+        g_hash_table_remove(self->delete_set, path);
+        ca_backoff_reset(&self->delete_backoff);
+        delete_pump(self);
         return;
     }
-    if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        ca_warn("cannot delete received message %s from the modem: %s; will retry at the next "
-                "listing",
-                id, error->message);
+    delay = ca_backoff_next(&self->delete_backoff);
+    if (g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_RETRY))
+        ca_debug("cannot delete %s yet: %s; retrying in %u ms", path, error->message, delay);
+    else
+        ca_warn("cannot delete %s from the modem: %s; retrying in %u s", path, error->message,
+                (delay + 999) / 1000);
+    g_queue_push_head(&self->delete_queue, g_steal_pointer(&path));
+    self->delete_retry = timer_new(delay, delete_retry_cb, self);
 }
 
-/* Delete a handled message from the modem (its storage must not fill). The path is
- * forgotten at once; a failed delete is retried when a listing finds the message again. */
+static void
+delete_pump(CaSms *self)
+{
+    DeleteCall *call;
+
+    if (self->deleting || self->delete_retry || !self->messaging ||
+        g_queue_is_empty(&self->delete_queue))
+        return;
+    self->deleting = g_queue_pop_head(&self->delete_queue);
+    call = g_new0(DeleteCall, 1);
+    call->self = g_object_ref(self);
+    call->generation = self->delete_generation;
+    mm_modem_messaging_delete(self->messaging, self->deleting, self->modem_cancellable,
+                              delete_ready, call);
+}
+
+/* Queue a message object for deletion (once). */
+static void
+delete_path(CaSms *self, const char *path)
+{
+    if (g_hash_table_contains(self->delete_set, path))
+        return;
+    g_hash_table_add(self->delete_set, g_strdup(path));
+    g_queue_push_tail(&self->delete_queue, g_strdup(path));
+    delete_pump(self);
+}
+
+/* Forget every queued deletion (the modem changed, or a resync renamed every object). */
+static void
+delete_clear(CaSms *self)
+{
+    g_queue_clear_full(&self->delete_queue, g_free);
+    if (self->delete_set)
+        g_hash_table_remove_all(self->delete_set);
+    g_clear_pointer(&self->deleting, g_free);
+    self->delete_generation++; /* a delete in flight no longer counts */
+    ca_clear_source(&self->delete_retry);
+    ca_backoff_reset(&self->delete_backoff);
+}
+
+/* Delete a handled message from the modem (its storage must not fill). */
 static void
 delete_from_modem(CaSms *self, const char *id)
 {
     const char *path = g_hash_table_lookup(self->on_modem, id);
 
-    if (!path || !self->messaging || self->set.keep_on_modem)
+    if (!path || self->set.keep_on_modem)
         return;
-    mm_modem_messaging_delete(self->messaging, path, self->modem_cancellable, delete_ready,
-                              g_strdup(id));
+    delete_path(self, path);
     g_hash_table_remove(self->on_modem, id);
 }
 
@@ -208,6 +281,7 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
         return;
     }
     if (ca_spool_contains(self->in, id)) {
+        ca_debug("received message %s (%s) is already spooled", id, path);
         publish(self, id);
         return;
     }
@@ -239,9 +313,7 @@ status_report(CaSms *self, MMSms *sms)
     if (!ca_sms_sender_report(self, reference, mm_sms_get_number(sms), state))
         ca_info("status report for reference %u (%s) matches no request, ignoring", reference,
                 mm_sms_delivery_state_get_string(state));
-    if (self->messaging)
-        mm_modem_messaging_delete(self->messaging, mm_sms_get_path(sms), self->modem_cancellable,
-                                  delete_ready, g_strdup("(status report)"));
+    delete_path(self, mm_sms_get_path(sms));
 }
 
 static void
@@ -468,6 +540,7 @@ ca_sms_receiver_modem_changed(CaSms *self)
 {
     g_hash_table_remove_all(self->receiving);
     g_hash_table_remove_all(self->on_modem);
+    delete_clear(self);
     ca_clear_source(&self->stuck_timer);
     self->listing = FALSE;
     self->relist = FALSE;
@@ -563,6 +636,7 @@ resync_list_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     /* What ModemManager knew before is gone (new objects, new paths). */
     g_hash_table_remove_all(self->receiving);
     g_hash_table_remove_all(self->on_modem);
+    delete_clear(self);
     for (GList *l = list; l; l = l->next) {
         if (mm_sms_get_pdu_type(l->data) == MM_SMS_PDU_TYPE_DELIVER)
             ctx->messages++;
@@ -730,6 +804,9 @@ ca_sms_receiver_init(CaSms *self)
     self->receiving = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, receiving_free);
     self->on_modem = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     self->publishing = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    self->delete_set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_queue_init(&self->delete_queue);
+    ca_backoff_init(&self->delete_backoff, 200, 30000, 20, NULL);
     ca_backoff_init(&self->publish_backoff, PUBLISH_RETRY_INITIAL_MS, PUBLISH_RETRY_MAX_MS, 20,
                     NULL);
     ca_backoff_init(&self->stuck_backoff, self->set.receive_timeout_s * 1000, 3600 * 1000, 0, NULL);
@@ -744,6 +821,7 @@ ca_sms_receiver_clear(CaSms *self)
         g_hash_table_remove_all(self->on_modem);
     if (self->publishing)
         g_hash_table_remove_all(self->publishing);
+    delete_clear(self);
     ca_clear_source(&self->publish_retry);
     ca_clear_source(&self->stuck_timer);
     ca_clear_source(&self->resync_timer);

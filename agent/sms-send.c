@@ -27,11 +27,12 @@ now_s(void)
 
 typedef enum {
     SEND_STEP_FIRST,
-    SEND_STEP_RECOVER,   /* a previous attempt left an SMS object: look at it */
-    SEND_STEP_CREATE,    /* Messaging.Create */
-    SEND_STEP_MARK,      /* spool: state "sending" + the object path, before sending */
-    SEND_STEP_SEND,      /* Sms.Send */
-    SEND_STEP_REFERENCE, /* read MessageReference (the proxy's cache lags the reply) */
+    SEND_STEP_RECOVER,      /* a previous attempt left an SMS object: look at it */
+    SEND_STEP_RECOVER_WAIT, /* it was being sent when we lost track: give it time */
+    SEND_STEP_CREATE,       /* Messaging.Create */
+    SEND_STEP_MARK,         /* spool: state "sending" + the object path, before sending */
+    SEND_STEP_SEND,         /* Sms.Send */
+    SEND_STEP_REFERENCE,    /* read MessageReference (the proxy's cache lags the reply) */
     SEND_STEP_LAST,
 } SendStep;
 
@@ -46,9 +47,14 @@ typedef struct {
     MMModemMessaging *messaging;
     MMSms *sms;
     guint reference;
-    GSource *timeout; /* owned */
+    GSource *timeout; /* owned: send-timeout, armed when sending starts */
     gboolean timed_out;
     guint timeout_s;
+    /* SEND_STEP_RECOVER_WAIT */
+    gulong wait_state_id;
+    gulong wait_cancel_id;
+    GSource *wait_timer; /* owned */
+    GSource *wait_idle;  /* owned: continues after a cancellation */
 } SendContext;
 
 static void send_step(GTask *task);
@@ -56,6 +62,10 @@ static void send_step(GTask *task);
 static void
 send_context_free(SendContext *ctx)
 {
+    if (ctx->wait_state_id)
+        g_signal_handler_disconnect(ctx->sms, ctx->wait_state_id);
+    ca_clear_source(&ctx->wait_timer);
+    ca_clear_source(&ctx->wait_idle);
     ca_clear_source(&ctx->timeout);
     g_free(ctx->name);
     cJSON_Delete(ctx->entry);
@@ -93,6 +103,77 @@ send_timeout_cb(gpointer user_data)
     return G_SOURCE_REMOVE;
 }
 
+/* Bound creating and sending by send-timeout (from the first call that can hang). */
+static void
+arm_timeout(GTask *task)
+{
+    SendContext *ctx = g_task_get_task_data(task);
+
+    if (ctx->timeout)
+        return;
+    ctx->timeout = g_timeout_source_new_seconds(ctx->timeout_s);
+    g_source_set_callback(ctx->timeout, send_timeout_cb, task, NULL);
+    g_source_attach(ctx->timeout, NULL);
+}
+
+static void
+recover_wait_done(GTask *task, SendStep next)
+{
+    SendContext *ctx = g_task_get_task_data(task);
+
+    if (ctx->wait_state_id)
+        g_signal_handler_disconnect(ctx->sms, ctx->wait_state_id);
+    ctx->wait_state_id = 0;
+    if (ctx->wait_cancel_id)
+        g_cancellable_disconnect(g_task_get_cancellable(task), ctx->wait_cancel_id);
+    ctx->wait_cancel_id = 0;
+    ca_clear_source(&ctx->wait_timer);
+    ca_clear_source(&ctx->wait_idle);
+    ctx->step = next;
+    send_step(task);
+}
+
+static void
+recover_state_cb(MMSms *sms, GParamSpec *pspec, gpointer user_data)
+{
+    if (mm_sms_get_state(sms) == MM_SMS_STATE_SENT)
+        recover_wait_done(user_data, SEND_STEP_REFERENCE);
+}
+
+static gboolean
+recover_timer_cb(gpointer user_data)
+{
+    GTask *task = user_data;
+    SendContext *ctx = g_task_get_task_data(task);
+
+    ca_info("request %s: the interrupted attempt did not complete within %u s, sending again",
+            ctx->id, ctx->timeout_s);
+    recover_wait_done(task, SEND_STEP_MARK);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
+recover_idle_cb(gpointer user_data)
+{
+    /* send_step() sees the cancellation first and fails. */
+    recover_wait_done(user_data, SEND_STEP_MARK);
+    return G_SOURCE_REMOVE;
+}
+
+/* May run inside g_cancellable_cancel(): only schedule. */
+static void
+recover_cancelled_cb(GCancellable *cancellable, gpointer user_data)
+{
+    GTask *task = user_data;
+    SendContext *ctx = g_task_get_task_data(task);
+
+    if (ctx->wait_idle)
+        return;
+    ctx->wait_idle = g_idle_source_new();
+    g_source_set_callback(ctx->wait_idle, recover_idle_cb, task, NULL);
+    g_source_attach(ctx->wait_idle, NULL);
+}
+
 static void
 recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -101,6 +182,7 @@ recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     g_autoptr(GError) error = NULL;
     g_autoptr(GObject) obj = g_async_initable_new_finish(G_ASYNC_INITABLE(source), result, &error);
     g_auto(GStrv) props = NULL;
+    g_autofree char *owner = NULL;
     MMSms *sms;
 
     if (!obj) {
@@ -114,7 +196,14 @@ recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     }
     sms = MM_SMS(obj);
     props = g_dbus_proxy_get_cached_property_names(G_DBUS_PROXY(sms));
-    if (!props || !props[0] || mm_sms_get_pdu_type(sms) != MM_SMS_PDU_TYPE_SUBMIT) {
+    owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(ctx->messaging));
+    /* Object paths restart at SMS/0 with every ModemManager: the same path in another
+     * daemon instance, or with other content, is not ours. */
+    if (!props || !props[0] || mm_sms_get_pdu_type(sms) != MM_SMS_PDU_TYPE_SUBMIT ||
+        g_strcmp0(owner, cJSON_GetStringValue(
+                             cJSON_GetObjectItemCaseSensitive(ctx->entry, "mm_owner"))) != 0 ||
+        g_strcmp0(mm_sms_get_number(sms), ctx->to) != 0 ||
+        g_strcmp0(mm_sms_get_text(sms), ctx->text) != 0) {
         /* Gone (ModemManager restarted or it was deleted): the send never completed as far
          * as anyone can tell, so it is made again. */
         ca_info("request %s: the interrupted attempt's message is gone, sending anew", ctx->id);
@@ -125,10 +214,15 @@ recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     ctx->sms = MM_SMS(g_steal_pointer(&obj));
     if (mm_sms_get_state(ctx->sms) == MM_SMS_STATE_SENT) {
         ca_info("request %s: the interrupted attempt had been sent", ctx->id);
-        ctx->reference = mm_sms_get_message_reference(ctx->sms);
-        ctx->step = SEND_STEP_LAST;
+        ctx->step = SEND_STEP_REFERENCE;
+    } else if (g_strcmp0(
+                   cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ctx->entry, "state")),
+                   "sending") == 0) {
+        /* ModemManager may still be transmitting it (it shows no "sending" state): sending
+         * it again now could deliver it twice. */
+        ctx->step = SEND_STEP_RECOVER_WAIT;
     } else {
-        ctx->step = SEND_STEP_SEND;
+        ctx->step = SEND_STEP_MARK; /* the last attempt failed: send the same object again */
     }
     send_step(task);
 }
@@ -213,11 +307,12 @@ send_step(GTask *task)
                 path->valuestring, "g-interface-name", "org.freedesktop.ModemManager1.Sms", NULL);
             return;
         }
-        ctx->step++;
+        ctx->step = SEND_STEP_CREATE;
         /* fall through */
     case SEND_STEP_CREATE: {
         g_autoptr(MMSmsProperties) props = mm_sms_properties_new();
 
+        arm_timeout(task);
         mm_sms_properties_set_number(props, ctx->to);
         mm_sms_properties_set_text(props, ctx->text);
         if (ctx->delivery_report)
@@ -227,12 +322,30 @@ send_step(GTask *task)
         mm_modem_messaging_create(ctx->messaging, props, cancellable, create_ready, task);
         return;
     }
+    case SEND_STEP_RECOVER_WAIT:
+        ca_info("request %s: an interrupted attempt may still be under way, waiting up to %u s",
+                ctx->id, ctx->timeout_s);
+        ctx->wait_state_id =
+            g_signal_connect(ctx->sms, "notify::state", G_CALLBACK(recover_state_cb), task);
+        ctx->wait_timer = g_timeout_source_new_seconds(ctx->timeout_s);
+        g_source_set_callback(ctx->wait_timer, recover_timer_cb, task, NULL);
+        g_source_attach(ctx->wait_timer, NULL);
+        ctx->wait_cancel_id =
+            g_cancellable_connect(cancellable, G_CALLBACK(recover_cancelled_cb), task, NULL);
+        return;
     case SEND_STEP_MARK: {
         g_autoptr(GError) error = NULL;
         g_autofree char *record = NULL;
 
         /* Persisted before sending, so a restart finds the object and does not send twice. */
+        arm_timeout(task);
+        ca_sms_json_set(ctx->entry, "state", cJSON_CreateString("sending"));
         ca_sms_json_set(ctx->entry, "sms_path", cJSON_CreateString(mm_sms_get_path(ctx->sms)));
+        {
+            g_autofree char *owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(ctx->messaging));
+            ca_sms_json_set(ctx->entry, "mm_owner",
+                            owner ? cJSON_CreateString(owner) : cJSON_CreateNull());
+        }
         record = cJSON_PrintUnformatted(ctx->entry);
         if (!ca_spool_put(self->out, ctx->name, record, strlen(record), &error))
             ca_warn("request %s: cannot note the send in the spool: %s, sending anyway", ctx->id,
@@ -454,6 +567,9 @@ sender_job_done(GObject *source, GAsyncResult *result, gpointer user_data)
             (delay + 999) / 1000);
     ca_sms_json_set(ctx->entry, "attempts", cJSON_CreateNumber(attempts));
     ca_sms_json_set(ctx->entry, "last_error", cJSON_CreateString(why));
+    /* ModemManager answered: nothing is in flight. After a timeout it may still be. */
+    if (!g_error_matches(error, CA_ERROR, CA_ERROR_TIMEOUT))
+        cJSON_DeleteItemFromObjectCaseSensitive(ctx->entry, "state");
     record = cJSON_PrintUnformatted(ctx->entry);
     if (!ca_spool_put(self->out, ctx->name, record, strlen(record), &werr))
         ca_warn("request %s: cannot note the attempt in the spool: %s", ctx->id, werr->message);
@@ -535,9 +651,6 @@ ca_sms_sender_kick(CaSms *self)
     g_task_set_check_cancellable(task, FALSE);
     g_task_set_source_tag(task, ca_sms_sender_kick);
     g_task_set_task_data(task, ctx, (GDestroyNotify) send_context_free);
-    ctx->timeout = g_timeout_source_new_seconds(ctx->timeout_s);
-    g_source_set_callback(ctx->timeout, send_timeout_cb, task, NULL);
-    g_source_attach(ctx->timeout, NULL);
     self->send_task = g_object_ref(task);
     send_step(task);
 }

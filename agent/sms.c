@@ -192,8 +192,8 @@ modem_state_cb(MMModem *modem, GParamSpec *pspec, gpointer user_data)
 
     ca_debug("modem state %s", mm_modem_state_get_string(state));
     /* Enabling loads the storage: list what it found. */
-    if (state >= MM_MODEM_STATE_ENABLED && !self->modem_enabled)
-        ca_sms_receiver_list(self);
+    if (state >= MM_MODEM_STATE_ENABLED && !self->modem_enabled && !self->resync_task)
+        ca_sms_receiver_list(self); /* (a resync lists at its end) */
     self->modem_enabled = state >= MM_MODEM_STATE_ENABLED;
     ca_sms_sender_kick(self);
 }
@@ -409,6 +409,7 @@ ca_sms_finalize(GObject *object)
     g_clear_pointer(&self->receiving, g_hash_table_unref);
     g_clear_pointer(&self->on_modem, g_hash_table_unref);
     g_clear_pointer(&self->publishing, g_hash_table_unref);
+    g_clear_pointer(&self->delete_set, g_hash_table_unref);
     g_clear_pointer(&self->config, ca_config_unref);
     g_free(self->dir);
     G_OBJECT_CLASS(ca_sms_parent_class)->finalize(object);

@@ -3,7 +3,8 @@
 
 Round trips (the emulator's dump has exactly the number and text; results queued then
 sent with the modem's reference and the part count): GSM 7-bit, extension characters,
-UCS-2 with emoji, a multipart message; max-parts enforced. Every invalid request is
+UCS-2 with emoji, multipart messages (split exactly as ModemManager splits them), the
+validity period; max-parts enforced. Every invalid request is
 rejected with the field and the reason, nothing is sent and the agent stays up. A
 repeated id is not sent again and gets the latest result. A delivery report turns into
 `delivered`. A +CMS ERROR is retried, then `failed` with ModemManager's error. A burst of
@@ -75,6 +76,18 @@ class RoundTrip(unittest.TestCase):
     def test_multipart_ucs2_at_max_parts(self):
         text = "😀" * 99  # 198 UTF-16 units; a pair is never split: 33 per part
         self.round_trip(text, "+254700000105", 3, "UCS2")
+
+    def test_split_like_modemmanager(self):
+        # 306 septets would be 2 parts of 153, but an escape pair never straddles two parts:
+        # ModemManager (and so the network) needs 3, and the agent counts 3.
+        self.round_trip("a" * 152 + "{" + "a" * 152, "+254700000107", 3, "GSM7")
+        # 134 UTF-16 units would be 2 parts of 67, but a surrogate pair is never split: 33
+        # emoji per part, 3 parts.
+        self.round_trip("😀" * 67, "+254700000108", 3, "UCS2")
+
+    def test_validity(self):
+        msg = self.round_trip("valid for a day", "+254700000109", 1, "GSM7", validity=1440)
+        self.assertEqual(msg["validity"], 167)  # TP-VP relative: 24 hours (3GPP TS 23.040)
 
     def test_max_parts_enforced(self):
         rid = new_id("max")

@@ -244,6 +244,40 @@ class TelemetryTest(unittest.TestCase):
         for want in ("signal_quality", "rsrp", "sinr", "operator", "registration",
                      "access_tech", "connected"):
             self.assertIn(want, keys)
+        # Switched off by a reload: the agent deletes its entities (empty retained configs).
+        mark = mh.mark(sub)
+        mh.reload_agent(agent, telemetry={"homeassistant": False})
+        lablib.wait_until(lambda: len([m for m in sub.messages[mark:]
+                                       if m["topic"].startswith("homeassistant/")
+                                       and m["payloadlen"] == 0]) >= len(configs),
+                          10, "empty discovery configs")
+        mh.reload_agent(agent, telemetry={"homeassistant": True})
+        late = broker.subscribe("homeassistant/#")
+        lablib.wait_until(lambda: len(late.matching()) >= len(configs), 10,
+                          "discovery configs published again")
+        late.close()
+
+    def test_08_match(self):
+        """[modem] match: a non-matching IMEI selects nothing; the IMEI or the physical
+        device path (applied by a reload) select the modem."""
+        other = mh.start_agent(lab, broker, name="agent-match",
+                               agent={"device-id": "dev2"}, modem={"match": "000000000000000"})
+        try:
+            topic = "cellagent/dev2/telemetry"
+            sub.wait_for(topic, lambda m: m["json"]["modem"] == {"state": "absent"}, timeout=15)
+            other.wait_log(r"no modem matches \[modem\] match", 5)
+            device = lab.mm.info()["modem.generic.device"]
+            for match in (lab.emu.identity["imei"], device + "/"):
+                mark = mh.mark(sub)
+                mh.reload_agent(other, modem={"match": match})
+                sub.wait_for(topic, lambda m: mh.field(m["json"], "modem.state") == "registered"
+                             and sub.messages.index(m) >= mark, timeout=15)
+                mark = mh.mark(sub)
+                mh.reload_agent(other, modem={"match": "000000000000000"})
+                sub.wait_for(topic, lambda m: m["json"]["modem"] == {"state": "absent"}
+                             and sub.messages.index(m) >= mark, timeout=15)
+        finally:
+            other.stop()
 
     # ------------------------------------------------------------ disruptions
 

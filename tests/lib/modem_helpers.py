@@ -30,13 +30,17 @@ def agent_settings(broker, **groups):
     return settings
 
 
-def start_agent(lab, broker, name="agent", **groups):
+def start_agent(lab, broker, name="agent", args=(), **groups):
     """Start cellagent on the lab's bus; returns the harness.Agent. Its log and config go
     to the lab's logs/ (printed when a test fails), its state-dir to RUN/state-NAME."""
     settings = agent_settings(broker, **groups)
     settings.setdefault("agent", {}).setdefault(
         "state-dir", os.path.join(lab.run_dir, "state-" + name))
-    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name=name)
+    # In the device namespace when the lab has a network (its broker listens there).
+    # CA_AGENT_WRAPPER: a command prefix for the agent, e.g. "valgrind --leak-check=full".
+    wrapper = lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
+    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, args=args, env=lab.env,
+                          name=name, wrapper=wrapper)
     return agent.start()
 
 
