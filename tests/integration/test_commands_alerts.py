@@ -17,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
 import lablib  # noqa: E402  (puts tests/lib on sys.path)
+import harness  # noqa: E402
 import uplink_helpers as uh  # noqa: E402
 
 BASE = "cellagent/dev1"
@@ -44,7 +45,12 @@ def setUpModule():
                "modem": {}})
     # The broker is on the device's loopback here: probe the "internet" only.
     settings["health"]["probes"] = "icmp:%s;dns:%s" % (lablib.INTERNET_PROBE, lablib.INTERNET_DNS)
-    agent = uh.start_agent(lab, settings, name="agent")
+    # CA_AGENT_WRAPPER: a command prefix for the agent (inside the device namespace), e.g.
+    # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
+    settings["agent"]["state-dir"] = os.path.join(lab.run_dir, "agent-state")
+    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name="agent",
+                          wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split())
+    agent.start()
     agent.wait_log(r"using the Messaging interface", timeout=60)
     uh.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up")
 

@@ -49,8 +49,11 @@ def setUpModule():
                          "allowed-senders": "%s; %s" % (OPERATOR, OPERATOR2),
                          "max-failures": 3, "lockout": 600},
     }
+    # CA_AGENT_WRAPPER: a command prefix for the agent, e.g.
+    # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
     agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env,
-                          wrapper=lab.dut_wrapper()).start()
+                          wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
+                          ).start()
     agent.wait_log(r"SMS commands enabled for 2 sender", timeout=20)
     agent.wait_log(r"using the Messaging interface", timeout=60)
     lablib.wait_until(lambda: (status().get("registration") == "home"), 60,

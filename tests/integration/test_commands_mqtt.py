@@ -28,7 +28,7 @@ def test():
         "agent": {"log-level": "info"},
         "mqtt": {"host": "127.0.0.1", "port": broker.port},
     }
-    agent = h.Agent(d, settings, env=env)
+    agent = h.Agent(d, settings, env=env, wrapper=os.environ.get("CA_AGENT_WRAPPER", "").split())
     h.on_failure(agent.dump_log)
     agent.start()
     client = ch.CommandClient(broker.port, BASE)
