@@ -10,8 +10,9 @@ Covers: status, telemetry and sms-resync over MQTT (valid call, invalid args); S
 commands: a valid code from an allowed sender runs the command and the reply SMS is in the
 emulator's dump; a wrong code, a replayed code, an unknown sender and a locked-out sender
 make no action, no reply and one audit event each, and none reaches sms/in while ordinary
-SMS still do; reboot refused by policy answers by SMS; modem-reset by SMS and by MQTT
-reach the emulator, with the "command" event naming who asked.
+SMS still do; reboot refused by policy answers by SMS; mqtt-reconnect and reconnect by
+SMS; modem-reset by SMS and by MQTT reach the emulator, with the "command" event naming
+who asked.
 """
 import datetime
 import os
@@ -218,6 +219,27 @@ class Commands(unittest.TestCase):
         self.assertEqual([e["command"] for e in events("command") if e["source"] == "sms"], ["reboot"])
         self.assertEqual([m["text"] for m in sms_in()[in_before:]], ["Pump 3 is fine, thanks"])
         agent.wait_log(r"sender \+\*+002 locked out for 600 s")
+
+    def test_04b_sms_reconnects(self):
+        """mqtt-reconnect and reconnect by SMS: run, and the outcome comes back by SMS."""
+        sent_before = len(sent_to(OPERATOR))
+        connects = agent.log_text().count("connected to 127.0.0.1")
+        a = deliver("%s mqtt-reconnect" % codes.next(), OPERATOR)
+        self.assertEqual((a["outcome"], a["command"]), ("accepted", "mqtt-reconnect"))
+        agent.wait_log(r"reconnecting now \(requested\)")
+        lablib.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 30,
+                          "a new broker connection")
+        reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 1)[-1]
+        self.assertEqual(reply["text"], "dev1: mqtt-reconnect ok")
+        # No uplink is managed in this lab ([uplink-cellular] activate=never): the failure
+        # is what comes back.
+        a = deliver("%s reconnect" % codes.next(), OPERATOR)
+        self.assertEqual((a["outcome"], a["command"]), ("accepted", "reconnect"))
+        reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 2)[-1]
+        self.assertEqual(reply["text"], "dev1: reconnect failed: no uplink is in use")
+        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+                               10, "the reconnect event")[0]
+        self.assertEqual((ev["source"], ev["ok"], ev["error"]), ("sms", False, "no uplink is in use"))
 
     def test_05_sms_modem_reset(self):
         before = len(resets())
