@@ -268,6 +268,7 @@ test_reference(void)
     g_autoptr(CaConfig) c = ca_config_load_from_data("example", ini, strlen(ini), &error);
 
     g_assert_no_error(error);
+    g_assert_nonnull(c);
     for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
         g_autofree char *line = g_strdup_printf("\n#%s=", k->key);
         g_autofree char *cell = g_strdup_printf("| `%s` |", k->key);
