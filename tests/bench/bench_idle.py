@@ -64,7 +64,7 @@ def test():
     a, z = m[agent.proc.pid], m[base.pid]
     assert agent.alive(), "the agent exited during the measurement"
     cmd = b.reproduce(__file__)
-    note = f"{env.kind}; {SECONDS:.0f} s window"
+    note = f"{env.kind}; {SECONDS:.0f} s window; {base.lines[0]}"
     ok = True
     ok &= b.record("idle", "PSS", a["Pss"], "kB", z["Pss"], "<= 1.3x", cmd, note)
     ok &= b.record("idle", "private memory", a["Private"], "kB", z["Private"], None, cmd, note)

@@ -13,9 +13,10 @@ into the Markdown table of docs/benchmarks.md.
 - Wakeups(pid): voluntary context switches summed over the process's threads: each time
   a thread sleeps again after waking, that is one wakeup.
 - settle(pids): wait until the processes stop waking up (or a cap), before measuring.
-- latency_stats(samples): p50/p95/max for the latency benchmarks.
+- latency_stats(samples): p50/p95/p99/max for the latency benchmarks.
 """
 import json
+import math
 import os
 import platform
 import signal
@@ -153,14 +154,14 @@ def settle(pids, quiet=3.0, cap=30.0):
 
 
 def latency_stats(samples):
-    """{'p50', 'p95', 'max', 'n'} of a list of seconds."""
+    """{'p50', 'p95', 'p99', 'max', 'n'} of a list of seconds (nearest-rank percentiles)."""
     s = sorted(samples)
     if not s:
         raise AssertionError("no latency samples")
 
     def pct(p):
-        return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
-    return {"p50": pct(50), "p95": pct(95), "max": s[-1], "n": len(s)}
+        return s[max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))]
+    return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": s[-1], "n": len(s)}
 
 
 # ---------------------------------------------------------------- environment
