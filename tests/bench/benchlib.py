@@ -217,11 +217,14 @@ class Env:
         if modem and (mode == "lab" or (mode == "auto" and lab_ok)):
             sys.path.insert(0, LAB_DIR)
             import lablib  # noqa: E402  (the lab's own module)
-            self.lab = lablib.Lab(run_dir=os.path.join(directory, "lab"), personality="simtech")
+            # No connectivity checks: the lab's 5 s interval (a real device: 300 s) would
+            # wake every NMClient, the agent's and the baseline's alike, every few seconds.
+            self.lab = lablib.Lab(run_dir=os.path.join(directory, "lab"), personality="simtech",
+                                  uplinks=1, connectivity=False)
             self.lab.start()
             self.lab.mm.wait_modem()
             address = self.lab.env["DBUS_SYSTEM_BUS_ADDRESS"]
-            self.kind = "lab: ModemManager + 1 emulated modem"
+            self.kind = "lab: ModemManager + 1 emulated modem, NetworkManager + 1 uplink"
         else:
             self.bus = PrivateBus(directory).start()
             address = self.bus.address
