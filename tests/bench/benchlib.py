@@ -245,7 +245,7 @@ class Env:
         """The agent (never under CA_AGENT_WRAPPER), started; log level info."""
         # The harness passes --log-level debug; a later --log-level wins: the shipped level.
         a = h.Agent(self.dir, settings or self.agent_settings(), env=self.env, name=name,
-                    wrapper=[], args=("--log-level", "info"))
+                    args=("--log-level", "info"), gate_wrapper=False)
         h.on_failure(a.dump_log)
         return a.start()
 

@@ -9,7 +9,8 @@ Tests exit 77 (ctest SKIP_RETURN_CODE) through skip() when a prerequisite is mis
 
 Quality gates (scripts/test) set two variables that every test inherits:
 - CA_AGENT_WRAPPER: a command line the agent is started under (valgrind in the memcheck
-  stage); Agent uses it unless a test passes wrapper= itself.
+  stage). Agent puts it right before the binary, after a test's own wrapper= (e.g. the
+  lab's dut_wrapper()), unless the test passes gate_wrapper=False (benchmarks do).
 - CA_TIME_SCALE: how much slower the agent runs there (valgrind ~10x). Agent.wait_log()
   and Agent.stop() stretch their deadlines by it; tests stretch their own with scaled().
 """
@@ -222,7 +223,8 @@ def write_config(path, settings):
 class Agent:
     """The cellagent binary under test, logging to a file in the run dir."""
 
-    def __init__(self, directory, settings, args=(), env=None, name="agent", wrapper=None):
+    def __init__(self, directory, settings, args=(), env=None, name="agent", wrapper=(),
+                 gate_wrapper=True):
         self.dir = directory
         self.settings = settings
         settings.setdefault("agent", {}).setdefault("state-dir", os.path.join(directory, "state"))
@@ -231,7 +233,7 @@ class Agent:
         self.log = os.path.join(directory, f"{name}.log")
         self.args = list(args)
         self.env = dict(os.environ, **(env or {}))
-        self.wrapper = list(AGENT_WRAPPER if wrapper is None else wrapper)
+        self.wrapper = list(wrapper) + (AGENT_WRAPPER if gate_wrapper else [])
         self.proc = None
         at_exit(self._cleanup)
 
