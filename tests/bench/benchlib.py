@@ -232,6 +232,13 @@ class Env:
         self.env = {"DBUS_SYSTEM_BUS_ADDRESS": address}
         print(f"bench env: {self.kind}; broker 127.0.0.1:{self.broker.port}", flush=True)
 
+    def broker_log(self):
+        try:
+            with open(self.broker.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
     def agent_settings(self, **groups):
         """Agent settings for this env; telemetry only on change (no periodic timer)."""
         s = {"agent": {"device-id": "bench", "log-level": "info"},
