@@ -57,12 +57,28 @@ static const CaConfigKey keys[] = {
      "Minimum TLS version: tlsv1.2 or tlsv1.3"},
     {"mqtt", "queue-limit", CA_KEY_INT, "1000", NULL, 1, 100000, NULL, NULL, 0,
      "Messages buffered while the broker is unreachable (oldest telemetry dropped first)"},
+    {"mqtt", "queue-limit-bytes", CA_KEY_INT, "4194304", NULL, 65536, 1073741824, NULL, NULL, 0,
+     "Payload bytes buffered while the broker is unreachable (same drop order)"},
+    {"mqtt", "session-expiry", CA_KEY_INT, "86400", NULL, 0, 4294967295, NULL, NULL, 0,
+     "Seconds the broker keeps this device's session (subscriptions, QoS 1 messages for it) "
+     "while it is offline (MQTT 5; with 3.1.1 any value > 0 keeps the session); 0 = a clean "
+     "session on every connect"},
 
     /* [telemetry] */
     {"telemetry", "interval", CA_KEY_INT, "60", NULL, 0, 86400, NULL, NULL, 0,
      "Seconds between periodic telemetry; 0 = only on change and on request"},
     {"telemetry", "signal-rate", CA_KEY_INT, "30", NULL, 0, 3600, NULL, NULL, 0,
      "Refresh rate (s) asked of ModemManager's Signal interface; 0 = off"},
+    {"telemetry", "min-spacing", CA_KEY_INT, "10", NULL, 0, 3600, NULL, NULL, 0,
+     "Least seconds between telemetry messages caused by signal changes (other changes: at once)"},
+    {"telemetry", "quality-deadband", CA_KEY_INT, "5", NULL, 1, 100, NULL, NULL, 0,
+     "Signal quality change (percentage points) that publishes telemetry"},
+    {"telemetry", "signal-deadband", CA_KEY_INT, "3", NULL, 1, 100, NULL, NULL, 0,
+     "RSSI/RSRP/RSRQ/SNR change (dB) that publishes telemetry"},
+    {"telemetry", "homeassistant", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
+     "Publish Home Assistant MQTT discovery messages for the telemetry sensors"},
+    {"telemetry", "homeassistant-prefix", CA_KEY_STRING, "homeassistant", NULL, 1, 128, NULL,
+     check_topic_prefix, 0, "Home Assistant discovery prefix"},
 
     /* [modem] */
     {"modem", "match", CA_KEY_STRING, "", NULL, 0, 512, NULL, NULL, 0,

@@ -1,0 +1,492 @@
+/* commands: registry, request validation, one answer per request, duplicate ids.
+ * A request is validated before any handler runs (size, JSON, id, args); the answer goes
+ * through the transport's reply function. QoS 1 can deliver a request twice: a repeated
+ * (name, id) is not run again; if it was answered, the same answer is sent again. */
+#define CA_LOG_MODULE "commands"
+#include "commands.h"
+
+#include "autocleanups.h"
+#include "error.h"
+#include "log.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#define RECENT_MAX 256 /* (name, id) pairs remembered for duplicate detection */
+
+typedef struct {
+    CaCommandHandler handler;
+    gpointer user_data;
+    GDestroyNotify destroy;
+} Entry;
+
+/* Shared by the registry and its requests: outlives the registry while requests run. */
+typedef struct {
+    gint ref;
+    GHashTable *recent;  /* "name\037id" -> result JSON text, or "" while running */
+    GQueue recent_order; /* keys, oldest first (owned by the hash table) */
+} Recent;
+
+struct _CaCommands {
+    GHashTable *entries; /* name -> Entry* */
+    Recent *recent;
+    CaMqtt *mqtt;
+    gulong message_id;
+};
+
+struct _CaCommand {
+    gint ref;
+    char *name;
+    char *id; /* NULL only for requests answered before dispatch (invalid) */
+    cJSON *args;
+    char *source;
+    gboolean answered;
+    CaCommandReplyFunc reply;
+    gpointer reply_data;
+    GDestroyNotify reply_destroy;
+    Recent *recent;
+};
+
+/*****************************************************************************/
+/* Pure helpers */
+
+gboolean
+ca_command_id_is_valid(const char *id)
+{
+    gsize n = 0;
+
+    if (!id)
+        return FALSE;
+    for (const char *p = id; *p; p++, n++) {
+        if (!g_ascii_isalnum(*p) && !strchr("._:-", *p))
+            return FALSE;
+    }
+    return n >= 1 && n <= 64;
+}
+
+gboolean
+ca_command_name_is_valid(const char *name)
+{
+    gsize n = 0;
+
+    if (!name)
+        return FALSE;
+    for (const char *p = name; *p; p++, n++) {
+        if (!(g_ascii_islower(*p) || g_ascii_isdigit(*p) || *p == '-'))
+            return FALSE;
+    }
+    return n >= 1 && n <= CA_COMMAND_MAX_NAME;
+}
+
+gboolean
+ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **out_args,
+                         GError **error)
+{
+    g_autoptr(cJSON) root = NULL;
+    const cJSON *id;
+    cJSON *args;
+
+    *out_id = NULL;
+    *out_args = NULL;
+    if (len > CA_COMMAND_MAX_PAYLOAD) {
+        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                    "payload too large (%zu bytes, limit %d)", len, CA_COMMAND_MAX_PAYLOAD);
+        return FALSE;
+    }
+    root = cJSON_ParseWithLength(payload, len);
+    if (!root) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid JSON");
+        return FALSE;
+    }
+    if (!cJSON_IsObject(root)) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                            "invalid request: not a JSON object");
+        return FALSE;
+    }
+    id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (!id) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "missing id");
+        return FALSE;
+    }
+    if (!cJSON_IsString(id) || !ca_command_id_is_valid(id->valuestring)) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                            "invalid id: must be a string of 1-64 of A-Z a-z 0-9 . _ : -");
+        return FALSE;
+    }
+    *out_id = g_strdup(id->valuestring);
+    args = cJSON_GetObjectItemCaseSensitive(root, "args");
+    if (args && !cJSON_IsNull(args)) {
+        if (!cJSON_IsObject(args)) {
+            g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                                "invalid args: must be a JSON object");
+            return FALSE;
+        }
+        *out_args = cJSON_DetachItemViaPointer(root, args);
+    }
+    return TRUE;
+}
+
+char *
+ca_command_encode_result(const char *id, gboolean ok, const cJSON *result, const char *error,
+                         gint64 real_time_us)
+{
+    g_autoptr(cJSON) root = cJSON_CreateObject();
+    g_autofree char *ts = ca_mqtt_timestamp(real_time_us);
+
+    if (id)
+        cJSON_AddStringToObject(root, "id", id);
+    else
+        cJSON_AddNullToObject(root, "id");
+    cJSON_AddBoolToObject(root, "ok", ok);
+    cJSON_AddStringToObject(root, "ts", ts);
+    if (ok && result)
+        cJSON_AddItemToObject(root, "result", cJSON_Duplicate(result, TRUE));
+    else if (!ok)
+        cJSON_AddStringToObject(root, "error", error ? error : "failed");
+    return cJSON_PrintUnformatted(root);
+}
+
+/*****************************************************************************/
+/* Duplicate detection */
+
+static Recent *
+recent_new(void)
+{
+    Recent *r = g_new0(Recent, 1);
+
+    r->ref = 1;
+    r->recent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_queue_init(&r->recent_order);
+    return r;
+}
+
+static Recent *
+recent_ref(Recent *r)
+{
+    r->ref++;
+    return r;
+}
+
+static void
+recent_unref(Recent *r)
+{
+    if (!r || --r->ref > 0)
+        return;
+    g_queue_clear(&r->recent_order);
+    g_hash_table_unref(r->recent);
+    g_free(r);
+}
+
+static char *
+recent_key(const char *name, const char *id)
+{
+    return g_strconcat(name, "\037", id, NULL);
+}
+
+static void
+recent_put(Recent *r, const char *name, const char *id, const char *result)
+{
+    char *key = recent_key(name, id);
+
+    if (g_hash_table_contains(r->recent, key)) {
+        g_hash_table_insert(r->recent, key, g_strdup(result)); /* keeps the stored key */
+        return;
+    }
+    g_hash_table_insert(r->recent, key, g_strdup(result));
+    g_queue_push_tail(&r->recent_order, key);
+    while (r->recent_order.length > RECENT_MAX)
+        g_hash_table_remove(r->recent, g_queue_pop_head(&r->recent_order));
+}
+
+/*****************************************************************************/
+/* Requests */
+
+static CaCommand *
+command_new(const char *name, const char *source, CaCommandReplyFunc reply, gpointer reply_data,
+            GDestroyNotify reply_destroy)
+{
+    CaCommand *cmd = g_new0(CaCommand, 1);
+
+    cmd->ref = 1;
+    cmd->name = g_strdup(name);
+    cmd->source = g_strdup(source ? source : "unknown");
+    cmd->reply = reply;
+    cmd->reply_data = reply_data;
+    cmd->reply_destroy = reply_destroy;
+    return cmd;
+}
+
+static void
+answer(CaCommand *cmd, gboolean ok, cJSON *result, const char *error)
+{
+    g_autofree char *text = NULL;
+
+    if (cmd->answered) {
+        ca_warn("command \"%s\" id \"%s\" answered twice, ignoring the second answer", cmd->name,
+                cmd->id ? cmd->id : "(none)");
+        cJSON_Delete(result);
+        return;
+    }
+    cmd->answered = TRUE;
+    text = ca_command_encode_result(cmd->id, ok, result, error, g_get_real_time());
+    cJSON_Delete(result);
+    if (ok)
+        ca_info("command \"%s\" id \"%s\" from %s: ok", cmd->name, cmd->id, cmd->source);
+    else
+        ca_msg("command \"%s\" id \"%s\" from %s failed: %s", cmd->name,
+               cmd->id ? cmd->id : "(none)", cmd->source, error);
+    if (cmd->recent && cmd->id)
+        recent_put(cmd->recent, cmd->name, cmd->id, text);
+    if (cmd->reply)
+        cmd->reply(cmd, text, cmd->reply_data);
+}
+
+CaCommand *
+ca_command_ref(CaCommand *cmd)
+{
+    g_return_val_if_fail(cmd != NULL, NULL);
+    cmd->ref++;
+    return cmd;
+}
+
+void
+ca_command_unref(CaCommand *cmd)
+{
+    if (!cmd || --cmd->ref > 0)
+        return;
+    if (!cmd->answered)
+        answer(cmd, FALSE, NULL, "no result (the handler did not answer)");
+    if (cmd->reply_destroy)
+        cmd->reply_destroy(cmd->reply_data);
+    recent_unref(cmd->recent);
+    cJSON_Delete(cmd->args);
+    g_free(cmd->name);
+    g_free(cmd->id);
+    g_free(cmd->source);
+    g_free(cmd);
+}
+
+const char *
+ca_command_get_name(CaCommand *cmd)
+{
+    return cmd->name;
+}
+
+const char *
+ca_command_get_id(CaCommand *cmd)
+{
+    return cmd->id;
+}
+
+const cJSON *
+ca_command_get_args(CaCommand *cmd)
+{
+    return cmd->args;
+}
+
+const char *
+ca_command_get_source(CaCommand *cmd)
+{
+    return cmd->source;
+}
+
+gboolean
+ca_command_is_answered(CaCommand *cmd)
+{
+    return cmd->answered;
+}
+
+void
+ca_command_return_ok(CaCommand *cmd, cJSON *result)
+{
+    g_return_if_fail(cmd != NULL);
+    answer(cmd, TRUE, result, NULL);
+}
+
+void
+ca_command_return_error(CaCommand *cmd, const char *format, ...)
+{
+    g_autofree char *message = NULL;
+    va_list ap;
+
+    g_return_if_fail(cmd != NULL);
+    va_start(ap, format);
+    message = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    answer(cmd, FALSE, NULL, message);
+}
+
+void
+ca_command_return_gerror(CaCommand *cmd, const GError *error)
+{
+    g_return_if_fail(cmd != NULL);
+    answer(cmd, FALSE, NULL, error ? error->message : "failed");
+}
+
+/*****************************************************************************/
+/* Registry */
+
+static void
+entry_free(gpointer data)
+{
+    Entry *e = data;
+
+    if (e->destroy)
+        e->destroy(e->user_data);
+    g_free(e);
+}
+
+CaCommands *
+ca_commands_new(void)
+{
+    CaCommands *self = g_new0(CaCommands, 1);
+
+    self->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, entry_free);
+    self->recent = recent_new();
+    return self;
+}
+
+void
+ca_commands_free(CaCommands *self)
+{
+    if (!self)
+        return;
+    if (self->mqtt) {
+        g_signal_handler_disconnect(self->mqtt, self->message_id);
+        g_clear_object(&self->mqtt);
+    }
+    g_hash_table_unref(self->entries);
+    recent_unref(self->recent);
+    g_free(self);
+}
+
+gboolean
+ca_commands_register(CaCommands *self, const char *name, CaCommandHandler handler,
+                     gpointer user_data, GDestroyNotify destroy)
+{
+    Entry *e;
+
+    g_return_val_if_fail(self != NULL && handler != NULL, FALSE);
+    if (!ca_command_name_is_valid(name)) {
+        ca_err("invalid command name \"%s\", not registered", name ? name : "(null)");
+        return FALSE;
+    }
+    if (g_hash_table_contains(self->entries, name)) {
+        ca_err("command \"%s\" is already registered, not registered again", name);
+        return FALSE;
+    }
+    e = g_new0(Entry, 1);
+    e->handler = handler;
+    e->user_data = user_data;
+    e->destroy = destroy;
+    g_hash_table_insert(self->entries, g_strdup(name), e);
+    ca_debug("command \"%s\" registered", name);
+    return TRUE;
+}
+
+void
+ca_commands_unregister(CaCommands *self, const char *name)
+{
+    g_return_if_fail(self != NULL);
+    g_hash_table_remove(self->entries, name);
+}
+
+gboolean
+ca_commands_has(CaCommands *self, const char *name)
+{
+    g_return_val_if_fail(self != NULL, FALSE);
+    return g_hash_table_contains(self->entries, name);
+}
+
+void
+ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gsize len,
+                     const char *source, CaCommandReplyFunc reply, gpointer reply_data,
+                     GDestroyNotify reply_destroy)
+{
+    g_autoptr(CaCommand) cmd = command_new(name, source, reply, reply_data, reply_destroy);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *key = NULL;
+    const char *previous;
+    Entry *e;
+
+    g_return_if_fail(self != NULL && name != NULL);
+    if (!ca_command_parse_request(payload, len, &cmd->id, &cmd->args, &error)) {
+        ca_command_return_gerror(cmd, error);
+        return;
+    }
+    key = recent_key(name, cmd->id);
+    previous = g_hash_table_lookup(self->recent->recent, key);
+    if (previous) {
+        cmd->answered = TRUE; /* never run twice */
+        if (*previous) {
+            ca_info("command \"%s\" id \"%s\" repeated: sending the same result again", name,
+                    cmd->id);
+            if (reply)
+                reply(cmd, previous, reply_data);
+        } else {
+            ca_info("command \"%s\" id \"%s\" repeated while running, ignoring", name, cmd->id);
+        }
+        return;
+    }
+    e = g_hash_table_lookup(self->entries, name);
+    if (!e) {
+        ca_command_return_error(cmd, "unknown command");
+        return;
+    }
+    cmd->recent = recent_ref(self->recent);
+    recent_put(self->recent, name, cmd->id, "");
+    ca_info("command \"%s\" id \"%s\" from %s", name, cmd->id, cmd->source);
+    e->handler(cmd, e->user_data);
+}
+
+/*****************************************************************************/
+/* MQTT transport */
+
+static void
+mqtt_reply(CaCommand *cmd, const char *result_json, gpointer user_data)
+{
+    CaMqtt *mqtt = user_data;
+    g_autofree char *subtopic = g_strconcat("cmd/", cmd->name, "/result", NULL);
+
+    ca_mqtt_publish(mqtt, subtopic, result_json, 1, FALSE, CA_MQTT_MSG_NORMAL);
+}
+
+static void
+mqtt_message_cb(CaMqtt *mqtt, const char *subtopic, GBytes *payload, gpointer user_data)
+{
+    CaCommands *self = user_data;
+    const char *name;
+    gsize len = 0;
+    const char *data;
+
+    if (!g_str_has_prefix(subtopic, "cmd/"))
+        return;
+    name = subtopic + 4;
+    if (strchr(name, '/'))
+        return; /* cmd/<name>/result and deeper are not requests */
+    data = g_bytes_get_data(payload, &len);
+    if (!ca_command_name_is_valid(name)) {
+        /* Still answer: the requester waits on cmd/<name>/result. No handler can have this
+         * name, so it is unknown; the request is not parsed. */
+        g_autofree char *text =
+            ca_command_encode_result(NULL, FALSE, NULL, "unknown command", g_get_real_time());
+        g_autofree char *sub = g_strconcat(subtopic, "/result", NULL);
+
+        ca_msg("command \"%s\" from mqtt: not a valid command name", name);
+        ca_mqtt_publish(mqtt, sub, text, 1, FALSE, CA_MQTT_MSG_NORMAL);
+        return;
+    }
+    ca_commands_dispatch(self, name, data ? data : "", len, "mqtt", mqtt_reply, g_object_ref(mqtt),
+                         g_object_unref);
+}
+
+void
+ca_commands_attach_mqtt(CaCommands *self, CaMqtt *mqtt)
+{
+    g_return_if_fail(self != NULL && CA_IS_MQTT(mqtt));
+    g_return_if_fail(self->mqtt == NULL);
+
+    self->mqtt = g_object_ref(mqtt);
+    self->message_id = g_signal_connect(mqtt, "message", G_CALLBACK(mqtt_message_cb), self);
+    ca_mqtt_subscribe(mqtt, "cmd/+");
+}

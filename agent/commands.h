@@ -1,0 +1,99 @@
+/* commands: the remote command registry. Modules (through agent.c) register a handler per
+ * command name; requests arrive as <base>/cmd/<name> with {"id":ID,"args":{...}} and every
+ * request gets exactly one answer on <base>/cmd/<name>/result:
+ * {"id":ID,"ok":bool,"ts":TS} + "result" or "error".
+ * Owns: request validation (size, JSON, id), dispatch, answering once, duplicate ids.
+ * Does not own: what commands do (handlers) or the transport (CaMqtt; another transport,
+ * e.g. authenticated SMS, can feed ca_commands_dispatch with its own reply function). */
+#pragma once
+#include "mqtt.h"
+
+#include <cjson/cJSON.h>
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Requests larger than this are refused without being parsed. */
+#define CA_COMMAND_MAX_PAYLOAD (64 * 1024)
+/* Longest command name (names are 1-32 of a-z 0-9 -). */
+#define CA_COMMAND_MAX_NAME 32
+
+typedef struct _CaCommands CaCommands; /* the registry */
+typedef struct _CaCommand CaCommand;   /* one request, refcounted, answered exactly once */
+
+/* A handler runs on the main loop. It answers with ca_command_return_ok/_error, at once or
+ * later: to answer later, keep a reference (ca_command_ref) and answer from a callback.
+ * A request whose last reference goes away unanswered is answered "no result". */
+typedef void (*CaCommandHandler)(CaCommand *cmd, gpointer user_data);
+/* Transport hook: deliver the encoded result (JSON text) of cmd. */
+typedef void (*CaCommandReplyFunc)(CaCommand *cmd, const char *result_json, gpointer user_data);
+
+/*****************************************************************************/
+/* Registry */
+
+/* An empty registry. */
+CaCommands *ca_commands_new(void);
+/* Free the registry (handlers' destroy notifies run); requests in flight still answer. */
+void ca_commands_free(CaCommands *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaCommands, ca_commands_free)
+/* Register handler for name (1-32 of a-z 0-9 -); FALSE (and destroy(user_data) is NOT
+ * called) when the name is invalid or already taken. */
+gboolean ca_commands_register(CaCommands *self, const char *name, CaCommandHandler handler,
+                              gpointer user_data, GDestroyNotify destroy);
+/* Remove name's handler (destroy notify runs); requests in flight still answer. */
+void ca_commands_unregister(CaCommands *self, const char *name);
+/* TRUE when a handler is registered for name. */
+gboolean ca_commands_has(CaCommands *self, const char *name);
+/* Validate payload and run name's handler; reply receives the one answer (possibly at once,
+ * before this returns). source names the transport for logs ("mqtt", "sms"). */
+void ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gsize len,
+                          const char *source, CaCommandReplyFunc reply, gpointer reply_data,
+                          GDestroyNotify reply_destroy);
+/* Serve the registry over MQTT: subscribe <base>/cmd/+ and publish answers on
+ * <base>/cmd/<name>/result (QoS 1, not retained). The registry keeps a reference to mqtt
+ * until ca_commands_free. Call once. */
+void ca_commands_attach_mqtt(CaCommands *self, CaMqtt *mqtt);
+
+/*****************************************************************************/
+/* One request (for handlers) */
+
+/* Take a reference, to answer after the handler returned. */
+CaCommand *ca_command_ref(CaCommand *cmd);
+/* Drop a reference; the last one answers "no result" if nobody answered. */
+void ca_command_unref(CaCommand *cmd);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaCommand, ca_command_unref)
+/* The command name ("reboot" for <base>/cmd/reboot). */
+const char *ca_command_get_name(CaCommand *cmd);
+/* The request id (valid per ca_command_id_is_valid). */
+const char *ca_command_get_id(CaCommand *cmd);
+/* The "args" object, or NULL when the request had none; owned by cmd. */
+const cJSON *ca_command_get_args(CaCommand *cmd);
+/* The transport the request came from ("mqtt", "sms"). */
+const char *ca_command_get_source(CaCommand *cmd);
+/* TRUE once answered (further answers are ignored with a warning). */
+gboolean ca_command_is_answered(CaCommand *cmd);
+/* Answer ok:true; result (an object, array or value; may be NULL) is consumed. */
+void ca_command_return_ok(CaCommand *cmd, cJSON *result);
+/* Answer ok:false with a printf-style message (put in "error"). */
+void ca_command_return_error(CaCommand *cmd, const char *format, ...) G_GNUC_PRINTF(2, 3);
+/* Answer ok:false with error->message. */
+void ca_command_return_gerror(CaCommand *cmd, const GError *error);
+
+/*****************************************************************************/
+/* Pure helpers (unit-tested) */
+
+/* ID rule of CONTRACT.md: 1-64 of A-Z a-z 0-9 . _ : - */
+gboolean ca_command_id_is_valid(const char *id);
+/* Command names: 1-32 of a-z 0-9 - (a single MQTT topic level). */
+gboolean ca_command_name_is_valid(const char *name);
+/* Parse a request. On success *out_id and *out_args (NULL when absent) are set. On failure
+ * FALSE with CA_ERROR_INVALID_INPUT and a reason for the reply ("invalid JSON", "missing
+ * id", ...); *out_id is still set when the id itself was valid, so the answer can name it. */
+gboolean ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **out_args,
+                                  GError **error);
+/* Encode a result: {"id":id|null,"ok":ok,"ts":TS} + "result" (when ok and result) or
+ * "error" (when !ok). result is not consumed. */
+char *ca_command_encode_result(const char *id, gboolean ok, const cJSON *result, const char *error,
+                               gint64 real_time_us);
+
+G_END_DECLS

@@ -1,0 +1,23 @@
+/* mqtt-source: a GSource that drives one libmosquitto handle from the GLib main loop
+ * (STYLE.md C17, LAB.md section 5). It follows mosquitto_socket() as the library replaces
+ * or closes it, asks for G_IO_OUT only while mosquitto_want_write(), calls
+ * mosquitto_loop_read/_write and hands every result code to its callback.
+ * Owns: the fd watch. Does not own: the handle, keepalive (loop_misc), reconnects. */
+#pragma once
+#include <glib.h>
+#include <mosquitto.h>
+
+/* Called after each dispatch with the loop_* result: MOSQ_ERR_SUCCESS, the library's
+ * error, or MOSQ_ERR_CONN_LOST when the socket reported HUP/ERR/NVAL and the library did
+ * not notice (it then stays unwatched until ca_mqtt_source_set_watching(TRUE)).
+ * Return G_SOURCE_CONTINUE; G_SOURCE_REMOVE destroys the source. */
+typedef gboolean (*CaMqttSourceFunc)(int rc, gpointer user_data);
+
+/* A new source for mosq (borrowed: it must outlive the source); set the callback with
+ * g_source_set_callback(source, (GSourceFunc) func, data, destroy). Starts watching. */
+GSource *ca_mqtt_source_new(struct mosquitto *mosq);
+/* Watch the socket (TRUE) or leave it alone (FALSE: between a failure and the next
+ * connect, so a dead socket the library has not closed cannot spin the loop). */
+void ca_mqtt_source_set_watching(GSource *source, gboolean watching);
+/* The fd currently watched, -1 when none (tests, logs). */
+int ca_mqtt_source_get_fd(GSource *source);

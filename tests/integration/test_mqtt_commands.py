@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""Commands over MQTT against the real agent: cmd/ping round trip (with and without args);
+unknown command; invalid JSON; missing and invalid id; a payload over 64 KiB refused without
+being parsed; a repeated id answered with the same result and not run again; a command sent
+while the agent was down (kill -9) answered after it is back (persistent session)."""
+# ctest: labels=integration;mqtt timeout=120
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import harness as h  # noqa: E402
+import mqtt_helpers as mh  # noqa: E402
+
+BASE = "cellagent/dev1"
+
+
+def test():
+    mh.need("mosquitto", "mosquitto_sub", "mosquitto_pub")
+    d = h.run_dir()
+    env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
+    broker = h.Broker(d).start()
+    h.on_failure(lambda: print(open(broker.log).read()[-2000:]))
+    settings = {"mqtt": {"host": "127.0.0.1", "port": broker.port}}
+    agent = h.Agent(d, settings, env=env, wrapper=mh.WRAPPER)
+    h.on_failure(agent.dump_log)
+    agent.start()
+    sub = h.Subscriber(broker.port, f"{BASE}/cmd/+/result")
+    mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
+    agent.wait_log(r"subscribed to \"cellagent/dev1/cmd/\+\"")
+
+    def ask(name, payload, match_id, timeout=10):
+        h.publish(broker.port, f"{BASE}/cmd/{name}", payload)
+        return sub.wait_for(f"{BASE}/cmd/{name}/result",
+                            lambda m: m["json"] is not None and m["json"].get("id") == match_id, timeout)[-1]["json"]
+
+    r = ask("ping", '{"id":"r1"}', "r1")
+    assert r["ok"] is True and r["result"]["pong"] is True and r["result"]["version"], r
+    assert r["ts"].endswith("Z"), r
+    r = ask("ping", '{"id":"r2","args":{}}', "r2")
+    assert r["ok"] is True, r
+
+    r = ask("frobnicate", '{"id":"u1"}', "u1")
+    assert r == {"id": "u1", "ok": False, "ts": r["ts"], "error": "unknown command"}, r
+
+    def ask_anon(name, payload, error_part):
+        before = len(sub.matching(f"{BASE}/cmd/{name}/result"))
+        h.publish(broker.port, f"{BASE}/cmd/{name}", payload)
+        m = sub.wait_for(f"{BASE}/cmd/{name}/result", None, 10, count=before + 1)[-1]["json"]
+        assert m["ok"] is False and m["id"] is None and error_part in m["error"], m
+        return m
+
+    ask_anon("Not_A-Name", '{"id":"n2"}', "unknown command")  # not a valid name: not parsed
+    ask_anon("ping", "{not json", "invalid JSON")
+    ask_anon("ping", "{}", "missing id")
+    ask_anon("ping", '{"id":"has space"}', "invalid id")
+    ask_anon("ping", '{"id":"' + "x" * 65 + '"}', "invalid id")
+    r = ask("ping", '{"id":"a1","args":[1]}', "a1")
+    assert r["ok"] is False and "invalid args" in r["error"], r
+    # Over 64 KiB: refused by size, so even its (valid) id is not read.
+    big = '{"id":"big1","pad":"' + "x" * (70 * 1024) + '"}'
+    m = ask_anon("ping", big, "payload too large")
+    assert "big1" not in str(m)
+
+    # A repeated id: same answer (same ts), not run again.
+    first = sub.matching(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "r1")[0]["json"]
+    h.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"r1"}')
+    again = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "r1", 10, count=2)[-1]["json"]
+    assert again == first, (first, again)
+    agent.wait_log(r'command "ping" id "r1" repeated')
+    assert agent.log_text().count('command "ping" id "r1" from mqtt: ok') == 1
+
+    # Sent while the agent is down: the broker keeps it in the agent's session.
+    agent.kill()
+    mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s == {"state": "offline"})
+    h.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"offline-1"}')
+    agent2 = h.Agent(d, settings, env=env, name="agent2", wrapper=mh.WRAPPER)
+    h.on_failure(agent2.dump_log)
+    agent2.start()
+    r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "offline-1", 15)[-1]["json"]
+    assert r["ok"] is True, r
+    agent2.wait_log(r"session resumed")
+    rc, _ = agent2.stop()
+    assert rc == 0
+
+
+if __name__ == "__main__":
+    h.main(test)

@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""Config reload and the connection's socket:
+- the live socket has SO_KEEPALIVE, TCP_KEEPIDLE = keepalive and TCP_USER_TIMEOUT =
+  2 x keepalive (read from the agent's own fd through pidfd_getfd);
+- SIGHUP with [mqtt] unchanged keeps the connection;
+- SIGHUP pointing [mqtt] at another broker: the old broker publishes the Will (offline, no
+  DISCONNECT was sent), the new one gets online; a changed device id moves the base topic."""
+# ctest: labels=integration;mqtt timeout=120
+import ctypes
+import os
+import re
+import signal
+import socket
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import harness as h  # noqa: E402
+import mqtt_helpers as mh  # noqa: E402
+
+SYS_pidfd_getfd = 438  # x86_64 and aarch64 (asm-generic)
+TCP_USER_TIMEOUT = 18
+
+
+def broker_socket_fd(pid, port):
+    """The agent's established TCP socket to 127.0.0.1:port, duplicated into this process."""
+    inodes = set()
+    with open(f"/proc/{pid}/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            rport = int(cols[2].split(":")[1], 16)
+            if rport == port and cols[3] == "01":  # ESTABLISHED
+                inodes.add(cols[9])
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m and m.group(1) in inodes:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pidfd = os.pidfd_open(pid)
+            try:
+                dup = libc.syscall(SYS_pidfd_getfd, pidfd, int(fd), 0)
+            finally:
+                os.close(pidfd)
+            if dup < 0:
+                return None
+            return dup
+    raise AssertionError(f"no established socket to port {port} in /proc/{pid}")
+
+
+def test():
+    mh.need("mosquitto", "mosquitto_sub")
+    d = h.run_dir()
+    env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
+    a = h.Broker(d).start()
+    b = h.Broker(d)
+    b.conf, b.log = os.path.join(d, "b.conf"), os.path.join(d, "b.log")
+    b.start()
+    h.on_failure(lambda: print(open(a.log).read()[-2000:]))
+    settings = {"mqtt": {"host": "127.0.0.1", "port": a.port, "keepalive": 20}}
+    agent = h.Agent(d, settings, env=env, wrapper=mh.WRAPPER)
+    h.on_failure(agent.dump_log)
+    agent.start()
+    mh.wait_retained(a.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
+
+    fd = broker_socket_fd(agent.proc.pid, a.port)
+    if fd is None:
+        print("pidfd_getfd not permitted here: socket options not checked")
+    else:
+        s = socket.socket(fileno=fd)
+        try:
+            assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 20
+            assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 5
+            assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 4
+            assert s.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT) == 40000
+        finally:
+            s.detach()
+            os.close(fd)
+
+    # Unchanged [mqtt]: no reconnect.
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_log(r"configuration reloaded")
+    assert "broker settings changed" not in agent.log_text()
+
+    # Another broker and another device id.
+    h.write_config(agent.config, {"agent": dict(agent.settings["agent"], **{"device-id": "dev7"}),
+                                  "mqtt": {"host": "127.0.0.1", "port": b.port, "keepalive": 20}})
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_log(r"broker settings changed: reconnecting to 127\.0\.0\.1:%d, base topic \"cellagent/dev7\"" % b.port)
+    mh.wait_retained(b.port, "cellagent/dev7/status", lambda s: s.get("state") == "online")
+    mh.wait_retained(a.port, "cellagent/dev1/status", lambda s: s == {"state": "offline"})
+    # Commands follow the new base.
+    sub = h.Subscriber(b.port, "cellagent/dev7/cmd/+/result")
+    h.publish(b.port, "cellagent/dev7/cmd/ping", '{"id":"after-reload"}')
+    r = sub.wait_for("cellagent/dev7/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "after-reload", 10)
+    assert r[-1]["json"]["ok"] is True
+    rc, _ = agent.stop()
+    assert rc == 0
+    mh.wait_retained(b.port, "cellagent/dev7/status", lambda s: s == {"state": "offline"})
+
+
+if __name__ == "__main__":
+    h.main(test)
