@@ -220,6 +220,11 @@ def write_config(path, settings):
     return path
 
 
+def _contains(seq, sub):
+    """Is the list sub a contiguous part of the list seq?"""
+    return any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+
+
 class Agent:
     """The cellagent binary under test, logging to a file in the run dir."""
 
@@ -233,7 +238,11 @@ class Agent:
         self.log = os.path.join(directory, f"{name}.log")
         self.args = list(args)
         self.env = dict(os.environ, **(env or {}))
-        self.wrapper = list(wrapper) + (AGENT_WRAPPER if gate_wrapper else [])
+        self.wrapper = list(wrapper)
+        # Appended unless the test's wrapper already carries it (tests/lib/modem_helpers.py
+        # adds CA_AGENT_WRAPPER after the lab's dut_wrapper() itself).
+        if gate_wrapper and AGENT_WRAPPER and not _contains(self.wrapper, AGENT_WRAPPER):
+            self.wrapper += AGENT_WRAPPER
         self.proc = None
         at_exit(self._cleanup)
 
