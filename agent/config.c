@@ -73,6 +73,16 @@ static const CaConfigKey keys[] = {
      "Seconds between periodic telemetry; 0 = only on change and on request"},
     {"telemetry", "signal-rate", CA_KEY_INT, "30", NULL, 0, 3600, NULL, NULL, 0,
      "Refresh rate (s) asked of ModemManager's Signal interface; 0 = off"},
+    {"telemetry", "min-spacing", CA_KEY_INT, "10", NULL, 0, 3600, NULL, NULL, 0,
+     "Least seconds between telemetry messages caused by signal changes (other changes: at once)"},
+    {"telemetry", "quality-deadband", CA_KEY_INT, "5", NULL, 1, 100, NULL, NULL, 0,
+     "Signal quality change (percentage points) that publishes telemetry"},
+    {"telemetry", "signal-deadband", CA_KEY_INT, "3", NULL, 1, 100, NULL, NULL, 0,
+     "RSSI/RSRP/RSRQ/SNR change (dB) that publishes telemetry"},
+    {"telemetry", "homeassistant", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
+     "Publish Home Assistant MQTT discovery messages for the telemetry sensors"},
+    {"telemetry", "homeassistant-prefix", CA_KEY_STRING, "homeassistant", NULL, 1, 128, NULL,
+     check_topic_prefix, 0, "Home Assistant discovery prefix"},
 
     /* [modem] */
     {"modem", "match", CA_KEY_STRING, "", NULL, 0, 512, NULL, NULL, 0,
@@ -93,6 +103,21 @@ static const CaConfigKey keys[] = {
      "Seconds allowed for one send"},
     {"sms", "rate-limit", CA_KEY_INT, "30", NULL, 1, 100000, NULL, NULL, 0,
      "Outgoing SMS per hour"},
+    {"sms", "retries", CA_KEY_INT, "3", NULL, 0, 20, NULL, NULL, 0,
+     "Times a send that failed transiently (+CMS ERROR, timeout) is retried before it fails"},
+    {"sms", "spool-limit", CA_KEY_INT, "1000", NULL, 1, 100000, NULL, NULL, 0,
+     "Outgoing requests waiting, and received messages waiting for the broker, at most each"},
+    {"sms", "dedupe-limit", CA_KEY_INT, "10000", NULL, 100, 1000000, NULL, NULL, 0,
+     "Request ids (and published message ids) remembered to answer repeats"},
+    {"sms", "dedupe-days", CA_KEY_INT, "30", NULL, 1, 3650, NULL, NULL, 0,
+     "Days a request id (and a published message id) is remembered"},
+    {"sms", "receive-timeout", CA_KEY_INT, "60", NULL, 5, 86400, NULL, NULL, 0,
+     "Seconds a multipart SMS may stay incomplete before the modem storage is re-read"},
+    {"sms", "resync-delay", CA_KEY_INT, "60", NULL, 0, 86400, NULL, NULL, 0,
+     "Re-read the modem storage this many seconds after the last received SMS, to catch "
+     "notices ModemManager dropped in a burst (disables and enables the modem); 0 = never"},
+    {"sms", "storage-warn", CA_KEY_INT, "20", NULL, 0, 10000, NULL, NULL, 0,
+     "Event sms-storage-full when this many received SMS are held on the modem; 0 = off"},
 
     /* [cellular] */
     {"cellular", "connection", CA_KEY_STRING, "cellular", NULL, 1, 255, NULL, NULL, 0,

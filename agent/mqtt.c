@@ -54,7 +54,8 @@ typedef struct {
     GTask *task; /* NULL for fire and forget */
     GCancellable *cancellable;
     gulong cancel_id;
-    int mid; /* once handed to libmosquitto */
+    int mid;           /* once handed to libmosquitto */
+    gboolean absolute; /* subtopic is a whole topic (ca_mqtt_publish_to_topic) */
 } Msg;
 
 typedef enum {
@@ -856,10 +857,16 @@ subscribe_missing(CaMqtt *self)
 }
 
 /* Hand m to libmosquitto. FALSE when the library refused it (m completed). */
+static char *
+msg_topic(CaMqtt *self, const Msg *m)
+{
+    return m->absolute ? g_strdup(m->subtopic) : g_strconcat(self->base, "/", m->subtopic, NULL);
+}
+
 static gboolean
 hand_over(CaMqtt *self, Msg *m)
 {
-    g_autofree char *topic = g_strconcat(self->base, "/", m->subtopic, NULL);
+    g_autofree char *topic = msg_topic(self, m);
     gsize len = 0;
     const void *data = g_bytes_get_data(m->payload, &len);
     int mid = 0;
@@ -1004,12 +1011,12 @@ handle_puback(CaMqtt *self, int mid, int reason)
     if (!m) {
         ca_debug("acknowledgement for unknown message id %d, ignoring", mid);
     } else if (ca_mqtt_reason_is_refusal(reason)) {
-        g_autofree char *topic = g_strconcat(self->base, "/", m->subtopic, NULL);
+        g_autofree char *topic = msg_topic(self, m);
         const char *what = mosquitto_reason_string(reason);
 
         ca_warn("broker refused the message on \"%s\": %s (reason code %d)", topic, what, reason);
         /* Report it, except a refused event (that would loop). */
-        if (strcmp(m->subtopic, "events") != 0) {
+        if (m->absolute || strcmp(m->subtopic, "events") != 0) {
             g_autoptr(cJSON) fields = cJSON_CreateObject();
 
             cJSON_AddStringToObject(fields, "topic", topic);
@@ -1452,6 +1459,21 @@ ca_mqtt_publish(CaMqtt *self, const char *subtopic, const char *payload, int qos
     g_return_if_fail(payload != NULL);
 
     enqueue(self, msg_new(subtopic, g_bytes_new(payload, strlen(payload)), qos, retain, klass));
+}
+
+void
+ca_mqtt_publish_to_topic(CaMqtt *self, const char *topic, const char *payload, int qos,
+                         gboolean retain, CaMqttMsgClass klass)
+{
+    Msg *m;
+
+    g_return_if_fail(CA_IS_MQTT(self));
+    g_return_if_fail(topic && *topic && !strpbrk(topic, "+#"));
+    g_return_if_fail(payload != NULL);
+
+    m = msg_new(topic, g_bytes_new(payload, strlen(payload)), qos, retain, klass);
+    m->absolute = TRUE;
+    enqueue(self, m);
 }
 
 void

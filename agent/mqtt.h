@@ -69,7 +69,11 @@ guint64 ca_mqtt_get_dropped_total(CaMqtt *self);
  * Queued (bounded) while disconnected; never published twice by this module. */
 void ca_mqtt_publish(CaMqtt *self, const char *subtopic, const char *payload, int qos,
                      gboolean retain, CaMqttMsgClass klass);
-/* Same, serialising json (not consumed). */
+/* Same on a whole topic outside <base> (e.g. Home Assistant discovery config topics);
+ * topic must not contain wildcards. */
+void ca_mqtt_publish_to_topic(CaMqtt *self, const char *topic, const char *payload, int qos,
+                              gboolean retain, CaMqttMsgClass klass);
+/* Same as ca_mqtt_publish, serialising json (not consumed). */
 void ca_mqtt_publish_json(CaMqtt *self, const char *subtopic, const cJSON *json, int qos,
                           gboolean retain, CaMqttMsgClass klass);
 /* Publish and report completion: QoS 1 completes on PUBACK (MQTT 5 reason < 128), QoS 0

@@ -1,0 +1,126 @@
+/* telemetry-publisher: the timer side of the telemetry policy (see telemetry-publisher.h). */
+#define CA_LOG_MODULE "telemetry"
+#include "telemetry-publisher.h"
+
+#include "autocleanups.h"
+#include "log.h"
+#include "telemetry.h"
+
+struct _CaTelemetryPublisher {
+    CaTelemetryPolicy policy;
+    CaTelemetryPublishFunc publish;
+    CaTelemetryEventFunc event;
+    gpointer user_data;
+    CaModemFacts current;   /* the latest facts */
+    CaModemFacts published; /* the facts of the last publication */
+    gboolean have_current;
+    gboolean have_published;
+    gint64 last_publish_us; /* monotonic */
+    GSource *timer;         /* owned: the next due publication */
+    guint64 count;
+};
+
+static void reschedule(CaTelemetryPublisher *self);
+
+CaTelemetryPublisher *
+ca_telemetry_publisher_new(CaConfig *config, CaTelemetryPublishFunc publish,
+                           CaTelemetryEventFunc event, gpointer user_data)
+{
+    CaTelemetryPublisher *self = g_new0(CaTelemetryPublisher, 1);
+
+    ca_telemetry_policy_from_config(&self->policy, config);
+    self->publish = publish;
+    self->event = event;
+    self->user_data = user_data;
+    ca_modem_facts_init(&self->current);
+    ca_modem_facts_init(&self->published);
+    return self;
+}
+
+void
+ca_telemetry_publisher_free(CaTelemetryPublisher *self)
+{
+    if (!self)
+        return;
+    ca_clear_source(&self->timer);
+    ca_modem_facts_clear(&self->current);
+    ca_modem_facts_clear(&self->published);
+    g_free(self);
+}
+
+void
+ca_telemetry_publisher_set_config(CaTelemetryPublisher *self, CaConfig *config)
+{
+    ca_telemetry_policy_from_config(&self->policy, config);
+    reschedule(self);
+}
+
+cJSON *
+ca_telemetry_publisher_publish_now(CaTelemetryPublisher *self)
+{
+    cJSON *telemetry = ca_telemetry_build(&self->current, g_get_real_time());
+
+    ca_clear_source(&self->timer);
+    ca_modem_facts_copy(&self->published, &self->current);
+    self->have_published = TRUE;
+    self->last_publish_us = g_get_monotonic_time();
+    self->count++;
+    self->publish(telemetry, self->user_data);
+    reschedule(self);
+    return telemetry;
+}
+
+static gboolean
+timer_cb(gpointer user_data)
+{
+    CaTelemetryPublisher *self = user_data;
+
+    ca_clear_source(&self->timer);
+    reschedule(self);
+    return G_SOURCE_REMOVE;
+}
+
+/* Publish when due, else arm the timer for the next due time. */
+static void
+reschedule(CaTelemetryPublisher *self)
+{
+    gint64 now = g_get_monotonic_time();
+    gint64 next;
+
+    if (!self->have_current)
+        return;
+    next = ca_telemetry_next_publish(&self->policy, &self->published, self->last_publish_us,
+                                     self->have_published, &self->current, now);
+    ca_clear_source(&self->timer);
+    if (next <= now) {
+        cJSON_Delete(ca_telemetry_publisher_publish_now(self));
+        return;
+    }
+    if (next == G_MAXINT64)
+        return;
+    self->timer = g_timeout_source_new((guint) MIN((next - now + 999) / 1000, G_MAXUINT));
+    g_source_set_callback(self->timer, timer_cb, self, NULL);
+    g_source_attach(self->timer, NULL);
+}
+
+void
+ca_telemetry_publisher_update(CaTelemetryPublisher *self, const CaModemFacts *facts)
+{
+    g_autoptr(GPtrArray) events = ca_telemetry_events(&self->current, facts);
+
+    ca_modem_facts_copy(&self->current, facts);
+    self->have_current = TRUE;
+    for (guint i = 0; i < events->len; i++) {
+        const cJSON *e = g_ptr_array_index(events, i);
+
+        ca_debug("event %s", cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")));
+        self->event(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), e, self->user_data);
+    }
+    reschedule(self);
+}
+
+guint64
+ca_telemetry_publisher_get_count(CaTelemetryPublisher *self)
+{
+    return self->count;
+}
