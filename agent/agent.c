@@ -1,5 +1,6 @@
 /* agent: composition root. Wires the modules together: MQTT, the modem (telemetry), SMS,
- * the uplinks (NetworkManager) and remote control; each in its own section. */
+ * the uplinks (NetworkManager) and remote control; each in its own section. Holds no
+ * policy of its own. */
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
@@ -26,11 +27,6 @@ struct _CaAgent {
     CaConfig *config;
     CaNotify *notify; /* borrowed from main */
     GCancellable *cancellable;
-    GDBusConnection *system_bus;
-    GSource *bus_retry; /* owned: retry getting the system bus */
-    CaBackoff bus_backoff;
-    guint nm_watch;
-    gboolean nm_present;
 
     /* MQTT (wire_mqtt) */
     CaMqtt *mqtt;
@@ -59,113 +55,14 @@ struct _CaAgent {
     guint stopping;     /* modules still shutting down */
 };
 
-static void get_system_bus(CaAgent *self);
-
 static void
 update_status(CaAgent *self)
 {
     const CaModemFacts *facts = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
     g_autofree char *status = g_strdup_printf(
-        "%s; modem %s", self->uplink ? ca_uplink_get_status(self->uplink) : "uplinks starting",
+        "%s; modem %s", self->uplink ? ca_uplink_get_status(self->uplink) : "starting",
         facts && facts->present ? mm_modem_state_get_string(facts->state) : "absent");
     ca_notify_status(self->notify, status);
-}
-
-static void
-name_appeared_cb(GDBusConnection *c, const char *name, const char *owner, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_msg("%s appeared on the system bus (%s)", name, owner);
-    self->nm_present = TRUE;
-    update_status(self);
-}
-
-static void
-name_vanished_cb(GDBusConnection *c, const char *name, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_msg("waiting for %s on the system bus", name);
-    self->nm_present = FALSE;
-    update_status(self);
-}
-
-static void
-unwatch_bus(CaAgent *self)
-{
-    if (self->nm_watch)
-        g_bus_unwatch_name(self->nm_watch);
-    self->nm_watch = 0;
-    if (self->system_bus)
-        g_signal_handlers_disconnect_by_data(self->system_bus, self);
-    g_clear_object(&self->system_bus);
-}
-
-static gboolean
-bus_retry_cb(gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_clear_source(&self->bus_retry);
-    get_system_bus(self);
-    return G_SOURCE_REMOVE;
-}
-
-static void
-schedule_bus_retry(CaAgent *self)
-{
-    guint delay = ca_backoff_next(&self->bus_backoff);
-
-    ca_msg("will try the system bus again in %u s", (delay + 999) / 1000);
-    ca_clear_source(&self->bus_retry);
-    self->bus_retry = g_timeout_source_new(delay);
-    g_source_set_callback(self->bus_retry, bus_retry_cb, self, NULL);
-    g_source_attach(self->bus_retry, NULL);
-}
-
-static void
-bus_closed_cb(GDBusConnection *c, gboolean remote_peer_vanished, GError *error, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_warn("system bus connection closed: %s", error ? error->message : "no reason given");
-    unwatch_bus(self);
-    self->nm_present = FALSE;
-    update_status(self);
-    schedule_bus_retry(self);
-}
-
-static void
-system_bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    g_autoptr(GError) error = NULL;
-    GDBusConnection *bus = g_bus_get_finish(result, &error);
-    CaAgent *self;
-
-    if (!bus) {
-        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            return;
-        self = user_data;
-        ca_warn("system bus unavailable: %s", error->message);
-        schedule_bus_retry(self);
-        return;
-    }
-    self = user_data;
-    ca_backoff_reset(&self->bus_backoff);
-    self->system_bus = bus;
-    /* A private connection, so a bus restart does not take the process down. */
-    g_dbus_connection_set_exit_on_close(bus, FALSE);
-    g_signal_connect(bus, "closed", G_CALLBACK(bus_closed_cb), self);
-    self->nm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.NetworkManager",
-                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
-                                                    name_vanished_cb, self, NULL);
-}
-
-static void
-get_system_bus(CaAgent *self)
-{
-    g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, system_bus_ready, self);
 }
 
 /*****************************************************************************/
@@ -239,7 +136,7 @@ mqtt_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     shutdown_step_done(self);
 }
 
-/* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS; completes the task. */
+/* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS. */
 static void
 stop_mqtt(CaAgent *self)
 {
@@ -391,8 +288,7 @@ unwire_modem(CaAgent *self)
 }
 
 /*****************************************************************************/
-/* SMS: sms/out requests in, results and sms/in out, cmd/sms-resync; command SMS go to
- * the remote instead of sms/in. The modem is CaModem's selected one. */
+/* SMS: sms/out requests in, results and sms/in out, cmd/sms-resync */
 
 static void
 sms_message_cb(CaMqtt *mqtt, const char *subtopic, GBytes *payload, gpointer user_data)
@@ -543,7 +439,8 @@ unwire_sms(CaAgent *self)
 }
 
 /*****************************************************************************/
-/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch */
+/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch, modem facts
+ * in and modem resets out for the watchdog. */
 
 static void
 uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
@@ -585,7 +482,7 @@ uplink_status_cb(CaUplink *uplink, const char *status, gpointer user_data)
 }
 
 static void
-mqtt_disconnected_cb(CaMqtt *mqtt, gpointer user_data)
+uplink_mqtt_disconnected_cb(CaMqtt *mqtt, gpointer user_data)
 {
     CaAgent *self = user_data;
 
@@ -602,6 +499,55 @@ uplink_mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
     uplink_link_changed_cb(self->uplink, self);
 }
 
+/* The modem module's facts, as the uplink policy needs them. */
+static void
+uplink_modem_facts_cb(CaModem *modem, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    const CaModemFacts *m = ca_modem_peek_facts(modem);
+    CaUplinkModemFacts f = {0};
+
+    if (!ca_modem_is_manager_present(modem)) {
+        ca_uplink_set_modem_facts(self->uplink, NULL);
+        return;
+    }
+    f.present = m->present;
+    f.usable = m->present && m->state != MM_MODEM_STATE_FAILED && m->state != MM_MODEM_STATE_LOCKED;
+    f.registered = m->present && (m->state >= MM_MODEM_STATE_REGISTERED ||
+                                  m->registration == MM_MODEM_3GPP_REGISTRATION_STATE_HOME ||
+                                  m->registration == MM_MODEM_3GPP_REGISTRATION_STATE_ROAMING);
+    f.bearer_connected = m->present && m->bearer_connected;
+    f.signal_quality = m->present && m->signal_quality_valid ? (int) m->signal_quality : -1;
+    f.state = m->present ? mm_modem_state_get_string(m->state) : "absent";
+    f.registration =
+        m->present ? mm_modem_3gpp_registration_state_get_string(m->registration) : NULL;
+    ca_uplink_set_modem_facts(self->uplink, &f);
+}
+
+static void
+uplink_modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_modem_reset_finish(CA_MODEM(source), result, &error) &&
+        g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    ca_uplink_modem_reset_done(self->uplink, error);
+}
+
+/* The watchdog's modem-reset step goes through the modem module. */
+static gboolean
+uplink_modem_reset_cb(CaUplink *uplink, const char *reason, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    if (!self->modem || !ca_modem_peek_facts(self->modem)->present)
+        return FALSE; /* the uplink asks ModemManager itself, or reports no modem */
+    ca_modem_reset_async(self->modem, self->cancellable, uplink_modem_reset_ready, self);
+    return TRUE;
+}
+
 static void
 wire_uplink(CaAgent *self)
 {
@@ -610,8 +556,10 @@ wire_uplink(CaAgent *self)
     g_signal_connect(self->uplink, "event", G_CALLBACK(uplink_event_cb), self);
     g_signal_connect(self->uplink, "switched", G_CALLBACK(uplink_switched_cb), self);
     g_signal_connect(self->uplink, "status-changed", G_CALLBACK(uplink_status_cb), self);
-    g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(mqtt_disconnected_cb), self);
+    g_signal_connect(self->uplink, "modem-reset", G_CALLBACK(uplink_modem_reset_cb), self);
+    g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(uplink_mqtt_disconnected_cb), self);
     g_signal_connect(self->mqtt, "connected", G_CALLBACK(uplink_mqtt_connected_cb), self);
+    g_signal_connect(self->modem, "facts-changed", G_CALLBACK(uplink_modem_facts_cb), self);
 }
 
 static void
@@ -619,8 +567,6 @@ unwire_uplink(CaAgent *self)
 {
     if (self->uplink)
         g_signal_handlers_disconnect_by_data(self->uplink, self);
-    if (self->mqtt)
-        g_signal_handlers_disconnect_by_data(self->mqtt, self);
     g_clear_object(&self->uplink);
 }
 
@@ -802,13 +748,12 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     self->config = ca_config_ref(config);
     self->notify = notify;
     self->cancellable = g_cancellable_new();
-    ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
-    wire_remote(self);
     wire_modem(self);
     wire_sms(self);
     wire_uplink(self);
+    wire_remote(self);
     return self;
 }
 
@@ -818,8 +763,6 @@ ca_agent_free(CaAgent *self)
     if (!self)
         return;
     g_cancellable_cancel(self->cancellable);
-    unwatch_bus(self);
-    ca_clear_source(&self->bus_retry);
     unwire_remote(self);
     unwire_uplink(self);
     unwire_sms(self);
@@ -836,17 +779,16 @@ ca_agent_start(CaAgent *self)
     ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION,
            ca_config_get_string(self->config, "agent", "device-id"));
     update_status(self);
-    get_system_bus(self);
     ca_mqtt_start(self->mqtt);
     ca_modem_start(self->modem);
-    if (self->sms)
-        ca_sms_start(self->sms);
     ca_uplink_start(self->uplink);
     /* The alerts' first fact (no uplink healthy yet): an outage counts from the start. */
     {
         g_autoptr(cJSON) link = ca_uplink_get_link_json(self->uplink);
         ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
     }
+    if (self->sms)
+        ca_sms_start(self->sms);
 }
 
 void
@@ -860,11 +802,11 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
         ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
         ca_log_set_level(level);
     ca_mqtt_set_config(self->mqtt, config);
-    ca_remote_set_config(self->remote, config);
     reload_modem(self, old, config);
     if (self->sms)
         ca_sms_set_config(self->sms, config);
     ca_uplink_set_config(self->uplink, config);
+    ca_remote_set_config(self->remote, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }
@@ -876,10 +818,9 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
 
     g_task_set_source_tag(task, ca_agent_shutdown_async);
     g_cancellable_cancel(self->cancellable);
-    unwatch_bus(self);
-    ca_clear_source(&self->bus_retry);
     if (self->sms)
         ca_sms_stop(self->sms);
+    g_signal_handlers_disconnect_by_data(self->uplink, self);
     unwire_modem(self);
     self->shutdown_task = g_object_ref(task);
     self->stopping = 2;

@@ -79,6 +79,7 @@ struct _CaUplink {
     GSource *switch_poll;  /* owned: re-check the kernel's route choice */
     GTask *shutdown_task;
     GObject *busy_watcher; /* weak */
+    char *reset_uplink;    /* the uplink whose modem reset the modem module carries out */
 };
 
 enum { SIG_LINK_CHANGED, SIG_EVENT, SIG_SWITCHED, SIG_STATUS_CHANGED, SIG_MODEM_RESET, N_SIGNALS };
@@ -1120,8 +1121,11 @@ run_step(CaUplink *self, guint i, CaWdStep step, const char *reason)
         break;
     case CA_WD_STEP_MODEM_RESET:
         g_signal_emit(self, signals[SIG_MODEM_RESET], 0, reason, &handled);
-        if (handled)
+        if (handled) {
+            g_free(self->reset_uplink);
+            self->reset_uplink = g_strdup(name);
             break;
+        }
         if (!rt->device || !NM_IS_DEVICE_MODEM(rt->device) || !nm_device_get_udi(rt->device) ||
             !g_str_has_prefix(nm_device_get_udi(rt->device), "/org/freedesktop/ModemManager1/")) {
             step_result(self, name, step, "no modem known to NetworkManager");
@@ -1649,6 +1653,7 @@ ca_uplink_finalize(GObject *object)
     g_free(self->switch_from);
     g_free(self->switch_to);
     g_free(self->switch_kind);
+    g_free(self->reset_uplink);
     if (self->shutdown_task) {
         g_task_return_boolean(self->shutdown_task, TRUE);
         g_clear_object(&self->shutdown_task);
@@ -1740,6 +1745,15 @@ ca_uplink_set_modem_facts(CaUplink *self, const CaUplinkModemFacts *facts)
         self->modem.state = self->modem.registration = NULL;
     }
     schedule_refresh(self);
+}
+
+void
+ca_uplink_modem_reset_done(CaUplink *self, const GError *error)
+{
+    g_autofree char *name = g_steal_pointer(&self->reset_uplink);
+
+    step_result(self, name ? name : "cellular", CA_WD_STEP_MODEM_RESET,
+                error ? error->message : NULL);
 }
 
 void

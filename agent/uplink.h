@@ -37,6 +37,9 @@ void ca_uplink_start(CaUplink *self);
 void ca_uplink_set_config(CaUplink *self, CaConfig *config);
 /* Modem facts for the cellular uplink; NULL when no modem module reports. */
 void ca_uplink_set_modem_facts(CaUplink *self, const CaUplinkModemFacts *facts);
+/* The modem module finished a reset asked for by the "modem-reset" signal (error NULL:
+ * done); reported as the watchdog step's result. */
+void ca_uplink_modem_reset_done(CaUplink *self, const GError *error);
 /* Passive evidence against the uplink in use (e.g. MQTT socket errors): probe it now. */
 void ca_uplink_note_trouble(CaUplink *self, const char *why);
 /* Stop: cancel everything, drop the NMClient; completes once libnm is quiet. */

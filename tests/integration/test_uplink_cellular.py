@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# ctest: labels=integration;lab timeout=600
+# ctest: labels=integration;lab;slow timeout=600
 """Cellular as the only uplink: the emulated ECM modem (fibocom plugin) through the real
 ModemManager 1.20 and NetworkManager 1.42, data over usb0 to the "operator" namespace.
 
@@ -137,7 +137,10 @@ class Cellular(unittest.TestCase):
                                   WD["power-cycle-cooldown"])):
             self.assertGreaterEqual(gap, cd - 1.0)
         self.assertTrue(all("evidence" in s for s in steps))
-        self.assertEqual(steps[0]["evidence"]["modem"]["state"], None)  # no modem module yet
+        # The diagnosis carries the modem's facts (from the modem module).
+        modem = steps[1]["evidence"]["modem"]
+        self.assertEqual(modem["registration"], "idle")
+        self.assertIn(modem["state"], ("enabled", "searching", "registered", "disabled", "enabling"))
         self.assertIn("budget_left", steps[1])
         # The modem really was reset (ModemManager's reset for this plugin), and the
         # power-cycle and reboot commands ran (recorded instead of acting).

@@ -74,8 +74,10 @@ def start_agent(lab, settings, name=None, wrapper=None):
     name = name or "agent-%d" % _counter[0]
     d = os.path.join(lab.run_dir, "logs")
     settings.setdefault("agent", {}).setdefault("state-dir", os.path.join(lab.run_dir, name + "-state"))
-    a = harness.Agent(d, settings, env=lab.env, name=name,
-                      wrapper=(wrapper or []) + lab.dut_wrapper())
+    # CA_AGENT_WRAPPER (e.g. "valgrind --error-exitcode=99 --leak-check=full") runs the agent
+    # under a tool, inside the device namespace.
+    extra = (wrapper or []) + os.environ.get("CA_AGENT_WRAPPER", "").split()
+    a = harness.Agent(d, settings, env=lab.env, name=name, wrapper=lab.dut_wrapper() + extra)
     return a.start()
 
 
