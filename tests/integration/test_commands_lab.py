@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# ctest: labels=integration;lab timeout=420
+# ctest: labels=integration;lab;memcheck timeout=420
 """Commands over MQTT and over authenticated SMS against the real agent, the real
 ModemManager driving the emulated modem (ECM personality: the one whose plugin supports
 Modem.Reset, as AT+CFUN=15) and a real mosquitto. One lab and one agent for the file; the

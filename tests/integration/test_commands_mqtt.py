@@ -4,7 +4,7 @@ needed): status, log-level, reload, reboot (refused by default; allowed, through
 command), mqtt-reconnect. For each: a valid call and its effect, invalid args refused before
 anything runs, and the "command" event on <base>/events saying who asked (mqtt) and what
 happened; read-only commands make no event."""
-# ctest: labels=integration;mqtt timeout=180
+# ctest: labels=integration;mqtt;memcheck timeout=180
 import json
 import os
 import sys
