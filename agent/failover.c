@@ -53,6 +53,7 @@ struct _CaFailover {
     Uplink *up;
     guint n;
     int active;
+    int forced;         /* ca_failover_force: -1 automatic */
     guint *static_rank; /* rank by (priority, wired first, name) */
     GQueue out;         /* CaFoOut* */
     gint64 next_deadline;
@@ -108,6 +109,8 @@ ca_fo_switch_kind_to_string(CaFoSwitchKind kind)
         return "failover";
     case CA_FO_SWITCH_FAILBACK:
         return "failback";
+    case CA_FO_SWITCH_FORCED:
+        return "forced";
     }
     g_assert_not_reached();
 }
@@ -350,6 +353,7 @@ ca_failover_new(const CaFoConfig *config, const char *boot_id, gint64 now)
     self->up = g_new0(Uplink, self->n);
     self->static_rank = g_new0(guint, self->n);
     self->active = -1;
+    self->forced = -1;
     self->started = now;
     g_queue_init(&self->out);
     for (guint i = 0; i < self->n; i++) {
@@ -831,7 +835,20 @@ choose(CaFailover *self, gint64 now)
     if (nc == 0)
         return; /* nothing usable: leave the routes as they are and keep trying */
 
-    if (cur >= 0 && usable(self, (guint) cur)) {
+    if (self->forced >= 0 && usable(self, (guint) self->forced)) {
+        /* Forced: stay on it while usable; move to it when it is up, or when the current
+         * one cannot carry traffic (or none was chosen yet). */
+        if (cur == self->forced)
+            return;
+        if (self->up[self->forced].state == CA_UPLINK_STATE_UP || cur < 0 ||
+            !usable(self, (guint) cur)) {
+            pick = self->forced;
+            kind = CA_FO_SWITCH_FORCED;
+        }
+    }
+    if (pick >= 0) {
+        /* chosen above */
+    } else if (cur >= 0 && usable(self, (guint) cur)) {
         for (guint k = 0; k < nc; k++) {
             guint v = cand[k];
             if ((int) v == cur)
@@ -875,6 +892,10 @@ choose(CaFailover *self, gint64 now)
                    ucfg(self, (guint) pick)->name, (now - self->up[pick].up_since) / 1000,
                    hold_down(self, (guint) pick, now) / 1000);
         break;
+    case CA_FO_SWITCH_FORCED:
+        g_snprintf(o->reason, sizeof o->reason, "%s forced (%s)", ucfg(self, (guint) pick)->name,
+                   ca_uplink_state_to_string(self->up[pick].state));
+        break;
     }
     self->active = pick;
     emit(self, CA_FO_OUT_ROUTES, pick);
@@ -887,8 +908,8 @@ failback_due(const CaFailover *self, gint64 now)
     gint64 due = G_MAXINT64;
     int cur = self->active;
 
-    if (cur < 0 || !usable(self, (guint) cur))
-        return due;
+    if (cur < 0 || !usable(self, (guint) cur) || cur == self->forced)
+        return due; /* (no failback away from the forced uplink) */
     for (guint v = 0; v < self->n; v++) {
         const Uplink *u = &self->up[v];
         if ((int) v == cur || !usable(self, v) || u->state != CA_UPLINK_STATE_UP || !u->ever_down ||
@@ -919,7 +940,7 @@ compute_wanted(const CaFailover *self, guint i)
     case CA_ACTIVATE_ON_DEMAND:
         break;
     }
-    if (self->active == (int) i)
+    if (self->active == (int) i || self->forced == (int) i)
         return TRUE;
     for (guint v = 0; v < self->n; v++) {
         if (v != i && usable(self, v) && static_order(self, v, i) < 0)
@@ -1127,6 +1148,23 @@ ca_failover_get_metric(const CaFailover *self, guint i)
 }
 
 gboolean
+ca_failover_force(CaFailover *self, int uplink)
+{
+    if (uplink < -1 || uplink >= (int) self->n)
+        return FALSE;
+    if (uplink >= 0 && ucfg(self, (guint) uplink)->activate == CA_ACTIVATE_NEVER)
+        return FALSE;
+    self->forced = uplink;
+    return TRUE;
+}
+
+int
+ca_failover_get_forced(const CaFailover *self)
+{
+    return self->forced;
+}
+
+gboolean
 ca_failover_is_wanted(const CaFailover *self, guint i)
 {
     g_return_val_if_fail(i < self->n, FALSE);
@@ -1297,6 +1335,8 @@ ca_failover_link_json(const CaFailover *self, gint64 now, gint64 now_wall_us)
     add_ts(root, "ts", now_wall_us);
     add_str_or_null(root, "active",
                     self->active >= 0 ? ucfg(self, (guint) self->active)->name : NULL);
+    add_str_or_null(root, "forced",
+                    self->forced >= 0 ? ucfg(self, (guint) self->forced)->name : NULL);
     ups = cJSON_AddObjectToObject(root, "uplinks");
     for (guint i = 0; i < self->n; i++) {
         const Uplink *u = &self->up[i];

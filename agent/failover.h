@@ -145,6 +145,7 @@ typedef enum {
     CA_FO_SWITCH_INITIAL,  /* first choice after start */
     CA_FO_SWITCH_FAILOVER, /* the active uplink went down */
     CA_FO_SWITCH_FAILBACK, /* a better uplink recovered and held up */
+    CA_FO_SWITCH_FORCED,   /* the forced uplink (ca_failover_force) took over */
 } CaFoSwitchKind;
 
 const char *ca_fo_switch_kind_to_string(CaFoSwitchKind kind);
@@ -184,6 +185,15 @@ void ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s);
 gboolean ca_failover_pop(CaFailover *self, CaFoOut *out);
 /* When ca_failover_run() must be called again at the latest (G_MAXINT64: on input). */
 gint64 ca_failover_next_deadline(const CaFailover *self);
+
+/* Force uplink (cmd/uplink) or return to the automatic choice (uplink -1). The forced
+ * uplink carries traffic whenever it can: at once when it is usable, and back from a
+ * failover as soon as it is up again (no hold-down); an on-demand one is activated. While
+ * it cannot (down, no device), the automatic choice keeps the device online. FALSE when
+ * uplink is out of range or not managed (activate=never). Takes effect at the next run. */
+gboolean ca_failover_force(CaFailover *self, int uplink);
+/* The forced uplink, -1 for the automatic choice. */
+int ca_failover_get_forced(const CaFailover *self);
 
 /* Queries. */
 int ca_failover_get_active(const CaFailover *self);

@@ -1393,6 +1393,108 @@ test_link_json(void)
     g_assert_nonnull(strstr(status, "cellular up"));
 }
 
+/*****************************************************************************/
+/* Forced uplink (cmd/uplink) */
+
+static void
+test_force_and_auto(void)
+{
+    g_autoptr(Sim) s = sim_start(two_wired, 2, 1);
+    guint switches;
+
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_cmpint(ca_failover_get_forced(s->fo), ==, -1);
+    g_assert_false(ca_failover_force(s->fo, 2));
+    g_assert_false(ca_failover_force(s->fo, -2));
+    /* Forced to the backup: it takes over at once, whatever the priorities. */
+    g_assert_true(ca_failover_force(s->fo, 1));
+    sim_run(s);
+    g_assert_cmpint(active(s), ==, 1);
+    g_assert_cmpint(last_switch(s)->kind, ==, CA_FO_SWITCH_FORCED);
+    g_assert_cmpstr(ca_fo_switch_kind_to_string(CA_FO_SWITCH_FORCED), ==, "forced");
+    g_assert_cmpint(ca_failover_get_metric(s->fo, 1), <, ca_failover_get_metric(s->fo, 0));
+    /* It stays there: no failback to the healthy primary, and no busy deadline. */
+    switches = s->switches->len;
+    sim_until(s, s->now + S(600));
+    g_assert_cmpint(active(s), ==, 1);
+    g_assert_cmpuint(s->switches->len, ==, switches);
+    /* Back to automatic: the primary takes over at the next run (it has been up for
+     * longer than hold-down). */
+    g_assert_true(ca_failover_force(s->fo, -1));
+    sim_run(s);
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_cmpint(last_switch(s)->kind, ==, CA_FO_SWITCH_FAILBACK);
+}
+
+static void
+test_force_falls_back_while_down(void)
+{
+    g_autoptr(Sim) s = sim_start(two_wired, 2, 1);
+    gint64 t_fail, t_up;
+
+    g_assert_true(ca_failover_force(s->fo, 1));
+    sim_run(s);
+    g_assert_cmpint(active(s), ==, 1);
+    /* The forced uplink dies: the device stays online on the other one. */
+    t_fail = s->now;
+    s->facts[1].carrier = FALSE;
+    sim_push_facts(s, 1);
+    sim_run(s);
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_cmpint(last_switch(s)->kind, ==, CA_FO_SWITCH_FAILOVER);
+    /* Back once it is up again, without waiting for hold-down. */
+    s->facts[1].carrier = TRUE;
+    sim_push_facts(s, 1);
+    sim_until(s, s->now + S(30));
+    t_up = first_state_time(s, 1, CA_UPLINK_STATE_UP, t_fail);
+    g_assert_cmpint(t_up, >, 0);
+    g_assert_cmpint(active(s), ==, 1);
+    g_assert_cmpint(last_switch(s)->kind, ==, CA_FO_SWITCH_FORCED);
+    g_assert_cmpint(last_switch(s)->t, ==, t_up);
+    g_assert_cmpint(ca_failover_get_forced(s->fo), ==, 1);
+}
+
+static void
+test_force_on_demand(void)
+{
+    static const UpDef defs[] = {
+        {"a-wired", 10, CA_ACTIVATE_ALWAYS, FALSE, 1},
+        {"b-cell", 20, CA_ACTIVATE_ON_DEMAND, TRUE, 1},
+        {"c-never", 30, CA_ACTIVATE_NEVER, FALSE, 1},
+    };
+    g_autoptr(Sim) s = sim_start(defs, 3, 1);
+
+    g_assert_false(ca_failover_force(s->fo, 2)); /* not managed */
+    g_assert_cmpint(ca_failover_get_state(s->fo, 1), ==, CA_UPLINK_STATE_STANDBY);
+    g_assert_true(ca_failover_force(s->fo, 1));
+    sim_run(s);
+    /* Activated for the force, and it takes traffic once usable. */
+    g_assert_cmpuint(s->n_activate[1], ==, 1);
+    g_assert_true(ca_failover_is_wanted(s->fo, 1));
+    sim_until(s, s->now + S(30));
+    g_assert_cmpint(active(s), ==, 1);
+    /* Automatic again: traffic back on the wired uplink, the on-demand one goes down. */
+    g_assert_true(ca_failover_force(s->fo, -1));
+    sim_until(s, s->now + S(5));
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_cmpuint(s->n_deactivate[1], ==, 1);
+}
+
+static void
+test_force_link_json(void)
+{
+    g_autoptr(Sim) s = sim_start(two_wired, 2, 1);
+    g_autoptr(cJSON) before = ca_failover_link_json(s->fo, s->now, 0);
+    g_autoptr(cJSON) after = NULL;
+
+    g_assert_true(cJSON_IsNull(cJSON_GetObjectItem(before, "forced")));
+    ca_failover_force(s->fo, 1);
+    sim_run(s);
+    after = ca_failover_link_json(s->fo, s->now, 0);
+    g_assert_cmpstr(cJSON_GetObjectItem(after, "forced")->valuestring, ==, "b-backup");
+    g_assert_cmpstr(cJSON_GetObjectItem(after, "active")->valuestring, ==, "b-backup");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1441,6 +1543,10 @@ main(int argc, char **argv)
     g_test_add_func("/failover/activation/device-ready-resets-backoff",
                     test_device_ready_resets_activation_backoff);
     g_test_add_func("/failover/output/link-json", test_link_json);
+    g_test_add_func("/failover/force/and-auto", test_force_and_auto);
+    g_test_add_func("/failover/force/falls-back-while-down", test_force_falls_back_while_down);
+    g_test_add_func("/failover/force/on-demand", test_force_on_demand);
+    g_test_add_func("/failover/force/link-json", test_force_link_json);
     {
         int rc = g_test_run();
         g_ptr_array_unref(matrix_cases);
