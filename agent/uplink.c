@@ -1324,7 +1324,11 @@ handle_output(CaUplink *self, const CaFoOut *o, gboolean *routes, gboolean *stat
         if (o->from >= 0)
             cJSON_AddItemToObject(f, "evidence",
                                   ca_failover_evidence_json(self->fo, (guint) o->from, now_ms()));
-        emit_event(self, o->kind == CA_FO_SWITCH_INITIAL ? "uplink-selected" : kind, f);
+        emit_event(self,
+                   o->kind == CA_FO_SWITCH_INITIAL  ? "uplink-selected"
+                   : o->kind == CA_FO_SWITCH_FORCED ? "uplink-forced"
+                                                    : kind,
+                   f);
         queue_switch(self, from, name, kind);
         break;
     }
@@ -1818,6 +1822,40 @@ ca_uplink_get_active(CaUplink *self)
     int a = self->fo ? ca_failover_get_active(self->fo) : -1;
 
     return a >= 0 ? self->fo_config->uplinks[a].name : NULL;
+}
+
+gboolean
+ca_uplink_force(CaUplink *self, const char *name, GError **error)
+{
+    int i = -1;
+
+    if (!self->fo) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_NOT_READY, "the uplinks are not set up");
+        return FALSE;
+    }
+    if (name) {
+        i = ca_fo_config_find(self->fo_config, name);
+        if (i < 0) {
+            g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "no uplink \"%s\"", name);
+            return FALSE;
+        }
+    }
+    if (!ca_failover_force(self->fo, i)) {
+        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                    "uplink \"%s\" is not managed (activate=never)", name);
+        return FALSE;
+    }
+    ca_msg("uplink choice: %s%s", name ? "forced to " : "automatic", name ? name : "");
+    run_policy(self);
+    return TRUE;
+}
+
+const char *
+ca_uplink_get_forced(CaUplink *self)
+{
+    int i = self->fo ? ca_failover_get_forced(self->fo) : -1;
+
+    return i >= 0 ? self->fo_config->uplinks[i].name : NULL;
 }
 
 const char *

@@ -58,6 +58,13 @@ const char *ca_uplink_get_active(CaUplink *self);
  * (CA_ERROR_NOT_READY: no uplink in use or NetworkManager absent; CA_ERROR_NETWORK: an
  * activation is already under way, no such connection). */
 const char *ca_uplink_reactivate(CaUplink *self, const char *why, GError **error);
+/* Force the uplink name to carry traffic whenever it can, or return to the automatic
+ * choice (name NULL); see ca_failover_force. Kept until changed, a restart or a reload
+ * that changes the uplinks. Errors: CA_ERROR_NOT_READY (no policy yet), CA_ERROR_INVALID_INPUT
+ * (no such uplink, or activate=never). */
+gboolean ca_uplink_force(CaUplink *self, const char *name, GError **error);
+/* The forced uplink's name, NULL for the automatic choice. */
+const char *ca_uplink_get_forced(CaUplink *self);
 
 /* Signals:
  *   "link-changed"   (): the link state changed; publish ca_uplink_get_link_json().
