@@ -708,6 +708,38 @@ reconnect_cmd_cb(CaCommand *cmd, gpointer user_data)
     ca_command_return_ok(cmd, result);
 }
 
+/* cmd/uplink: {"uplink":NAME} forces an uplink, {"uplink":"auto"} returns to the automatic
+ * choice; result {"mode":"forced"|"auto","uplink":FORCED|null,"active":IN_USE|null}. */
+static void
+uplink_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    const char *want =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ca_command_get_args(cmd), "uplink"));
+    g_autoptr(GError) error = NULL;
+    const char *forced, *active;
+    cJSON *result;
+
+    /* The validator checked args.uplink. */
+    if (!ca_uplink_force(self->uplink, g_strcmp0(want, "auto") == 0 ? NULL : want, &error)) {
+        ca_command_return_gerror(cmd, error);
+        return;
+    }
+    forced = ca_uplink_get_forced(self->uplink);
+    active = ca_uplink_get_active(self->uplink);
+    result = cJSON_CreateObject();
+    cJSON_AddStringToObject(result, "mode", forced ? "forced" : "auto");
+    if (forced)
+        cJSON_AddStringToObject(result, "uplink", forced);
+    else
+        cJSON_AddNullToObject(result, "uplink");
+    if (active)
+        cJSON_AddStringToObject(result, "active", active);
+    else
+        cJSON_AddNullToObject(result, "active");
+    ca_command_return_ok(cmd, result);
+}
+
 static void
 wire_remote(CaAgent *self)
 {
@@ -722,6 +754,7 @@ wire_remote(CaAgent *self)
     ca_commands_register(self->commands, "reload", reload_cmd_cb, self, NULL);
     ca_commands_register(self->commands, "mqtt-reconnect", mqtt_reconnect_cmd_cb, self, NULL);
     ca_commands_register(self->commands, "reconnect", reconnect_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "uplink", uplink_cmd_cb, self, NULL);
 }
 
 static void

@@ -6,8 +6,9 @@ the emulated SIMCom modem on the real ModemManager, a real mosquitto and the age
 All uplinks are made unhealthy (upstream blackholed) with data-down-after=10: exactly one
 alert SMS reaches the emulator; the uplinks are restored: exactly one recovery SMS, with
 the outage duration; the "sms-alert" events say the same. A second short outage inside
-min-interval sends nothing. Also cmd/reconnect on these uplinks: the uplink in use is
-re-activated by NetworkManager.
+min-interval sends nothing. Also cmd/reconnect and cmd/uplink on these uplinks: the uplink
+in use is re-activated by NetworkManager; forcing the backup moves the kernel's default
+route to it, "auto" moves it back.
 """
 import os
 import re
@@ -114,6 +115,37 @@ class Alerts(unittest.TestCase):
                           "a new activation of uplink1")
         lab.nm.wait_connected("eth1")
         uh.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up again")
+
+    def test_00b_uplink_force_and_auto(self):
+        for rid, args, err in (("up0", None, "args.uplink: missing"),
+                               ("up1", {"uplink": "a/b"}, "args.uplink: must be"),
+                               ("up2", {"uplink": "wan9"}, 'no uplink "wan9"'),
+                               ("up3", {"uplink": "cellular"},
+                                'uplink "cellular" is not managed (activate=never)')):
+            r = ask("uplink", rid, args)
+            self.assertFalse(r["ok"], r)
+            self.assertTrue(r["error"].startswith(err), r)
+        # (After test_00's re-activation wan1 may still be in its hold-down.)
+        uh.wait_link(sub, lambda l: l["active"] == "wan1", 40, "wan1 in use")
+        lablib.wait_until(lambda: lab.net.route_dev() == "eth1", 20, "the default route via eth1")
+        r = ask("uplink", "up4", {"uplink": "wan2"})
+        self.assertEqual((r["ok"], r["result"]), (True, {"mode": "forced", "uplink": "wan2", "active": "wan2"}))
+        # The kernel's default route follows, and the link says why.
+        lablib.wait_until(lambda: lab.net.route_dev() == "eth2", 20, "the default route via eth2")
+        link = uh.wait_link(sub, lambda l: l.get("forced") == "wan2" and l["active"] == "wan2", 20,
+                            "wan2 forced in the link")
+        self.assertEqual(link["uplinks"]["wan1"]["state"], "up")  # not a failover
+        sw = uh.wait_event(sub, "uplink-forced", lambda e: e["to"] == "wan2", timeout=15)
+        self.assertEqual(sw["from"], "wan1")
+        ev = lablib.wait_until(lambda: [m["json"] for m in sub.matching(
+            BASE + "/events", lambda m: (m["json"] or {}).get("id") == "up4")], 10, "the event")[0]
+        self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("uplink", "mqtt", True))
+        # Back to the automatic choice: wan1 (priority 10, up all along) takes over again.
+        r = ask("uplink", "up5", {"uplink": "auto"})
+        self.assertEqual((r["ok"], r["result"]), (True, {"mode": "auto", "uplink": None, "active": "wan1"}))
+        lablib.wait_until(lambda: lab.net.route_dev() == "eth1", 20, "the default route via eth1")
+        uh.wait_link(sub, lambda l: l.get("forced") is None and l["active"] == "wan1", 20,
+                     "automatic choice in the link")
 
     def test_01_one_alert_one_recovery(self):
         self.assertEqual(alerts_sent(), [])
