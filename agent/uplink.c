@@ -1388,6 +1388,8 @@ refresh_cb(gpointer user_data)
     if (!self->fo)
         return G_SOURCE_REMOVE;
     ensure_cellular_profile(self);
+    ca_failover_set_manager_running(self->fo,
+                                    self->client && nm_client_get_nm_running(self->client));
     for (guint i = 0; i < self->n; i++) {
         CaUplinkFacts f;
         collect_facts(self, i, &f);

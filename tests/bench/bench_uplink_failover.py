@@ -18,7 +18,7 @@ time is from the fault to the kernel's route change (`ip -n DUT route get`, poll
 Also measured: the idle probe traffic of one healthy uplink (nft byte counters on its
 ISP's forward path) over a few probe intervals, scaled to a 30-day month.
 
-Usage: bench_uplink_failover.py [--runs N] [--json FILE] [--only SCENARIO ...]
+Usage: bench_uplink_failover.py [--runs N] [--json FILE] [--only carrier|blackhole|reject|traffic ...]
 Prints a Markdown table (docs/benchmarks.md, section "Uplink failover").
 """
 import argparse
@@ -94,7 +94,7 @@ def idle_traffic(lab, broker, health, seconds):
     reset(lab)
     ns = lab.net.isp(1)
     lab.net.nsexec(ns, ["nft", "-f", "-"], input=(
-        "table inet labcount {\n chain fwd {\n  type filter hook forward priority -10;\n"
+        "table inet labcount {\n chain probes {\n  type filter hook forward priority -10;\n"
         "  ip daddr %s counter\n  ip saddr %s counter\n }\n}\n"
         % (lablib.INTERNET_PROBE, lablib.INTERNET_PROBE)))
     settings = uh.agent_settings(lab, broker, UPLINKS, dict(health, probes=PROBES))
@@ -114,6 +114,18 @@ def idle_traffic(lab, broker, health, seconds):
 
 def summary(xs):
     return {"n": len(xs), "median": statistics.median(xs), "worst": max(xs), "best": min(xs)}
+
+
+def print_table(results):
+    print("\n| scenario | runs | median (s) | worst (s) | best (s) | target | vs NetworkManager alone (median) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        base = results.get(name.split(",")[0] + ", NetworkManager alone")
+        ratio = "%.2f" % (r["median"] / base["median"]) if base and "agent" in name else ""
+        target = "<= %.0f s %s" % (r["target"], "met" if r["worst"] <= r["target"] else "MISSED") \
+            if r["target"] else ""
+        print("| %s | %d | %.2f | %.2f | %.2f | %s | %s |"
+              % (name, r["n"], r["median"], r["worst"], r["best"], target, ratio), flush=True)
 
 
 def main():
@@ -152,23 +164,14 @@ def main():
                 xs.append(one_run(lab, broker, kind, health, agent, timeout))
                 print("%s run %d: %.2f s" % (name, k + 1, xs[-1]), flush=True)
             results[name] = dict(summary(xs), target=target, runs=xs)
+        print_table(results)
         traffic = {}
-        if not args.only:
+        if not args.only or "traffic" in args.only:
             for label, health, secs in (("defaults", DEFAULT, 200), ("fast profile", FASTPROFILE, 60)):
                 b, month = idle_traffic(lab, broker, dict(health, **{"hold-down": 5}), secs)
                 traffic[label] = {"bytes": b, "seconds": secs, "per_month_mb": month / 1e6}
-        print("\n| scenario | runs | median (s) | worst (s) | best (s) | target | vs NetworkManager alone (median) |")
-        print("|---|---|---|---|---|---|---|")
-        for name, r in results.items():
-            base = results.get(name.split(",")[0] + ", NetworkManager alone")
-            ratio = "%.2f" % (r["median"] / base["median"]) if base and "agent" in name else ""
-            target = "<= %.0f s %s" % (r["target"], "met" if r["worst"] <= r["target"] else "MISSED") \
-                if r["target"] else ""
-            print("| %s | %d | %.2f | %.2f | %.2f | %s | %s |"
-                  % (name, r["n"], r["median"], r["worst"], r["best"], target, ratio))
-        for label, t in traffic.items():
-            print("\nidle probe traffic (%s): %d bytes in %d s -> %.1f MB per 30-day month"
-                  % (label, t["bytes"], t["seconds"], t["per_month_mb"]))
+                print("\nidle probe traffic (%s): %d bytes in %d s -> %.1f MB per 30-day month"
+                      % (label, b, secs, month / 1e6), flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"results": results, "traffic": traffic}, f, indent=1)
