@@ -90,25 +90,33 @@ def one_run(lab, broker, kind, health, with_agent, timeout):
 
 
 def idle_traffic(lab, broker, health, seconds):
-    """Bytes an idle healthy uplink's probes cost, measured on its ISP's forward path."""
+    """Bytes an idle healthy uplink's probes cost, measured on its ISP's forward path
+    (ICMP to/from the probe target and DNS to/from the lab resolver: the probes of this
+    bench; NetworkManager's own HTTP connectivity check to the same address is not
+    counted)."""
     reset(lab)
     ns = lab.net.isp(1)
     lab.net.nsexec(ns, ["nft", "-f", "-"], input=(
         "table inet labcount {\n chain probes {\n  type filter hook forward priority -10;\n"
-        "  ip daddr %s counter\n  ip saddr %s counter\n }\n}\n"
-        % (lablib.INTERNET_PROBE, lablib.INTERNET_PROBE)))
+        "  ip daddr %s ip protocol icmp counter\n  ip saddr %s ip protocol icmp counter\n"
+        "  ip daddr %s udp dport 53 counter\n  ip saddr %s udp sport 53 counter\n }\n}\n"
+        % (lablib.INTERNET_PROBE, lablib.INTERNET_PROBE, lablib.INTERNET_DNS, lablib.INTERNET_DNS)))
     settings = uh.agent_settings(lab, broker, UPLINKS, dict(health, probes=PROBES))
     agent = uh.start_agent(lab, settings)
+    def count():
+        out = lab.net.nsexec(ns, ["nft", "-j", "list", "table", "inet", "labcount"]).stdout
+        return sum(e["counter"]["bytes"] for item in json.loads(out)["nftables"]
+                   for e in item.get("rule", {}).get("expr", []) if "counter" in e)
+
     try:
         time.sleep(3 * health["interval"])   # past start-up's fast rounds
-        lab.net.nsexec(ns, ["nft", "reset", "counters", "table", "inet", "labcount"])
+        # (nft 1.0.6 cannot reset anonymous rule counters: take the difference)
+        before = count()
         time.sleep(seconds)
-        out = lab.net.nsexec(ns, ["nft", "-j", "list", "table", "inet", "labcount"]).stdout
+        total = count() - before
     finally:
         uh.stop_agent(agent)
         lab.net.nsexec(ns, ["nft", "delete", "table", "inet", "labcount"], check=False)
-    total = sum(e["counter"]["bytes"] for item in json.loads(out)["nftables"]
-                for e in item.get("rule", {}).get("expr", []) if "counter" in e)
     return total, total * (30 * 86400) / seconds
 
 
