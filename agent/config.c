@@ -520,6 +520,31 @@ line_of(const LineMap *map, const char *group, const char *key)
     return GPOINTER_TO_INT(g_hash_table_lookup(map->lines, vk));
 }
 
+/* A raw value's text and escapes (GKeyFile's \s \n \t \r \\); NULL when fine, else the
+ * problem. Checked before g_key_file_get_string(), which (GLib 2.74) returns a half-parsed
+ * value together with its error for a bad escape, and sets its GError twice (a GLib
+ * warning) when a bad escape is followed by a trailing backslash. */
+static char *
+check_raw(const char *raw)
+{
+    if (!g_utf8_validate(raw, -1, NULL))
+        return g_strdup("not valid UTF-8");
+    for (const char *p = raw; *p; p++) {
+        if (*p != '\\')
+            continue;
+        p++;
+        if (*p == '\0')
+            return g_strdup("ends in an escape character (write \\\\ for a backslash)");
+        if (!strchr("sntr\\", *p)) {
+            g_autofree char *seq = g_strndup(p, g_utf8_next_char(p) - p);
+            return g_strdup_printf("invalid escape sequence \"\\%s\" (write \\\\ for a "
+                                   "backslash)",
+                                   seq);
+        }
+    }
+    return NULL;
+}
+
 /* Merge one file's values over what earlier files set. */
 static void
 load_one(CaConfig *c, const char *name, const char *data, gsize len)
@@ -551,6 +576,8 @@ load_one(CaConfig *c, const char *name, const char *data, gsize len)
             const char *key = gkeys[ki];
             int line = line_of(&map, group, key);
             g_autoptr(GError) verr = NULL;
+            g_autofree char *raw = NULL;
+            g_autofree char *why = NULL;
             g_autofree char *text = NULL;
             Value *v;
 
@@ -558,9 +585,16 @@ load_one(CaConfig *c, const char *name, const char *data, gsize len)
                 problem(c->warnings, name, line, group, key, "unknown key, ignored");
                 continue;
             }
+            raw = g_key_file_get_value(kf, group, key, NULL);
+            why = raw ? check_raw(raw) : g_strdup("cannot be read");
+            if (why) {
+                problem(c->errors, name, line, group, key, "%s", why);
+                continue;
+            }
             text = g_key_file_get_string(kf, group, key, &verr);
-            if (!text) {
-                problem(c->errors, name, line, group, key, "%s", verr->message);
+            if (!text || verr) {
+                problem(c->errors, name, line, group, key, "%s",
+                        verr ? verr->message : "cannot be read");
                 continue;
             }
             v = g_new0(Value, 1);

@@ -4,14 +4,16 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static struct {
     CaLogLevel level;
     gboolean personal_info;
-    gboolean journal; /* stderr is connected to journald: use <N> prefixes */
-} logstate = {CA_LOG_NOTICE + 1, FALSE, FALSE};
+    gboolean journal;            /* stderr is connected to journald: use <N> prefixes */
+    GLogLevelFlags always_fatal; /* g_log_set_always_fatal(), e.g. G_DEBUG=fatal-criticals */
+} logstate = {CA_LOG_NOTICE + 1, FALSE, FALSE, 0};
 
 static const char *const level_names[] = {
     [CA_LOG_ERROR] = "error", [CA_LOG_WARNING] = "warning", [CA_LOG_NOTICE] = "notice",
@@ -87,6 +89,11 @@ glib_writer(GLogLevelFlags flags, const GLogField *fields, gsize n_fields, gpoin
     else
         level = CA_LOG_DEBUG;
     emit(level, domain ? domain : "glib", message ? message : "(no message)");
+    /* GLib's default writer makes these fatal; a custom writer must do it itself, or
+     * G_DEBUG=fatal-criticals (set for every test) would do nothing in the agent.
+     * G_LOG_LEVEL_ERROR aborts in GLib whatever the writer does. */
+    if (flags & logstate.always_fatal & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+        abort();
     return G_LOG_WRITER_HANDLED;
 }
 
@@ -98,6 +105,9 @@ ca_log_init(CaLogLevel level, gboolean personal_info)
     logstate.level = level;
     logstate.personal_info = personal_info;
     logstate.journal = stderr_is_journal();
+    /* Read the mask GLib set from G_DEBUG at start-up (the call returns the old mask). */
+    logstate.always_fatal = g_log_set_always_fatal(G_LOG_FATAL_MASK);
+    g_log_set_always_fatal(logstate.always_fatal);
     if (g_once_init_enter(&installed)) {
         g_log_set_writer_func(glib_writer, NULL, NULL);
         g_once_init_leave(&installed, 1);

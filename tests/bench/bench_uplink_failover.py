@@ -32,6 +32,8 @@ import time
 
 HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lab"))
+sys.path.insert(0, HERE)
+import benchlib  # noqa: E402
 import lablib  # noqa: E402
 import uplink_helpers as uh  # noqa: E402
 
@@ -136,6 +138,23 @@ def print_table(results):
               % (name, r["n"], r["median"], r["worst"], r["best"], target, ratio), flush=True)
 
 
+def record_figures(results):
+    """benchlib records (scripts/bench's table): worst case against the issue's target,
+    the agent's median against NetworkManager alone measured in the same run."""
+    cmd = benchlib.reproduce(__file__, "BENCH_RUNS=10")
+    for name, r in results.items():
+        if "agent" not in name:
+            continue
+        base = results.get(name.split(",")[0] + ", NetworkManager alone")
+        benchlib.record("uplink", "%s: worst of %d" % (name, r["n"]), r["worst"], "s",
+                        base["worst"] if base else None,
+                        "<= %g" % r["target"] if r["target"] else None, cmd,
+                        "fault -> kernel route change; baseline = NetworkManager alone")
+        benchlib.record("uplink", "%s: median of %d" % (name, r["n"]), r["median"], "s",
+                        base["median"] if base else None, None, cmd,
+                        "baseline = NetworkManager alone, same run")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "10")))
@@ -173,6 +192,7 @@ def main():
                 print("%s run %d: %.2f s" % (name, k + 1, xs[-1]), flush=True)
             results[name] = dict(summary(xs), target=target, runs=xs)
         print_table(results)
+        record_figures(results)
         traffic = {}
         if not args.only or "traffic" in args.only:
             for label, health, secs in (("defaults", DEFAULT, 200), ("fast profile", FASTPROFILE, 60)):
@@ -180,6 +200,12 @@ def main():
                 traffic[label] = {"bytes": b, "seconds": secs, "per_month_mb": month / 1e6}
                 print("\nidle probe traffic (%s): %d bytes in %d s -> %.1f MB per 30-day month"
                       % (label, b, secs, month / 1e6), flush=True)
+                # baseline: the estimate of docs/uplinks.md (72 IP bytes per ICMP lead probe)
+                estimate = 72.0 * 30 * 86400 / health["interval"] / 1e6
+                benchlib.record("uplink", "idle probe traffic per uplink, %s" % label, month / 1e6,
+                                "MB/month", estimate, "<= 15" if label == "defaults" else None,
+                                benchlib.reproduce(__file__, "BENCH_RUNS=10"),
+                                "nft byte counters over %d s; baseline = estimate" % secs)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"results": results, "traffic": traffic}, f, indent=1)

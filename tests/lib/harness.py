@@ -6,11 +6,19 @@
 - Subscriber: a real MQTT client (mosquitto_sub -F %j) collecting messages as dicts.
 - Agent: the cellagent binary with a config written from a dict; log matching; stop.
 Tests exit 77 (ctest SKIP_RETURN_CODE) through skip() when a prerequisite is missing.
+
+Quality gates (scripts/test) set two variables that every test inherits:
+- CA_AGENT_WRAPPER: a command line the agent is started under (valgrind in the memcheck
+  stage). Agent puts it right before the binary, after a test's own wrapper= (e.g. the
+  lab's dut_wrapper()), unless the test passes gate_wrapper=False (benchmarks do).
+- CA_TIME_SCALE: how much slower the agent runs there (valgrind ~10x). Agent.wait_log()
+  and Agent.stop() stretch their deadlines by it; tests stretch their own with scaled().
 """
 import atexit
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -24,6 +32,13 @@ SOURCE_DIR = os.environ.get("CA_SOURCE_DIR", os.path.abspath(os.path.join(os.pat
 BUILD_DIR = os.environ.get("CA_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 CELLAGENT = os.environ.get("CELLAGENT_BIN", os.path.join(BUILD_DIR, "cellagent"))
 SKIP = 77
+AGENT_WRAPPER = shlex.split(os.environ.get("CA_AGENT_WRAPPER", ""))
+TIME_SCALE = float(os.environ.get("CA_TIME_SCALE", "1") or 1)
+
+
+def scaled(seconds):
+    """A deadline stretched for slow builds (valgrind, sanitizers): see CA_TIME_SCALE."""
+    return seconds * TIME_SCALE
 
 _cleanups = []
 
@@ -205,10 +220,16 @@ def write_config(path, settings):
     return path
 
 
+def _contains(seq, sub):
+    """Is the list sub a contiguous part of the list seq?"""
+    return any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+
+
 class Agent:
     """The cellagent binary under test, logging to a file in the run dir."""
 
-    def __init__(self, directory, settings, args=(), env=None, name="agent", wrapper=()):
+    def __init__(self, directory, settings, args=(), env=None, name="agent", wrapper=(),
+                 gate_wrapper=True):
         self.dir = directory
         self.settings = settings
         settings.setdefault("agent", {}).setdefault("state-dir", os.path.join(directory, "state"))
@@ -218,6 +239,10 @@ class Agent:
         self.args = list(args)
         self.env = dict(os.environ, **(env or {}))
         self.wrapper = list(wrapper)
+        # Appended unless the test's wrapper already carries it (tests/lib/modem_helpers.py
+        # adds CA_AGENT_WRAPPER after the lab's dut_wrapper() itself).
+        if gate_wrapper and AGENT_WRAPPER and not _contains(self.wrapper, AGENT_WRAPPER):
+            self.wrapper += AGENT_WRAPPER
         self.proc = None
         at_exit(self._cleanup)
 
@@ -237,7 +262,7 @@ class Agent:
 
     def wait_log(self, pattern, timeout=10):
         rx = re.compile(pattern)
-        return wait_until(lambda: rx.search(self.log_text()), timeout, f"agent log /{pattern}/")
+        return wait_until(lambda: rx.search(self.log_text()), scaled(timeout), f"agent log /{pattern}/")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -247,9 +272,9 @@ class Agent:
         t0 = time.monotonic()
         self.proc.send_signal(sig)
         try:
-            rc = self.proc.wait(timeout)
+            rc = self.proc.wait(scaled(timeout))
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"agent did not exit within {timeout} s of {sig!r}")
+            raise AssertionError(f"agent did not exit within {scaled(timeout)} s of {sig!r}")
         return rc, time.monotonic() - t0
 
     def kill(self):

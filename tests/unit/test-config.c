@@ -135,7 +135,19 @@ static const Case cases[] = {
      "[cellular] apn"},
     {"syntax/garbage", "[agent]\ndevice-id=d\nthis is not ini\n", "test.conf:3: syntax error"},
     {"syntax/no-group", "key=value\n", "test.conf:1: syntax error"},
-    {"utf8/bad", "[agent]\ndevice-id=d\n[cellular]\napn=\xff\xfe\n", "[cellular] apn"},
+    {"utf8/bad", "[agent]\ndevice-id=d\n[cellular]\napn=\xff\xfe\n",
+     "test.conf:4: [cellular] apn: not valid UTF-8"},
+    {"escape/valid", "[agent]\ndevice-id=d\n[cellular]\napn=\\sa\\\\b\\t\n", NULL},
+    {"escape/invalid", "[agent]\ndevice-id=d\n[mqtt]\nhost=a\\8b\n",
+     "test.conf:4: [mqtt] host: invalid escape sequence \"\\8\""},
+    {"escape/separator", "[agent]\ndevice-id=d\n[mqtt]\ntopic-prefix=a\\;b\n",
+     "[mqtt] topic-prefix: invalid escape sequence \"\\;\""},
+    {"escape/trailing", "[agent]\ndevice-id=d\n[mqtt]\nhost=a\\\n",
+     "test.conf:4: [mqtt] host: ends in an escape character"},
+    /* Found by fuzz-config: GLib 2.74 warned "GError set over the top of a previous GError"
+     * and the half-parsed value was accepted (tests/fuzz/corpus/config/escape-twice.conf). */
+    {"escape/invalid-then-trailing", "[agent]\ndevice-id=d\n[mqtt]\nhost=\\8\\\n",
+     "test.conf:4: [mqtt] host: invalid escape sequence"},
 };
 
 static void
@@ -268,6 +280,7 @@ test_reference(void)
     g_autoptr(CaConfig) c = ca_config_load_from_data("example", ini, strlen(ini), &error);
 
     g_assert_no_error(error);
+    g_assert_nonnull(c);
     for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
         g_autofree char *line = g_strdup_printf("\n#%s=", k->key);
         g_autofree char *cell = g_strdup_printf("| `%s` |", k->key);

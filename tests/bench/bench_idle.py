@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Idle footprint: PSS, private memory and wakeups per second of the connected agent,
+against baseline-idle (same libraries, same clients, idling) in the same run and the
+same environment, over CA_BENCH_IDLE_SECONDS (60) after both settle.
+
+Targets (issue 9): PSS <= 1.3x the baseline; < 0.2 wakeups/s outside the telemetry
+timer (the agent runs with [telemetry] interval=0: no periodic timer). Both processes
+run side by side, so they share the libraries' pages the same way; private memory is
+the figure that sharing cannot move. Exits 1 when a target is missed.
+"""
+# ctest: timeout=300
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import benchlib as b  # noqa: E402
+import harness as h  # noqa: E402
+
+SECONDS = float(os.environ.get("CA_BENCH_IDLE_SECONDS", "60"))
+SAMPLE_EVERY = 5.0
+
+
+def measure(pids, seconds):
+    """Mean memory (sampled every SAMPLE_EVERY s) and wakeups/s of each pid over `seconds`."""
+    counters = {p: b.Wakeups(p) for p in pids}
+    w0 = {p: counters[p].poll() for p in pids}
+    mem = {p: [] for p in pids}
+    t0 = time.monotonic()
+    next_sample = t0
+    while True:
+        now = time.monotonic()
+        if now >= next_sample:
+            for p in pids:
+                mem[p].append(b.memory(p))
+            next_sample += SAMPLE_EVERY
+        for c in counters.values():
+            c.poll()
+        if now - t0 >= seconds:
+            break
+        time.sleep(min(0.5, max(0.0, t0 + seconds - now)))
+    dt = time.monotonic() - t0
+    out = {}
+    for p in pids:
+        n = len(mem[p])
+        out[p] = {k: sum(m[k] for m in mem[p]) / n for k in ("Pss", "Private", "Rss")}
+        out[p]["wakeups"] = (counters[p].poll() - w0[p]) / dt
+    return out
+
+
+def test():
+    env = b.Env(h.run_dir("bench-idle"))
+    keepalive = 60
+    agent = env.agent(env.agent_settings(mqtt={"keepalive": keepalive}))
+    agent.wait_log(r"starting as device")
+    base = b.Baseline(env, "idle", ["127.0.0.1", env.broker.port, keepalive])
+    # "Connected" as the broker sees it, whatever the agent logs: the agent's client id is its
+    # device id. Before the MQTT module existed the agent never connected; say so.
+    try:
+        h.wait_until(lambda: re.search(r"New client connected .* as bench \(", env.broker_log()),
+                     30, "the agent's MQTT connection")
+        connected = "agent connected to the broker"
+    except AssertionError:
+        connected = "agent NOT connected to the broker"
+    for pattern in READY:
+        agent.wait_log(pattern, timeout=60)
+    settled = b.settle([agent.proc.pid, base.pid])
+    print(f"settled after {settled:.1f} s; measuring {SECONDS:.0f} s ({env.kind})", flush=True)
+    m = measure([agent.proc.pid, base.pid], SECONDS)
+    a, z = m[agent.proc.pid], m[base.pid]
+    assert agent.alive(), "the agent exited during the measurement"
+    cmd = b.reproduce(__file__)
+    note = f"{env.kind}; {connected}; {SECONDS:.0f} s window; {base.lines[0]}"
+    ok = True
+    ok &= b.record("idle", "PSS", a["Pss"], "kB", z["Pss"], "<= 1.3x", cmd, note)
+    ok &= b.record("idle", "private memory", a["Private"], "kB", z["Private"], None, cmd, note)
+    ok &= b.record("idle", "RSS", a["Rss"], "kB", z["Rss"], None, cmd, note)
+    ok &= b.record("idle", "wakeups", a["wakeups"], "1/s", z["wakeups"] or None, "< 0.2", cmd,
+                   note + f"; baseline {z['wakeups']:.3f}/s")
+    agent.stop()
+    env.stop()
+    assert ok, "a target was missed (see above)"
+
+
+# Hook: log lines (regexes) the agent prints once it is fully up (e.g. modem selected); the
+# measurement starts after all of them, once both processes have been quiet for 3 s.
+READY = [
+    r"(appeared on|waiting for \S+ on) the system bus",
+]
+
+if __name__ == "__main__":
+    h.main(test)
