@@ -58,6 +58,7 @@ struct _CaFailover {
     GQueue out;         /* CaFoOut* */
     gint64 next_deadline;
     gint64 started;
+    gboolean manager_running;
 };
 
 /*****************************************************************************/
@@ -355,6 +356,7 @@ ca_failover_new(const CaFoConfig *config, const char *boot_id, gint64 now)
     self->active = -1;
     self->forced = -1;
     self->started = now;
+    self->manager_running = TRUE;
     g_queue_init(&self->out);
     for (guint i = 0; i < self->n; i++) {
         Uplink *u = &self->up[i];
@@ -1085,6 +1087,12 @@ run_watchdog(CaFailover *self, guint i, gboolean all_down, gint64 now, gint64 wa
 }
 
 void
+ca_failover_set_manager_running(CaFailover *self, gboolean running)
+{
+    self->manager_running = running;
+}
+
+void
 ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s)
 {
     gint64 deadline = G_MAXINT64;
@@ -1103,7 +1111,7 @@ ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s)
         if (usable(self, i))
             all_down = FALSE;
     }
-    for (guint i = 0; i < self->n; i++)
+    for (guint i = 0; self->manager_running && i < self->n; i++)
         run_watchdog(self, i, all_down, now, wall_s, &deadline);
     deadline = MIN(deadline, failback_due(self, now));
     self->next_deadline = deadline;

@@ -179,6 +179,10 @@ void ca_failover_probe_done(CaFailover *self, guint uplink, const CaProbeRound *
  * probe fast at once. */
 void ca_failover_note_trouble(CaFailover *self, int uplink, const char *why, gint64 now);
 
+/* Whether NetworkManager runs; while it does not, the watchdog holds (nothing can be
+ * re-activated, and a reboot would only hide that the manager is stopped). */
+void ca_failover_set_manager_running(CaFailover *self, gboolean running);
+
 /* Decide at now; outputs are queued for ca_failover_pop(). wall_s for budget records. */
 void ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s);
 /* Next queued output; FALSE when none. */

@@ -488,11 +488,11 @@ reapply_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     }
     if (ok)
         ca_msg("%s: default route metric %u applied on %s", c->self->fo_config->uplinks[c->i].name,
-               c->metric, nm_device_get_iface(c->device));
+               c->metric, nm_device_get_ip_iface(c->device));
     else
         ca_warn("%s: could not apply route metric %u on %s: %s, will retry on the next change",
-                c->self->fo_config->uplinks[c->i].name, c->metric, nm_device_get_iface(c->device),
-                error->message);
+                c->self->fo_config->uplinks[c->i].name, c->metric,
+                nm_device_get_ip_iface(c->device), error->message);
     reapply_done(c, ok);
     reapply_ctx_free(c);
 }
@@ -1391,7 +1391,14 @@ refresh_cb(gpointer user_data)
     ca_clear_source(&self->refresh);
     if (!self->fo)
         return G_SOURCE_REMOVE;
+    if (!self->client) {
+        /* Nothing known yet (NMClient not ready, or no bus): judge nothing. */
+        update_status(self);
+        return G_SOURCE_REMOVE;
+    }
     ensure_cellular_profile(self);
+    ca_failover_set_manager_running(self->fo,
+                                    self->client && nm_client_get_nm_running(self->client));
     for (guint i = 0; i < self->n; i++) {
         CaUplinkFacts f;
         collect_facts(self, i, &f);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# ctest: labels=integration;lab timeout=300
+# ctest: labels=integration;lab;memcheck timeout=300
 """Two wired uplinks and cellular (the ECM modem), all three up: the default route steps
 down the priorities as they fail (carrier loss on wan1, then a silent blackhole on
 wan2 moves it to cellular) and back up as they recover, each failback after hold-down."""

@@ -1331,6 +1331,26 @@ test_device_ready_resets_activation_backoff(void)
 }
 
 static void
+test_watchdog_holds_without_manager(void)
+{
+    static const UpDef defs[] = {{"cellular", 200, CA_ACTIVATE_ALWAYS, TRUE, 1}};
+    g_autoptr(Sim) s = sim_start(defs, 1, 1);
+
+    /* NetworkManager stopped: no device, nothing to re-activate, no reboot. */
+    ca_failover_set_manager_running(s->fo, FALSE);
+    s->facts[0].device_present = s->facts[0].device_ready = FALSE;
+    s->facts[0].activation = CA_ACTIVATION_NONE;
+    sim_push_facts(s, 0);
+    sim_until(s, s->now + S(3600));
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_DOWN);
+    g_assert_cmpuint(s->steps->len, ==, 0);
+    /* Back: the ladder starts (the device is still missing). */
+    ca_failover_set_manager_running(s->fo, TRUE);
+    sim_until(s, s->now + S(31));
+    g_assert_cmpuint(s->steps->len, ==, 1);
+}
+
+static void
 test_watchdog_not_for_standby_or_while_another_works(void)
 {
     static const UpDef defs[] = {
@@ -1538,6 +1558,8 @@ main(int argc, char **argv)
     g_test_add_func("/failover/watchdog/cellular-only", test_watchdog_cellular_only);
     g_test_add_func("/failover/watchdog/scope",
                     test_watchdog_not_for_standby_or_while_another_works);
+    g_test_add_func("/failover/watchdog/holds-without-manager",
+                    test_watchdog_holds_without_manager);
     g_test_add_func("/failover/watchdog/holds-while-recovering",
                     test_watchdog_holds_while_recovering);
     g_test_add_func("/failover/activation/device-ready-resets-backoff",
