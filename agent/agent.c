@@ -1,5 +1,5 @@
-/* agent: composition root. Wires the modules (MQTT, modem telemetry, ...) together and
- * follows NetworkManager's presence until the uplink module takes that over. */
+/* agent: composition root. Wires the modules (MQTT, modem telemetry, SMS, uplinks) together,
+ * each in its own section; holds no policy of its own. */
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
@@ -9,8 +9,10 @@
 #include "log.h"
 #include "modem.h"
 #include "mqtt.h"
+#include "sms.h"
 #include "telemetry-publisher.h"
 #include "telemetry.h"
+#include "uplink.h"
 #include "version.h"
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
@@ -19,11 +21,6 @@ struct _CaAgent {
     CaConfig *config;
     CaNotify *notify; /* borrowed from main */
     GCancellable *cancellable;
-    GDBusConnection *system_bus;
-    GSource *bus_retry; /* owned: retry getting the system bus */
-    CaBackoff bus_backoff;
-    guint nm_watch;
-    gboolean nm_present;
 
     /* MQTT (wire_mqtt) */
     CaMqtt *mqtt;
@@ -36,116 +33,24 @@ struct _CaAgent {
     /* Modem and telemetry (wire_modem) */
     CaModem *modem;
     CaTelemetryPublisher *telemetry;
-};
 
-static void get_system_bus(CaAgent *self);
+    /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
+    CaSms *sms;
+
+    /* Uplinks (wire_uplink) */
+    CaUplink *uplink;
+    gint64 last_switch; /* monotonic: MQTT drops we caused ourselves are no evidence */
+    guint stopping;     /* modules still shutting down */
+};
 
 static void
 update_status(CaAgent *self)
 {
     const CaModemFacts *facts = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
     g_autofree char *status = g_strdup_printf(
-        "modem %s, NetworkManager %s",
-        facts && facts->present ? mm_modem_state_get_string(facts->state) : "absent",
-        self->nm_present ? "present" : "absent");
+        "%s; modem %s", self->uplink ? ca_uplink_get_status(self->uplink) : "starting",
+        facts && facts->present ? mm_modem_state_get_string(facts->state) : "absent");
     ca_notify_status(self->notify, status);
-}
-
-static void
-name_appeared_cb(GDBusConnection *c, const char *name, const char *owner, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_msg("%s appeared on the system bus (%s)", name, owner);
-    self->nm_present = TRUE;
-    update_status(self);
-}
-
-static void
-name_vanished_cb(GDBusConnection *c, const char *name, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_msg("waiting for %s on the system bus", name);
-    self->nm_present = FALSE;
-    update_status(self);
-}
-
-static void
-unwatch_bus(CaAgent *self)
-{
-    if (self->nm_watch)
-        g_bus_unwatch_name(self->nm_watch);
-    self->nm_watch = 0;
-    if (self->system_bus)
-        g_signal_handlers_disconnect_by_data(self->system_bus, self);
-    g_clear_object(&self->system_bus);
-}
-
-static gboolean
-bus_retry_cb(gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_clear_source(&self->bus_retry);
-    get_system_bus(self);
-    return G_SOURCE_REMOVE;
-}
-
-static void
-schedule_bus_retry(CaAgent *self)
-{
-    guint delay = ca_backoff_next(&self->bus_backoff);
-
-    ca_msg("will try the system bus again in %u s", (delay + 999) / 1000);
-    ca_clear_source(&self->bus_retry);
-    self->bus_retry = g_timeout_source_new(delay);
-    g_source_set_callback(self->bus_retry, bus_retry_cb, self, NULL);
-    g_source_attach(self->bus_retry, NULL);
-}
-
-static void
-bus_closed_cb(GDBusConnection *c, gboolean remote_peer_vanished, GError *error, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_warn("system bus connection closed: %s", error ? error->message : "no reason given");
-    unwatch_bus(self);
-    self->nm_present = FALSE;
-    update_status(self);
-    schedule_bus_retry(self);
-}
-
-static void
-system_bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    g_autoptr(GError) error = NULL;
-    GDBusConnection *bus = g_bus_get_finish(result, &error);
-    CaAgent *self;
-
-    if (!bus) {
-        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            return;
-        self = user_data;
-        ca_warn("system bus unavailable: %s", error->message);
-        schedule_bus_retry(self);
-        return;
-    }
-    self = user_data;
-    ca_backoff_reset(&self->bus_backoff);
-    self->system_bus = bus;
-    /* A private connection, so a bus restart does not take the process down. */
-    g_dbus_connection_set_exit_on_close(bus, FALSE);
-    g_signal_connect(bus, "closed", G_CALLBACK(bus_closed_cb), self);
-    self->nm_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.NetworkManager",
-                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared_cb,
-                                                    name_vanished_cb, self, NULL);
-}
-
-static void
-get_system_bus(CaAgent *self)
-{
-    g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, system_bus_ready, self);
 }
 
 /*****************************************************************************/
@@ -194,25 +99,35 @@ mqtt_stop_deadline_cb(gpointer user_data)
     return G_SOURCE_REMOVE;
 }
 
+/* One module finished shutting down; the last one completes the shutdown task. */
+static void
+shutdown_step_done(CaAgent *self)
+{
+    GTask *task;
+
+    if (--self->stopping > 0)
+        return;
+    task = g_steal_pointer(&self->shutdown_task);
+    g_task_return_boolean(task, TRUE);
+    g_object_unref(task);
+}
+
 static void
 mqtt_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     CaAgent *self = user_data;
     g_autoptr(GError) error = NULL;
-    GTask *task = g_steal_pointer(&self->shutdown_task);
 
     if (!ca_mqtt_stop_finish(CA_MQTT(source), result, &error) && error)
         ca_warn("MQTT stop: %s", error->message);
     ca_clear_source(&self->mqtt_stop_deadline);
-    g_task_return_boolean(task, TRUE);
-    g_object_unref(task);
+    shutdown_step_done(self);
 }
 
-/* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS; completes the task. */
+/* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS. */
 static void
-stop_mqtt(CaAgent *self, GTask *task)
+stop_mqtt(CaAgent *self)
 {
-    self->shutdown_task = g_object_ref(task);
     self->mqtt_stop_cancellable = g_cancellable_new();
     self->mqtt_stop_deadline = g_timeout_source_new(MQTT_STOP_LIMIT_MS);
     g_source_set_callback(self->mqtt_stop_deadline, mqtt_stop_deadline_cb, self, NULL);
@@ -361,6 +276,272 @@ unwire_modem(CaAgent *self)
 }
 
 /*****************************************************************************/
+/* SMS: sms/out requests in, results and sms/in out, cmd/sms-resync */
+
+static void
+sms_message_cb(CaMqtt *mqtt, const char *subtopic, GBytes *payload, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    gsize len = 0;
+    const char *data = g_bytes_get_data(payload, &len);
+
+    if (g_str_equal(subtopic, "sms/out"))
+        ca_sms_handle_request(self->sms, data ? data : "", len);
+}
+
+static void
+sms_result_cb(CaSms *sms, const char *json, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish(self->mqtt, "sms/out/result", json, 1, FALSE, CA_MQTT_MSG_NORMAL);
+}
+
+typedef struct {
+    CaSms *sms;
+    char *id;
+} SmsInPublish;
+
+static void
+sms_in_published(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    SmsInPublish *p = user_data;
+    g_autoptr(GError) error = NULL;
+
+    ca_mqtt_publish_finish(CA_MQTT(source), result, &error);
+    ca_sms_received_done(p->sms, p->id, error);
+    g_object_unref(p->sms);
+    g_free(p->id);
+    g_free(p);
+}
+
+static void
+sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    SmsInPublish *p = g_new0(SmsInPublish, 1);
+
+    /* QoS 1 with completion: the SMS leaves the modem only once the broker has it. */
+    p->sms = g_object_ref(sms);
+    p->id = g_strdup(id);
+    ca_mqtt_publish_async(self->mqtt, "sms/in", json, 1, FALSE, CA_MQTT_MSG_NORMAL, NULL,
+                          sms_in_published, p);
+}
+
+static void
+sms_event_cb(CaSms *sms, const char *type, gpointer fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+static void
+sms_resync_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(CaCommand) cmd = user_data;
+    g_autoptr(GError) error = NULL;
+    cJSON *summary = ca_sms_resync_finish(CA_SMS(source), result, &error);
+
+    if (summary)
+        ca_command_return_ok(cmd, summary);
+    else
+        ca_command_return_gerror(cmd, error);
+}
+
+/* cmd/sms-resync: re-read the modem's message storage; result {"messages":N,"pending":M}. */
+static void
+sms_resync_cmd(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_sms_resync_async(self->sms, NULL, sms_resync_ready, ca_command_ref(cmd));
+}
+
+/* The modem CaModem selected changed (appeared, vanished, replaced). */
+static void
+sms_modem_changed_cb(CaModem *modem, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_sms_set_modem(self->sms, ca_modem_peek_object(modem));
+}
+
+static void
+wire_sms(CaAgent *self)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_config_get_bool(self->config, "sms", "enabled"))
+        return;
+    self->sms = ca_sms_new(self->config, &error);
+    if (!self->sms) {
+        ca_err("SMS bridge off: %s", error->message);
+        return;
+    }
+    g_signal_connect(self->sms, "result", G_CALLBACK(sms_result_cb), self);
+    g_signal_connect(self->sms, "received", G_CALLBACK(sms_received_cb), self);
+    g_signal_connect(self->sms, "event", G_CALLBACK(sms_event_cb), self);
+    g_signal_connect(self->mqtt, "message", G_CALLBACK(sms_message_cb), self);
+    g_signal_connect(self->modem, "object-changed", G_CALLBACK(sms_modem_changed_cb), self);
+    ca_mqtt_subscribe(self->mqtt, "sms/out");
+    ca_commands_register(self->commands, "sms-resync", sms_resync_cmd, self, NULL);
+}
+
+static void
+unwire_sms(CaAgent *self)
+{
+    if (!self->sms)
+        return;
+    ca_sms_stop(self->sms);
+    g_signal_handlers_disconnect_by_data(self->sms, self);
+    if (self->mqtt)
+        g_signal_handlers_disconnect_by_func(self->mqtt, sms_message_cb, self);
+    if (self->modem)
+        g_signal_handlers_disconnect_by_func(self->modem, sms_modem_changed_cb, self);
+    if (self->commands)
+        ca_commands_unregister(self->commands, "sms-resync");
+    g_clear_object(&self->sms);
+}
+
+/*****************************************************************************/
+/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch, modem facts
+ * in and modem resets out for the watchdog. */
+
+static void
+uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(cJSON) link = ca_uplink_get_link_json(uplink);
+
+    ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
+}
+
+static void
+uplink_event_cb(CaUplink *uplink, const char *type, gpointer fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+static void
+uplink_switched_cb(CaUplink *uplink, const char *from, const char *to, const char *kind,
+                   gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* The old TCP path is gone with the old uplink: reconnect over the new one now
+     * instead of waiting for the keepalive to expire. */
+    if (from) {
+        self->last_switch = g_get_monotonic_time();
+        ca_mqtt_reconnect_now(self->mqtt);
+    }
+}
+
+static void
+uplink_status_cb(CaUplink *uplink, const char *status, gpointer user_data)
+{
+    update_status(user_data);
+}
+
+static void
+uplink_mqtt_disconnected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* Passive evidence against the uplink in use, unless we caused it. */
+    if (g_get_monotonic_time() - self->last_switch > 5 * G_USEC_PER_SEC)
+        ca_uplink_note_trouble(self->uplink, "MQTT connection lost");
+}
+
+static void
+uplink_mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    uplink_link_changed_cb(self->uplink, self);
+}
+
+/* The modem module's facts, as the uplink policy needs them. */
+static void
+uplink_modem_facts_cb(CaModem *modem, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    const CaModemFacts *m = ca_modem_peek_facts(modem);
+    CaUplinkModemFacts f = {0};
+
+    if (!ca_modem_is_manager_present(modem)) {
+        ca_uplink_set_modem_facts(self->uplink, NULL);
+        return;
+    }
+    f.present = m->present;
+    f.usable = m->present && m->state != MM_MODEM_STATE_FAILED && m->state != MM_MODEM_STATE_LOCKED;
+    f.registered = m->present && (m->state >= MM_MODEM_STATE_REGISTERED ||
+                                  m->registration == MM_MODEM_3GPP_REGISTRATION_STATE_HOME ||
+                                  m->registration == MM_MODEM_3GPP_REGISTRATION_STATE_ROAMING);
+    f.bearer_connected = m->present && m->bearer_connected;
+    f.signal_quality = m->present && m->signal_quality_valid ? (int) m->signal_quality : -1;
+    f.state = m->present ? mm_modem_state_get_string(m->state) : "absent";
+    f.registration =
+        m->present ? mm_modem_3gpp_registration_state_get_string(m->registration) : NULL;
+    ca_uplink_set_modem_facts(self->uplink, &f);
+}
+
+static void
+uplink_modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_modem_reset_finish(CA_MODEM(source), result, &error) &&
+        g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    ca_uplink_modem_reset_done(self->uplink, error);
+}
+
+/* The watchdog's modem-reset step goes through the modem module. */
+static gboolean
+uplink_modem_reset_cb(CaUplink *uplink, const char *reason, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    if (!self->modem || !ca_modem_peek_facts(self->modem)->present)
+        return FALSE; /* the uplink asks ModemManager itself, or reports no modem */
+    ca_modem_reset_async(self->modem, self->cancellable, uplink_modem_reset_ready, self);
+    return TRUE;
+}
+
+static void
+wire_uplink(CaAgent *self)
+{
+    self->uplink = ca_uplink_new(self->config);
+    g_signal_connect(self->uplink, "link-changed", G_CALLBACK(uplink_link_changed_cb), self);
+    g_signal_connect(self->uplink, "event", G_CALLBACK(uplink_event_cb), self);
+    g_signal_connect(self->uplink, "switched", G_CALLBACK(uplink_switched_cb), self);
+    g_signal_connect(self->uplink, "status-changed", G_CALLBACK(uplink_status_cb), self);
+    g_signal_connect(self->uplink, "modem-reset", G_CALLBACK(uplink_modem_reset_cb), self);
+    g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(uplink_mqtt_disconnected_cb), self);
+    g_signal_connect(self->mqtt, "connected", G_CALLBACK(uplink_mqtt_connected_cb), self);
+    g_signal_connect(self->modem, "facts-changed", G_CALLBACK(uplink_modem_facts_cb), self);
+}
+
+static void
+unwire_uplink(CaAgent *self)
+{
+    if (self->uplink)
+        g_signal_handlers_disconnect_by_data(self->uplink, self);
+    g_clear_object(&self->uplink);
+}
+
+static void
+uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    ca_uplink_shutdown_finish(CA_UPLINK(source), result, NULL);
+    shutdown_step_done(user_data);
+}
+
+/*****************************************************************************/
 
 CaAgent *
 ca_agent_new(CaConfig *config, CaNotify *notify)
@@ -370,10 +551,11 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     self->config = ca_config_ref(config);
     self->notify = notify;
     self->cancellable = g_cancellable_new();
-    ca_backoff_init(&self->bus_backoff, 1000, 60000, 20, NULL);
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
     wire_modem(self);
+    wire_sms(self);
+    wire_uplink(self);
     return self;
 }
 
@@ -383,8 +565,8 @@ ca_agent_free(CaAgent *self)
     if (!self)
         return;
     g_cancellable_cancel(self->cancellable);
-    unwatch_bus(self);
-    ca_clear_source(&self->bus_retry);
+    unwire_uplink(self);
+    unwire_sms(self);
     unwire_modem(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
@@ -398,9 +580,11 @@ ca_agent_start(CaAgent *self)
     ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION,
            ca_config_get_string(self->config, "agent", "device-id"));
     update_status(self);
-    get_system_bus(self);
     ca_mqtt_start(self->mqtt);
     ca_modem_start(self->modem);
+    ca_uplink_start(self->uplink);
+    if (self->sms)
+        ca_sms_start(self->sms);
 }
 
 void
@@ -415,6 +599,9 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
         ca_log_set_level(level);
     ca_mqtt_set_config(self->mqtt, config);
     reload_modem(self, old, config);
+    if (self->sms)
+        ca_sms_set_config(self->sms, config);
+    ca_uplink_set_config(self->uplink, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }
@@ -426,10 +613,14 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
 
     g_task_set_source_tag(task, ca_agent_shutdown_async);
     g_cancellable_cancel(self->cancellable);
-    unwatch_bus(self);
-    ca_clear_source(&self->bus_retry);
+    if (self->sms)
+        ca_sms_stop(self->sms);
+    g_signal_handlers_disconnect_by_data(self->uplink, self);
     unwire_modem(self);
-    stop_mqtt(self, task);
+    self->shutdown_task = g_object_ref(task);
+    self->stopping = 2;
+    ca_uplink_shutdown_async(self->uplink, uplink_stop_ready, self);
+    stop_mqtt(self);
 }
 
 gboolean

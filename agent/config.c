@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "probe-spec.h"
 
 #include <string.h>
 
@@ -15,6 +16,9 @@
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 static const char *const protocols[] = {"5", "3.1.1", NULL};
 static const char *const tls_versions[] = {"tlsv1.2", "tlsv1.3", NULL};
+static const char *const activate_modes[] = {"always", "on-demand", "never", NULL};
+static const char *const watchdog_steps[] = {"reactivate", "modem-reset", "power-cycle", "reboot",
+                                             NULL};
 
 static gboolean check_topic_prefix(const char *value, char **why);
 static gboolean check_client_id(const char *value, char **why);
@@ -99,6 +103,21 @@ static const CaConfigKey keys[] = {
      "Seconds allowed for one send"},
     {"sms", "rate-limit", CA_KEY_INT, "30", NULL, 1, 100000, NULL, NULL, 0,
      "Outgoing SMS per hour"},
+    {"sms", "retries", CA_KEY_INT, "3", NULL, 0, 20, NULL, NULL, 0,
+     "Times a send that failed transiently (+CMS ERROR, timeout) is retried before it fails"},
+    {"sms", "spool-limit", CA_KEY_INT, "1000", NULL, 1, 100000, NULL, NULL, 0,
+     "Outgoing requests waiting, and received messages waiting for the broker, at most each"},
+    {"sms", "dedupe-limit", CA_KEY_INT, "10000", NULL, 100, 1000000, NULL, NULL, 0,
+     "Request ids (and published message ids) remembered to answer repeats"},
+    {"sms", "dedupe-days", CA_KEY_INT, "30", NULL, 1, 3650, NULL, NULL, 0,
+     "Days a request id (and a published message id) is remembered"},
+    {"sms", "receive-timeout", CA_KEY_INT, "60", NULL, 5, 86400, NULL, NULL, 0,
+     "Seconds a multipart SMS may stay incomplete before the modem storage is re-read"},
+    {"sms", "resync-delay", CA_KEY_INT, "60", NULL, 0, 86400, NULL, NULL, 0,
+     "Re-read the modem storage this many seconds after the last received SMS, to catch "
+     "notices ModemManager dropped in a burst (disables and enables the modem); 0 = never"},
+    {"sms", "storage-warn", CA_KEY_INT, "20", NULL, 0, 10000, NULL, NULL, 0,
+     "Event sms-storage-full when this many received SMS are held on the modem; 0 = off"},
 
     /* [cellular] */
     {"cellular", "connection", CA_KEY_STRING, "cellular", NULL, 1, 255, NULL, NULL, 0,
@@ -108,6 +127,79 @@ static const CaConfigKey keys[] = {
     {"cellular", "username", CA_KEY_STRING, "", NULL, 0, 256, NULL, NULL, 0, "APN user name"},
     {"cellular", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
      "File whose first line is the APN password"},
+
+    /* [uplink-NAME]: one group per uplink; [uplink-cellular] is implied when absent */
+    {"uplink-*", "connection", CA_KEY_STRING, NULL,
+     "NAME; for [uplink-cellular] the [cellular] connection", 1, 255, NULL, NULL, 0,
+     "NetworkManager connection id or uuid of this uplink"},
+    {"uplink-*", "priority", CA_KEY_INT, NULL, "100; 200 for [uplink-cellular]", 0, 10000, NULL,
+     NULL, 0, "Lower is preferred; among equals the healthiest, then wired before cellular"},
+    {"uplink-*", "activate", CA_KEY_ENUM, "always", NULL, NOLIMIT, activate_modes, NULL, 0,
+     "always: keep up and probed; on-demand: up only while no better uplink is usable; "
+     "never: not managed"},
+    {"uplink-*", "probes", CA_KEY_STRING, NULL, "[health] probes", 1, 300, NULL,
+     ca_probe_spec_check, CA_KEY_FLAG_LIST, "Probes for this uplink instead of [health] probes"},
+
+    /* [health] */
+    {"health", "probes", CA_KEY_STRING, "icmp:1.1.1.1;dns:9.9.9.9;tcp:mqtt", NULL, 1, 300, NULL,
+     ca_probe_spec_check, CA_KEY_FLAG_LIST,
+     "Probes sent through each uplink's own interface, first (lead) one cheapest: icmp:ADDR, "
+     "dns:ADDR[:PORT], tcp:HOST:PORT, tcp:mqtt (the broker)"},
+    {"health", "dns-name", CA_KEY_STRING, ".", NULL, 1, 253, NULL, ca_probe_check_dns_name, 0,
+     "Name asked by dns: probes (type A); any answer counts"},
+    {"health", "interval", CA_KEY_INT, "20", NULL, 1, 3600, NULL, NULL, 0,
+     "Seconds between probe rounds of a healthy (or down) uplink"},
+    {"health", "fast-interval", CA_KEY_INT, "2", NULL, 1, 600, NULL, NULL, 0,
+     "Seconds between probe rounds once a probe failed or passive evidence came in"},
+    {"health", "timeout", CA_KEY_INT, "2", NULL, 1, 60, NULL, NULL, 0,
+     "Seconds to wait for one probe's answer"},
+    {"health", "down-after", CA_KEY_INT, "3", NULL, 1, 100, NULL, NULL, 0,
+     "Failed rounds in a row before an uplink is down"},
+    {"health", "up-after", CA_KEY_INT, "3", NULL, 1, 100, NULL, NULL, 0,
+     "Good rounds in a row before a down uplink is up again"},
+    {"health", "hold-down", CA_KEY_INT, "60", NULL, 0, 86400, NULL, NULL, 0,
+     "Seconds a recovered better uplink must stay up before traffic moves back"},
+    {"health", "max-hold-down", CA_KEY_INT, "1800", NULL, 0, 86400, NULL, NULL, 0,
+     "Cap of hold-down, which doubles with each further flap within flap-window"},
+    {"health", "flap-window", CA_KEY_INT, "1800", NULL, 10, 86400, NULL, NULL, 0,
+     "Seconds over which flaps (up to down) are counted for damping"},
+    {"health", "report-interval", CA_KEY_INT, "3600", NULL, 0, 86400, NULL, NULL, 0,
+     "Seconds between refreshes of <base>/link when nothing changed; 0 = only on change"},
+
+    /* [watchdog] */
+    {"watchdog", "enabled", CA_KEY_BOOL, "true", NULL, NOLIMIT, NULL, NULL, 0,
+     "Recover uplinks that stay unhealthy"},
+    {"watchdog", "steps", CA_KEY_ENUM, "reactivate;modem-reset;power-cycle;reboot", NULL, NOLIMIT,
+     watchdog_steps, NULL, CA_KEY_FLAG_LIST,
+     "Enabled recovery steps (always taken in the order reactivate, modem-reset, power-cycle, "
+     "reboot)"},
+    {"watchdog", "start-after", CA_KEY_INT, "30", NULL, 0, 86400, NULL, NULL, 0,
+     "Seconds an uplink is down before the first step"},
+    {"watchdog", "reactivate-cooldown", CA_KEY_INT, "60", NULL, 1, 86400, NULL, NULL, 0,
+     "Seconds after a re-activation before the next step"},
+    {"watchdog", "modem-reset-cooldown", CA_KEY_INT, "600", NULL, 1, 86400, NULL, NULL, 0,
+     "Seconds after a modem reset before the next step; also the least time between two resets"},
+    {"watchdog", "power-cycle-cooldown", CA_KEY_INT, "1800", NULL, 1, 86400, NULL, NULL, 0,
+     "Seconds after a power cycle before the next step; also the least time between two"},
+    {"watchdog", "reboot-cooldown", CA_KEY_INT, "3600", NULL, 1, 86400, NULL, NULL, 0,
+     "Seconds after a reboot request before the next step; also the least time between two"},
+    {"watchdog", "modem-reset-budget", CA_KEY_INT, "6", NULL, 0, 50, NULL, NULL, 0,
+     "Modem resets allowed per 24 h"},
+    {"watchdog", "power-cycle-budget", CA_KEY_INT, "3", NULL, 0, 50, NULL, NULL, 0,
+     "Power cycles allowed per 24 h"},
+    {"watchdog", "reboot-budget", CA_KEY_INT, "2", NULL, 0, 50, NULL, NULL, 0,
+     "Reboots allowed per 24 h (counted across reboots, in state-dir)"},
+    {"watchdog", "healthy-reset", CA_KEY_INT, "600", NULL, 1, 86400, NULL, NULL, 0,
+     "Seconds of health after which the ladder starts over at reactivate"},
+    {"watchdog", "power-cycle-command", CA_KEY_STRING, "", NULL, 0, 1024, NULL, NULL, 0,
+     "Command that power-cycles the modem (split like a shell line, run without a shell); "
+     "empty: step skipped"},
+    {"watchdog", "reboot", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
+     "Allow rebooting the device when no uplink is usable after the other steps"},
+    {"watchdog", "reboot-command", CA_KEY_STRING, "", NULL, 0, 1024, NULL, NULL, 0,
+     "Command run to reboot; empty: ask systemd-logind (Reboot) over D-Bus"},
+    {"watchdog", "command-timeout", CA_KEY_INT, "60", NULL, 1, 3600, NULL, NULL, 0,
+     "Seconds a power-cycle or reboot command may run before it is killed"},
     {NULL},
 };
 
@@ -665,6 +757,21 @@ cross_check(CaConfig *c)
     const char *cert = ca_config_get_string(c, "mqtt", "cert-file");
     const char *key = ca_config_get_string(c, "mqtt", "key-file");
 
+    g_auto(GStrv) uplinks = ca_config_get_groups_with_prefix(c, "uplink-");
+
+    /* Every uplink needs at least one probe to be judged by. */
+    if (!ca_config_get_list(c, "health", "probes")[0]) {
+        g_autofree char *vk = vkey("health", "probes");
+        const Value *v = g_hash_table_lookup(c->values, vk);
+        problem(c->errors, v->file, v->line, "health", "probes", "at least one probe is needed");
+    }
+    for (int i = 0; uplinks[i]; i++) {
+        g_autofree char *vk = vkey(uplinks[i], "probes");
+        const Value *v = g_hash_table_lookup(c->values, vk);
+        if (v && !(v->list && v->list[0]))
+            problem(c->errors, v->file, v->line, uplinks[i], "probes",
+                    "at least one probe is needed (omit the key for [health] probes)");
+    }
     if ((*cert != '\0') != (*key != '\0')) {
         g_autofree char *vk = vkey("mqtt", *cert ? "cert-file" : "key-file");
         const Value *v = g_hash_table_lookup(c->values, vk);

@@ -375,15 +375,18 @@ class Modem:
         if kind == "read":
             return ["+CFUN: %d" % self.cfun]
         if kind == "test":
-            return ["+CFUN: (0,1,4),(0-1)"]
+            return ["+CFUN: (0,1,4,15),(0-1)"]
         if kind == "set":
             a = split_args(args)
             fun = int(a[0] or 1)
-            if fun not in (0, 1, 4):
+            if fun not in (0, 1, 4, 15):
                 raise cme(4)
-            if len(a) > 1 and a[1] == "1":
+            # AT+CFUN=1,1 (3GPP) and AT+CFUN=15 (ModemManager 1.20's reset for the
+            # fibocom plugin, Fibocom's full reset) restart the modem.
+            if fun == 15 or (len(a) > 1 and a[1] == "1"):
                 self.emu.event("reset", cmd="AT+CFUN=%s" % args)
                 self.reset_runtime()
+                fun = 1
             self.cfun = fun
             self.emu.after(0.05, self.emit_registration)
         return []

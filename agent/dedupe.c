@@ -1,0 +1,358 @@
+/* dedupe: persistent bounded id -> latest value set on an append-only JSON-lines journal.
+ * Line format: {"id":ID,"t":SECONDS,"v":VALUE}; the last line of an id wins. */
+#include "dedupe.h"
+
+#include "autocleanups.h"
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char *id;
+    cJSON *value;
+    gint64 time_s;
+    GList link; /* in CaDedupe.order; data = this entry */
+} Entry;
+
+struct _CaDedupe {
+    char *path;
+    int fd;              /* journal, O_APPEND */
+    GHashTable *entries; /* id (borrowed from the entry) -> Entry* */
+    GQueue order;        /* Entry*, least recently updated first */
+    guint lines;         /* lines in the journal file */
+    gboolean dirty;      /* a failed append may have left a torn line: rewrite first */
+    guint max_entries;
+    gint64 max_age_s;
+};
+
+/* Compact when the journal holds this many more lines than live entries. */
+#define SLACK_LINES 256
+
+static void
+entry_free(gpointer data)
+{
+    Entry *e = data;
+
+    g_free(e->id);
+    cJSON_Delete(e->value);
+    g_free(e);
+}
+
+static void
+set_errno_error(GError **error, int err, const char *what, const char *path)
+{
+    g_set_error(error, CA_ERROR, CA_ERROR_IO, "%s %s: %s", what, path, g_strerror(err));
+}
+
+/* Insert or update in memory; value is consumed. */
+static void
+put(CaDedupe *self, const char *id, cJSON *value, gint64 time_s)
+{
+    Entry *e = g_hash_table_lookup(self->entries, id);
+
+    if (e) {
+        cJSON_Delete(e->value);
+        g_queue_unlink(&self->order, &e->link);
+    } else {
+        e = g_new0(Entry, 1);
+        e->id = g_strdup(id);
+        e->link.data = e;
+        g_hash_table_insert(self->entries, e->id, e);
+    }
+    e->value = value;
+    e->time_s = time_s;
+    g_queue_push_tail_link(&self->order, &e->link);
+}
+
+static void
+drop_head(CaDedupe *self)
+{
+    GList *link = g_queue_pop_head_link(&self->order);
+    Entry *e = link->data;
+
+    g_hash_table_remove(self->entries, e->id); /* frees e */
+}
+
+/* Apply the bounds in memory; TRUE when something was dropped. */
+static gboolean
+prune(CaDedupe *self, gint64 now_s)
+{
+    gboolean dropped = FALSE;
+
+    while (self->order.length > self->max_entries) {
+        drop_head(self);
+        dropped = TRUE;
+    }
+    while (self->order.head &&
+           ((Entry *) self->order.head->data)->time_s < now_s - self->max_age_s) {
+        drop_head(self);
+        dropped = TRUE;
+    }
+    return dropped;
+}
+
+static char *
+encode_line(const char *id, const cJSON *value, gint64 time_s)
+{
+    g_autoptr(cJSON) line = cJSON_CreateObject();
+    g_autofree char *text = NULL;
+
+    cJSON_AddStringToObject(line, "id", id);
+    cJSON_AddNumberToObject(line, "t", (double) time_s);
+    cJSON_AddItemToObject(line, "v", cJSON_Duplicate(value, TRUE));
+    text = cJSON_PrintUnformatted(line);
+    return g_strconcat(text, "\n", NULL);
+}
+
+static gboolean
+write_all(int fd, const char *data, gsize len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return FALSE;
+        }
+        data += n;
+        len -= (gsize) n;
+    }
+    return TRUE;
+}
+
+static gboolean
+open_journal(CaDedupe *self, GError **error)
+{
+    if (self->fd >= 0)
+        close(self->fd);
+    self->fd = open(self->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (self->fd < 0) {
+        set_errno_error(error, errno, "cannot open", self->path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean
+sync_parent(const char *path, GError **error)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || fsync(fd) < 0) {
+        set_errno_error(error, errno, "cannot sync", dir);
+        if (fd >= 0)
+            close(fd);
+        return FALSE;
+    }
+    close(fd);
+    return TRUE;
+}
+
+/* Rewrite the journal with only the live entries. */
+static gboolean
+compact(CaDedupe *self, GError **error)
+{
+    g_autofree char *tmp = g_strconcat(self->path, ".tmp", NULL);
+    GString *all = g_string_new(NULL);
+    gboolean ok;
+    int fd;
+    int err;
+
+    for (GList *l = self->order.head; l; l = l->next) {
+        Entry *e = l->data;
+        g_autofree char *line = encode_line(e->id, e->value, e->time_s);
+        g_string_append(all, line);
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_errno_error(error, errno, "cannot create", tmp);
+        g_string_free(all, TRUE);
+        return FALSE;
+    }
+    ok = write_all(fd, all->str, all->len) && fsync(fd) == 0;
+    err = errno;
+    g_string_free(all, TRUE);
+    if (close(fd) < 0 && ok) {
+        ok = FALSE;
+        err = errno;
+    }
+    if (!ok || rename(tmp, self->path) < 0) {
+        if (ok)
+            err = errno;
+        unlink(tmp);
+        set_errno_error(error, err, "cannot rewrite", self->path);
+        return FALSE;
+    }
+    self->lines = self->order.length;
+    return sync_parent(self->path, error) && open_journal(self, error);
+}
+
+static gboolean
+maybe_compact(CaDedupe *self, GError **error)
+{
+    if (self->lines <= 2 * self->order.length + SLACK_LINES)
+        return TRUE;
+    return compact(self, error);
+}
+
+/* Read the journal; TRUE in *out_dirty when it must be rewritten (bad or torn lines). */
+static gboolean
+load(CaDedupe *self, gboolean *out_dirty, GError **error)
+{
+    g_autofree char *data = NULL;
+    g_autoptr(GError) local = NULL;
+    gsize len = 0;
+    char *p;
+
+    *out_dirty = FALSE;
+    if (!g_file_get_contents(self->path, &data, &len, &local)) {
+        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            return TRUE;
+        g_set_error(error, CA_ERROR, CA_ERROR_IO, "%s", local->message);
+        return FALSE;
+    }
+    if (len > 0 && data[len - 1] != '\n')
+        *out_dirty = TRUE; /* torn last line: dropped by the rewrite */
+    p = data;
+    while (p < data + len) {
+        char *nl = memchr(p, '\n', (gsize) (data + len - p));
+        g_autoptr(cJSON) line = NULL;
+        const cJSON *id, *t, *v;
+
+        if (!nl)
+            break;
+        *nl = '\0';
+        self->lines++;
+        line = cJSON_Parse(p);
+        p = nl + 1;
+        id = cJSON_GetObjectItemCaseSensitive(line, "id");
+        t = cJSON_GetObjectItemCaseSensitive(line, "t");
+        v = cJSON_GetObjectItemCaseSensitive(line, "v");
+        if (!cJSON_IsString(id) || !cJSON_IsNumber(t) || !v) {
+            *out_dirty = TRUE;
+            continue;
+        }
+        put(self, id->valuestring, cJSON_Duplicate(v, TRUE), (gint64) t->valuedouble);
+    }
+    return TRUE;
+}
+
+CaDedupe *
+ca_dedupe_open(const char *path, guint max_entries, gint64 max_age_s, gint64 now_s, GError **error)
+{
+    g_autoptr(CaDedupe) self = g_new0(CaDedupe, 1);
+    g_autofree char *dir = g_path_get_dirname(path);
+    gboolean dirty = FALSE;
+
+    self->path = g_strdup(path);
+    self->fd = -1;
+    self->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, entry_free);
+    g_queue_init(&self->order);
+    self->max_entries = max_entries;
+    self->max_age_s = max_age_s;
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
+        set_errno_error(error, errno, "cannot create", dir);
+        return NULL;
+    }
+    if (!load(self, &dirty, error))
+        return NULL;
+    if (prune(self, now_s) || dirty || self->lines > 2 * self->order.length + SLACK_LINES) {
+        if (!compact(self, error))
+            return NULL;
+    } else if (!open_journal(self, error)) {
+        return NULL;
+    }
+    return g_steal_pointer(&self);
+}
+
+void
+ca_dedupe_free(CaDedupe *self)
+{
+    if (!self)
+        return;
+    if (self->fd >= 0)
+        close(self->fd);
+    /* Entries are freed by the table; the queue only links them. */
+    g_queue_init(&self->order);
+    g_hash_table_unref(self->entries);
+    g_free(self->path);
+    g_free(self);
+}
+
+void
+ca_dedupe_set_limits(CaDedupe *self, guint max_entries, gint64 max_age_s)
+{
+    self->max_entries = max_entries;
+    self->max_age_s = max_age_s;
+}
+
+const cJSON *
+ca_dedupe_lookup(CaDedupe *self, const char *id)
+{
+    Entry *e = g_hash_table_lookup(self->entries, id);
+
+    return e ? e->value : NULL;
+}
+
+gint64
+ca_dedupe_get_time(CaDedupe *self, const char *id)
+{
+    Entry *e = g_hash_table_lookup(self->entries, id);
+
+    return e ? e->time_s : 0;
+}
+
+gboolean
+ca_dedupe_record(CaDedupe *self, const char *id, const cJSON *value, gint64 now_s, GError **error)
+{
+    g_autofree char *line = encode_line(id, value, now_s);
+
+    if (self->dirty) {
+        if (!compact(self, error))
+            return FALSE;
+        self->dirty = FALSE;
+    }
+    if (!write_all(self->fd, line, strlen(line)) || fdatasync(self->fd) < 0) {
+        set_errno_error(error, errno, "cannot append to", self->path);
+        self->dirty = TRUE;
+        return FALSE;
+    }
+    self->lines++;
+    put(self, id, cJSON_Duplicate(value, TRUE), now_s);
+    prune(self, now_s);
+    return maybe_compact(self, error);
+}
+
+gboolean
+ca_dedupe_expire(CaDedupe *self, gint64 now_s, GError **error)
+{
+    prune(self, now_s);
+    return maybe_compact(self, error);
+}
+
+void
+ca_dedupe_foreach(CaDedupe *self, CaDedupeFunc func, gpointer user_data)
+{
+    for (GList *l = self->order.head; l; l = l->next) {
+        Entry *e = l->data;
+        func(e->id, e->value, e->time_s, user_data);
+    }
+}
+
+guint
+ca_dedupe_count(CaDedupe *self)
+{
+    return self->order.length;
+}
+
+guint
+ca_dedupe_journal_lines(CaDedupe *self)
+{
+    return self->lines;
+}

@@ -1,0 +1,122 @@
+/* sms-private: CaSms's state, shared by sms.c (object, modem, requests), sms-send.c (the
+ * sender) and sms-receive.c (received messages, status reports, resync). Not for other
+ * modules. */
+#pragma once
+#include "backoff.h"
+#include "dedupe.h"
+#include "sms-codec.h"
+#include "sms.h"
+#include "spool.h"
+
+/* Bytes each spool may hold (the record count is [sms] spool-limit). */
+#define CA_SMS_SPOOL_BYTES (32 * 1024 * 1024)
+
+typedef struct {
+    gboolean keep_on_modem;
+    guint max_parts;
+    guint send_timeout_s;
+    guint rate_limit; /* per hour */
+    guint retries;
+    guint spool_limit;
+    guint dedupe_limit;
+    guint dedupe_days;
+    guint receive_timeout_s;
+    guint resync_delay_s; /* 0: no resync after receptions */
+    guint storage_warn;   /* 0: off */
+} CaSmsSettings;
+
+/* A message ModemManager is still assembling (state "receiving"). */
+typedef struct {
+    CaSms *sms;
+    MMSms *proxy;
+    gulong notify_id;
+    gint64 since; /* monotonic */
+} CaSmsReceiving;
+
+struct _CaSms {
+    GObject parent;
+    CaConfig *config;
+    CaSmsSettings set;
+    char *dir;
+    GCancellable *cancellable; /* cancelled on stop/dispose */
+    gboolean started;
+
+    /* Storage */
+    CaSpool *out;        /* requests waiting to be sent, in order */
+    CaSpool *in;         /* received messages waiting for the broker, by id */
+    CaDedupe *results;   /* sms/out id -> {"result":{...}, "sent_at", "refs", "to"} */
+    CaDedupe *seen;      /* sms/in ids the broker acknowledged */
+    GHashTable *out_ids; /* request id -> spool name, for everything in the out spool */
+
+    /* The modem */
+    MMObject *object;
+    MMModem *modem;
+    MMModemMessaging *messaging;
+    gulong state_id;
+    gulong added_id;
+    GCancellable *modem_cancellable; /* cancelled when the modem changes */
+
+    /* Sender (sms-send.c) */
+    GTask *send_task;    /* the job in flight, or NULL */
+    GSource *send_retry; /* owned: backoff after a transient failure */
+    GSource *rate_timer; /* owned: the rate limit allows the next send */
+    GQueue sent_times;   /* gint64 wall-clock seconds of sends in the last hour, oldest first */
+    CaBackoff send_backoff;
+
+    /* Receiver (sms-receive.c) */
+    GHashTable *receiving;   /* path -> CaSmsReceiving* */
+    GHashTable *on_modem;    /* id -> path of a received message still in modem storage */
+    GHashTable *publishing;  /* id -> NULL: handed up, waiting for ca_sms_received_done */
+    GSource *publish_retry;  /* owned */
+    GQueue delete_queue;     /* char* paths of handled messages to delete, in order */
+    GHashTable *delete_set;  /* the same paths (and the one in flight) -> NULL */
+    char *deleting;          /* the path being deleted, or NULL */
+    guint delete_generation; /* bumped when the queue is dropped */
+    GSource *delete_retry;   /* owned */
+    CaBackoff delete_backoff;
+    CaBackoff publish_backoff;
+    gboolean listing;      /* a listing is running */
+    gboolean relist;       /* list again when it completes */
+    guint stored_received; /* received messages seen in modem storage at the last listing */
+    gboolean storage_full_reported;
+    GSource *stuck_timer;  /* owned: next check for messages stuck in "receiving" */
+    GSource *resync_timer; /* owned: the resync after receptions */
+    GTask *resync_task;    /* the resync in flight, or NULL */
+    CaBackoff stuck_backoff;
+    gint64 stuck_not_before; /* monotonic: no stuck-triggered resync before this */
+    gboolean modem_enabled;  /* the modem was enabled at the last state change */
+};
+
+/* sms.c */
+void ca_sms_emit_result(CaSms *self, const cJSON *result);
+void ca_sms_emit_received(CaSms *self, const char *id, const char *json);
+/* Set object[key] = item (consumed), replacing an existing member. */
+void ca_sms_json_set(cJSON *object, const char *key, cJSON *item);
+void ca_sms_emit_event(CaSms *self, const char *type, const cJSON *fields);
+/* TRUE when the modem is present and registered (sending is possible). */
+gboolean ca_sms_modem_ready(CaSms *self);
+/* Record id's latest result durably and publish it; extra members (may be NULL) are merged
+ * into the stored record. */
+void ca_sms_record_result(CaSms *self, const char *id, cJSON *result, cJSON *extra);
+
+/* sms-send.c */
+void ca_sms_sender_init(CaSms *self);
+void ca_sms_sender_clear(CaSms *self);
+/* Start the next send when possible (idempotent). */
+void ca_sms_sender_kick(CaSms *self);
+/* A status report for reference arrived from number: TRUE when it matched a request. */
+gboolean ca_sms_sender_report(CaSms *self, guint reference, const char *number,
+                              guint delivery_state);
+
+/* sms-receive.c */
+void ca_sms_receiver_init(CaSms *self);
+void ca_sms_receiver_clear(CaSms *self);
+/* The modem changed (self->messaging set or NULL): drop per-modem state, list again. */
+void ca_sms_receiver_modem_changed(CaSms *self);
+/* Hand up every spooled message not yet acknowledged. */
+void ca_sms_receiver_republish(CaSms *self);
+void ca_sms_receiver_published(CaSms *self, const char *id, const GError *error);
+/* List the modem's messages (coalesced). */
+void ca_sms_receiver_list(CaSms *self);
+/* The sender finished a job: a resync waiting for it goes on. */
+void ca_sms_receiver_sender_idle(CaSms *self);

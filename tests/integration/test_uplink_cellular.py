@@ -1,0 +1,203 @@
+#!/usr/bin/python3
+# ctest: labels=integration;lab timeout=600
+"""Cellular as the only uplink: the emulated ECM modem (fibocom plugin) through the real
+ModemManager 1.20 and NetworkManager 1.42, data over usb0 to the "operator" namespace.
+
+The agent must bring the gsm profile up itself, and bring it back after every failure
+the network can cause: a data session dropped with and without notice, the operator
+link going down, registration lost (the watchdog's steps in order, with their
+cooldowns, seen in the emulator's command log, in events and in the records of the
+power-cycle and reboot commands), NetworkManager's autoconnect blocked after its
+retries, and a ModemManager restart while cellular carries traffic.
+"""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
+import lablib  # noqa: E402
+import uplink_helpers as uh  # noqa: E402
+
+lab = broker = None
+WD = {"start-after": 4, "reactivate-cooldown": 4, "modem-reset-cooldown": 8,
+      "power-cycle-cooldown": 8, "reboot-cooldown": 8, "reboot": True}
+
+
+def setUpModule():
+    global lab, broker
+    lab = lablib.Lab(personality="ecm").start()
+    uh.enable_ping_sockets(lab)
+    broker = lab.start_broker()   # on the DUT's loopback: events arrive while cellular is down
+
+
+def tearDownModule():
+    lab.stop()
+
+
+def connected():
+    return lab.nm.active_connections().get("cellular") is not None and \
+        (lab.nm.device_state("ttyUSB0") or "").startswith("100")
+
+
+class Cellular(unittest.TestCase):
+
+    def setUp(self):
+        uh.clear_retained(broker)
+        self.sub = uh.subscribe(broker)
+        self.records = os.path.join(lab.run_dir, "records-%s" % self._testMethodName)
+        os.makedirs(self.records, exist_ok=True)
+        wd = dict(WD)
+        wd["power-cycle-command"] = "/bin/sh -c 'date +%%s.%%N >> %s/power-cycle'" % self.records
+        wd["reboot-command"] = "/bin/sh -c 'date +%%s.%%N >> %s/reboot'" % self.records
+        self.settings = {"agent": {"device-id": "dev1"},
+                         "mqtt": {"host": broker.host, "port": broker.port},
+                         "health": dict(uh.FAST, probes="icmp:%s;dns:%s" % (lablib.INTERNET_PROBE,
+                                                                            lablib.INTERNET_DNS)),
+                         "watchdog": wd}
+        self.agent = None
+
+    def tearDown(self):
+        rc = uh.stop_agent(self.agent)
+        self.sub.close()
+        lab.modem.set_registration(stat="home")
+        if rc is not None:
+            self.assertEqual(rc, 0, "agent exit code")
+
+    def start_and_wait_up(self):
+        self.agent = uh.start_agent(lab, self.settings)
+        uh.wait_link(self.sub, lambda l: l["uplinks"]["cellular"]["state"] == "up", 40, "cellular up")
+        lablib.wait_until(lambda: lab.net.route_dev() == "usb0", 10, "route via usb0")
+
+    def wait_recovered(self, after, timeout):
+        up = uh.wait_event(self.sub, "uplink-up", lambda e: e["uplink"] == "cellular", after=after,
+                           timeout=timeout)
+        lablib.wait_until(connected, 10, "cellular connected in NetworkManager")
+        self.assertTrue(lab.net.ping(lablib.INTERNET_PROBE, iface="usb0"))
+        return up
+
+    def test_1_brings_up_the_profile(self):
+        # The lab's gsm profile has autoconnect=false: nothing brings it up but the agent.
+        self.assertFalse(connected())
+        self.start_and_wait_up()
+        l = uh.link(self.sub)
+        c = l["uplinks"]["cellular"]
+        self.assertEqual((l["active"], c["type"], c["device"], c["interface"]),
+                         ("cellular", "cellular", "ttyUSB0", "usb0"))
+        self.assertGreater(c["rtt_ms"], 0)
+        uh.wait_event(self.sub, "uplink-selected", lambda e: e["to"] == "cellular", timeout=5)
+
+    def test_2_session_dropped_with_notice(self):
+        self.start_and_wait_up()
+        t0 = time.monotonic()
+        lab.modem.drop_session(notify=True)
+        down = uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
+                             timeout=15)
+        print("session drop (+CGEV): down after %.2f s: %s" % (down["_rx"] - t0, down["reason"]))
+        up = self.wait_recovered(t0, 40)
+        print("session drop (+CGEV): back up after %.2f s" % (up["_rx"] - t0))
+
+    def test_3_session_dropped_silently(self):
+        self.start_and_wait_up()
+        t0 = time.monotonic()
+        lab.modem.drop_session(notify=False)
+        down = uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
+                             timeout=uh.silent_bound() + 10)
+        print("silent session drop: down after %.2f s: %s" % (down["_rx"] - t0, down["reason"]))
+        self.wait_recovered(t0, 60)
+
+    def test_4_operator_link_down(self):
+        self.start_and_wait_up()
+        t0 = time.monotonic()
+        lab.modem.operator_link(False)
+        uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
+                      timeout=uh.silent_bound() + 10)
+        # NetworkManager keeps the connection "activated" on a dead link: only the agent's
+        # re-activation (a new data session raises the operator link) brings it back.
+        step = uh.wait_event(self.sub, "watchdog", lambda e: e["step"] == "reactivate", after=t0,
+                             timeout=30)
+        self.assertFalse(any(p["ok"] for p in step["evidence"]["probes"]))
+        self.wait_recovered(t0, 60)
+
+    def test_5_registration_lost_watchdog_ladder(self):
+        self.start_and_wait_up()
+        lab.modem.clear_dump()
+        t0 = time.monotonic()
+        lab.modem.set_registration(stat="idle")   # +CREG: 0: ModemManager drops the bearer after 15 s
+        steps = []
+        for name in ("reactivate", "modem-reset", "power-cycle", "reboot"):
+            steps.append(uh.wait_event(self.sub, "watchdog", lambda e, n=name: e["step"] == n,
+                                       after=t0, timeout=90))
+        order = [e["step"] for e in sorted(steps, key=lambda e: e["_rx"])]
+        self.assertEqual(order, ["reactivate", "modem-reset", "power-cycle", "reboot"])
+        # Each step after the previous one's cooldown (1 s of tolerance for delivery).
+        gaps = [steps[k + 1]["_rx"] - steps[k]["_rx"] for k in range(3)]
+        print("ladder gaps: %s s" % ", ".join("%.1f" % g for g in gaps))
+        for gap, cd in zip(gaps, (WD["reactivate-cooldown"], WD["modem-reset-cooldown"],
+                                  WD["power-cycle-cooldown"])):
+            self.assertGreaterEqual(gap, cd - 1.0)
+        self.assertTrue(all("evidence" in s for s in steps))
+        # The diagnosis carries the modem's facts (from the modem module).
+        modem = steps[1]["evidence"]["modem"]
+        self.assertEqual(modem["registration"], "idle")
+        self.assertIn(modem["state"], ("enabled", "searching", "registered", "disabled", "enabling"))
+        self.assertIn("budget_left", steps[1])
+        # The modem really was reset (ModemManager's reset for this plugin), and the
+        # power-cycle and reboot commands ran (recorded instead of acting).
+        cmds = [c["cmd"] for c in lab.modem.commands()]
+        self.assertTrue(any(c in ("AT+CFUN=15", "AT+CFUN=1,1") for c in cmds), cmds[-20:])
+        lablib.wait_until(lambda: os.path.exists(os.path.join(self.records, "reboot")), 10,
+                          "reboot recorded")
+        with open(os.path.join(self.records, "power-cycle")) as f:
+            self.assertEqual(len(f.read().split()), 1)
+        results = uh.events(self.sub, "watchdog-result", after=t0)
+        self.assertTrue(any(r["step"] == "modem-reset" and r["ok"] for r in results), results)
+        # Registration back: the link comes back without anyone else's help.
+        t1 = time.monotonic()
+        lab.modem.set_registration(stat="home")
+        self.wait_recovered(t1, 60)
+
+    def test_6_autoconnect_blocked_reactivated(self):
+        # Without the agent: NetworkManager's autoconnect fails (the operator's DHCP is
+        # gone, ipv4.may-fail=false), gives up after its retries and blocks autoconnect.
+        log_start = os.path.getsize(lab.log_path("NetworkManager"))
+        lab.nm.nmcli("connection", "modify", "cellular", "connection.autoconnect", "yes",
+                     "connection.autoconnect-retries", "2", "ipv4.dhcp-timeout", "3")
+        try:
+            lab.net.op_dnsmasq.stop()
+            if connected():   # (left up by an earlier test) the network drops it
+                lab.modem.drop_session(notify=True)
+            lablib.wait_until(lambda: "cellular' failed to autoconnect; 0 tries left"
+                              in self.nm_log(log_start), 60, "NetworkManager giving up autoconnect")
+            lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, lablib.OPERATOR_INDEX)
+            # NetworkManager does not try again by itself (LAB.md section 3).
+            self.assertRaises(AssertionError, lablib.wait_until, connected, 5, "connected")
+            t0 = time.monotonic()
+            self.agent = uh.start_agent(lab, self.settings)
+            lablib.wait_until(connected, 30, "cellular re-activated by the agent")
+            print("autoconnect blocked: re-activated %.2f s after the agent started"
+                  % (time.monotonic() - t0))
+            uh.wait_link(self.sub, lambda l: l["uplinks"]["cellular"]["state"] == "up", 20, "cellular up")
+        finally:
+            if not lab.net.op_dnsmasq.alive():
+                lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, lablib.OPERATOR_INDEX)
+            lab.nm.nmcli("connection", "modify", "cellular", "connection.autoconnect", "no",
+                         "connection.autoconnect-retries", "-1", "ipv4.dhcp-timeout", "0", check=False)
+
+    def nm_log(self, start):
+        with open(lab.log_path("NetworkManager"), errors="replace") as f:
+            f.seek(start)
+            return f.read()
+
+    def test_7_modemmanager_restart(self):
+        self.start_and_wait_up()
+        t0 = time.monotonic()
+        lab.mm.restart()
+        uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0, timeout=20)
+        up = self.wait_recovered(t0, 60)
+        print("ModemManager restart: cellular back %.2f s later" % (up["_rx"] - t0))
+        self.assertTrue(self.agent.alive())
+
+
+if __name__ == "__main__":
+    lablib.main()

@@ -1,0 +1,184 @@
+"""Helpers for the SMS bridge tests: the real agent against the lab (real ModemManager,
+emulated modem) and a real mosquitto (stdlib only; extends harness.py and lablib.py).
+
+- SmsRig: one lab, broker, subscriber and agent per test file; request()/results helpers.
+- valid_request(): an sms/out payload.
+"""
+import itertools
+import json
+import os
+import re
+import signal
+import sys
+
+LIB = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, os.path.join(LIB, "..", "lab"))
+import harness  # noqa: E402
+import lablib  # noqa: E402
+
+BASE = "cellagent/dev1"
+_ids = itertools.count(1)
+
+
+def new_id(prefix="r"):
+    """A request id not used before in this test process."""
+    return "%s-%d-%d" % (prefix, os.getpid(), next(_ids))
+
+
+class PersistentBroker:
+    """mosquitto on the host's loopback with persistence, so a subscriber's session and
+    its queued QoS 1 messages survive a broker restart (stop() is a clean SIGTERM)."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.host = "127.0.0.1"
+        self.port = harness.free_port()
+        self.dir = os.path.join(lab.run_dir, "mqtt")
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "mosquitto-persistent.conf")
+        with open(self.conf, "w") as f:
+            f.write("listener %d %s\nallow_anonymous true\npersistence true\n"
+                    "persistence_location %s/\nautosave_interval 0\nuser root\nlog_dest stderr\n"
+                    "log_type all\n" % (self.port, self.host, self.dir))
+        self.proc = None
+        self.wrapper = []
+
+    def start(self, timeout=10):
+        self.proc = lablib.Proc(self.lab, "mosquitto", ["mosquitto", "-c", self.conf])
+        harness.wait_until(lambda: not self.proc.alive() or harness.port_open(self.port), timeout,
+                           "mosquitto to listen")
+        if not self.proc.alive():
+            raise lablib.LabError("mosquitto exited; see " + self.proc.log)
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+    def publish(self, topic, payload, qos=1):
+        if not isinstance(payload, (str, bytes)):
+            payload = json.dumps(payload)
+        harness.publish(self.port, topic, payload, qos=qos, host=self.host)
+
+    def subscribe(self, topics):
+        """A subscriber with a persistent session (it reconnects by itself after a broker
+        restart and then gets what was queued for it)."""
+        return harness.Subscriber(self.port, topics, host=self.host, protocol="mqttv311",
+                                  extra_args=["-c", "-i", "sms-test-%d" % os.getpid()])
+
+
+class SmsRig:
+    """A lab (simtech modem, enabled), a broker, a subscriber on everything the agent
+    publishes, and an agent whose [sms] settings the test chooses."""
+
+    def __init__(self, sms=None, emu_settings=None):
+        self.lab = lablib.Lab(personality="simtech", enable=True, emu_settings=emu_settings).start()
+        self.broker = PersistentBroker(self.lab).start()
+        self.sub = self.broker.subscribe([BASE + "/sms/#", BASE + "/events", BASE + "/cmd/+/result"])
+        # The subscription is in place before anything is published.
+        harness.wait_until(lambda: "Received SUBSCRIBE from sms-test-%d" % os.getpid()
+                           in open(self.broker.proc.log, errors="replace").read(), 10,
+                           "the subscriber")
+        self.sms_settings = dict(sms or {})
+        self.agent = None
+        # The agent's log sits with the lab's logs, so a failing test prints its tail.
+        self.dir = os.path.join(self.lab.run_dir, "logs")
+        self.state_dir = os.path.join(self.lab.run_dir, "agent-state")
+
+    # ------------------------------------------------------------------ agent
+
+    def start_agent(self, wait_modem=True, **sms):
+        """Start (or restart) the agent with the rig's [sms] settings updated by sms."""
+        self.sms_settings.update(sms)
+        settings = {"mqtt": {"host": self.broker.host, "port": self.broker.port},
+                    "agent": {"state-dir": self.state_dir},
+                    "sms": dict(self.sms_settings)}
+        # CA_AGENT_WRAPPER: a command prefix for the agent, e.g.
+        # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
+        self.agent = harness.Agent(self.dir, settings, env=self.lab.env,
+                                   wrapper=os.environ.get("CA_AGENT_WRAPPER", "").split())
+        # The log file is appended to across restarts: count what this start adds.
+        subscribed = self.log_count(r'subscribed to "cellagent/dev1/sms/out"')
+        messaging = self.log_count(r"using the Messaging interface")
+        self.agent.start()
+        self.wait_log_count(r'subscribed to "cellagent/dev1/sms/out"', subscribed + 1, timeout=20)
+        if wait_modem:
+            self.wait_log_count(r"using the Messaging interface", messaging + 1, timeout=30)
+        return self.agent
+
+    def log_count(self, pattern):
+        try:
+            with open(os.path.join(self.dir, "agent.log"), errors="replace") as f:
+                return len(re.findall(pattern, f.read()))
+        except FileNotFoundError:
+            return 0
+
+    def wait_log_count(self, pattern, count, timeout=30):
+        return harness.wait_until(lambda: self.log_count(pattern) >= count, timeout,
+                                  "%d x agent log /%s/" % (count, pattern))
+
+    def kill_agent(self):
+        self.agent.proc.send_signal(signal.SIGKILL)
+        self.agent.proc.wait(10)
+
+    def stop_agent(self):
+        if self.agent and self.agent.alive():
+            rc, _ = self.agent.stop(timeout=10)
+            assert rc == 0, "agent exited with %d" % rc
+
+    # ------------------------------------------------------------------ MQTT
+
+    def request(self, payload):
+        """Publish on sms/out (an object is sent as JSON, str/bytes as they are)."""
+        self.broker.publish(BASE + "/sms/out", payload)
+
+    def results(self, id=None, status=None):
+        def pred(m):
+            j = m["json"] or {}
+            return (id is None or j.get("id") == id) and (status is None or j.get("status") == status)
+        return [m["json"] for m in self.sub.matching(BASE + "/sms/out/result", pred)]
+
+    def wait_result(self, id, status, timeout=30, count=1):
+        def pred(m):
+            j = m["json"] or {}
+            return j.get("id") == id and j.get("status") == status
+        return [m["json"] for m in self.sub.wait_for(BASE + "/sms/out/result", pred, timeout, count)]
+
+    def incoming(self, pred=lambda j: True):
+        return [m["json"] for m in self.sub.matching(BASE + "/sms/in", lambda m: pred(m["json"] or {}))]
+
+    def wait_incoming(self, pred, timeout=30, count=1):
+        return [m["json"] for m in
+                self.sub.wait_for(BASE + "/sms/in", lambda m: pred(m["json"] or {}), timeout, count)]
+
+    def events(self, type):
+        return [m["json"] for m in self.sub.matching(BASE + "/events",
+                                                     lambda m: (m["json"] or {}).get("type") == type)]
+
+    # ------------------------------------------------------------------ modem
+
+    def sent_to(self, number):
+        """Messages the emulator transmitted to number (parts joined)."""
+        return [m for m in self.lab.modem.dump()["messages"] if m["to"] == number]
+
+    def stored(self):
+        """Indices of messages in the emulator's ME storage."""
+        return self.lab.modem.status()["storage"]["ME"]["indices"]
+
+    def stop(self):
+        try:
+            self.stop_agent()
+            self.sub.close()
+        finally:
+            self.lab.stop()
+
+    def print_logs(self):
+        if self.agent:
+            self.agent.dump_log(150)
+
+
+def valid_request(id, to="+254700000001", text="Hello", **extra):
+    req = {"id": id, "to": to, "text": text}
+    req.update(extra)
+    return req
