@@ -662,12 +662,12 @@ resync_step(GTask *task)
     switch (ctx->step) {
     case RESYNC_STEP_FIRST:
         ctx->step++;
-        /* fall through */
+        G_GNUC_FALLTHROUGH;
     case RESYNC_STEP_WAIT_SENDER:
         if (self->send_task)
             return; /* ca_sms_receiver_sender_idle() continues */
         ctx->step++;
-        /* fall through */
+        G_GNUC_FALLTHROUGH;
     case RESYNC_STEP_DISABLE:
         if (ctx->modem != self->modem) {
             resync_fail(task,

@@ -296,7 +296,7 @@ send_step(GTask *task)
     switch (ctx->step) {
     case SEND_STEP_FIRST:
         ctx->step++;
-        /* fall through */
+        G_GNUC_FALLTHROUGH;
     case SEND_STEP_RECOVER:
         path = cJSON_GetObjectItemCaseSensitive(ctx->entry, "sms_path");
         if (cJSON_IsString(path) && g_variant_is_object_path(path->valuestring)) {
@@ -308,7 +308,7 @@ send_step(GTask *task)
             return;
         }
         ctx->step = SEND_STEP_CREATE;
-        /* fall through */
+        G_GNUC_FALLTHROUGH;
     case SEND_STEP_CREATE: {
         g_autoptr(MMSmsProperties) props = mm_sms_properties_new();
 
@@ -352,7 +352,7 @@ send_step(GTask *task)
                     error->message);
         ctx->step++;
     }
-        /* fall through */
+        G_GNUC_FALLTHROUGH;
     case SEND_STEP_SEND:
         ca_debug("request %s: sending %s", ctx->id, mm_sms_get_path(ctx->sms));
         mm_sms_send(ctx->sms, cancellable, send_ready, task);
