@@ -127,7 +127,9 @@ def test():
     h.on_failure(agent.dump_log)
     agent.start()
     mh.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
-    agent.wait_log(r"waiting for org\.freedesktop\.NetworkManager on the system bus")
+    # Both D-Bus adapters have looked at the bus and settled into waiting.
+    agent.wait_log(r"\[uplink\] connected to NetworkManager \(not running yet\)")
+    agent.wait_log(r"waiting for ModemManager on the system bus")
     pid = agent.proc.pid
     sw0, cpu0, t0 = ctxt_switches(pid), mh.cpu_seconds(pid), time.monotonic()
     time.sleep(20)  # the measurement window itself

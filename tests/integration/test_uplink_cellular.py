@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# ctest: labels=integration;lab timeout=600
+# ctest: labels=integration;lab;slow timeout=600
 """Cellular as the only uplink: the emulated ECM modem (fibocom plugin) through the real
 ModemManager 1.20 and NetworkManager 1.42, data over usb0 to the "operator" namespace.
 

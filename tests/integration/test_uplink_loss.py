@@ -1,12 +1,12 @@
 #!/usr/bin/python3
-# ctest: labels=integration;lab timeout=480
+# ctest: labels=integration;lab;slow timeout=480
 """Random probe loss on the primary (nft `numgen random` in its ISP namespace):
 
 - 1 %: no switch and no uplink-down. The issue's target is a 10-minute run at the
   default settings (interval 20 s: 30 rounds). To keep CI short this run uses interval
-  1 s for 150 s: ~150 lead probes, 5x the rounds of the target run, so it is the harder
-  test. nft drops each direction, so a probe is lost with p = 1 - 0.99^2 = 2 %; a false
-  switch needs down-after (3) lost rounds in a row: p ~ 150 x 0.02^3 ~ 1e-3 per run.
+  1 s for CA_LOSS_SECONDS (60 s by default; 600 for the full run): ~60 lead probes, twice
+  the rounds of the target run, so it is the harder test. nft drops each direction, so a probe is lost with p = 1 - 0.99^2 = 2 %; a false
+  switch needs down-after (3) lost rounds in a row: p ~ 60 x 0.02^3 ~ 5e-4 per run.
 - 10 % (p = 19 % per probe) with down-after lowered to 2 so that the primary does go
   down now and then: traffic may move, but the hold-down doubles with each flap
   (damping), so there is at most one failback per hold-down and the link topic reports
@@ -67,7 +67,7 @@ class Loss(unittest.TestCase):
         ok0, bad0 = self.rounds("wan1", "ok"), self.rounds("wan1", "failed")
         t0 = time.monotonic()
         lab.net.loss(1, 1)
-        duration = 150
+        duration = int(os.environ.get("CA_LOSS_SECONDS", "60"))
         while time.monotonic() - t0 < duration:
             self.assertEqual(uh.events(self.sub, "failover"), [], "switched on 1 % loss")
             time.sleep(1)
@@ -85,9 +85,9 @@ class Loss(unittest.TestCase):
                     "down-after": 2, "hold-down": hold, "max-hold-down": 64})
         t0 = time.monotonic()
         lab.net.loss(1, 10)
-        # Run until the primary went down at least three times (typically ~1 min).
+        # Run until the primary went down at least twice (typically well under a minute).
         lablib.wait_until(lambda: len([e for e in uh.events(self.sub, "uplink-down")
-                                       if e["uplink"] == "wan1"]) >= 3, 300, "three flaps")
+                                       if e["uplink"] == "wan1"]) >= 2, 300, "two flaps")
         downs = [e for e in uh.events(self.sub, "uplink-down") if e["uplink"] == "wan1"]
         backs = uh.events(self.sub, "failback")
         overs = uh.events(self.sub, "failover")
