@@ -1,19 +1,25 @@
-/* agent: composition root. Wires the modules (MQTT, modem telemetry, SMS, uplinks) together,
- * each in its own section; holds no policy of its own. */
+/* agent: composition root. Wires the modules together: MQTT, the modem (telemetry), SMS,
+ * the uplinks (NetworkManager) and remote control; each in its own section. Holds no
+ * policy of its own. */
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
+#include "alerts.h"
 #include "autocleanups.h"
 #include "backoff.h"
 #include "commands.h"
+#include "error.h"
 #include "log.h"
 #include "modem.h"
 #include "mqtt.h"
+#include "remote.h"
 #include "sms.h"
 #include "telemetry-publisher.h"
 #include "telemetry.h"
 #include "uplink.h"
 #include "version.h"
+
+#include <string.h>
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
 
@@ -29,6 +35,12 @@ struct _CaAgent {
     GTask *shutdown_task;
     GCancellable *mqtt_stop_cancellable;
     GSource *mqtt_stop_deadline; /* owned */
+
+    /* Remote commands, SMS commands and alerts (wire_remote) */
+    CaRemote *remote;
+    CaAgentReloadFunc reload_func; /* from main: what SIGHUP does */
+    gpointer reload_data;
+    GSource *mqtt_reconnect_idle; /* owned */
 
     /* Modem and telemetry (wire_modem) */
     CaModem *modem;
@@ -315,13 +327,31 @@ sms_in_published(GObject *source, GAsyncResult *result, gpointer user_data)
     g_free(p);
 }
 
+/* A command SMS (remote.c decides) is handled and deleted, never published on sms/in. */
+static gboolean
+sms_is_command(CaAgent *self, const char *id, const char *json)
+{
+    g_autoptr(cJSON) msg = cJSON_Parse(json);
+    const char *from = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "from"));
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "text"));
+
+    if (!from || !text)
+        return FALSE;
+    return ca_remote_handle_sms(self->remote, id, from, text);
+}
+
 static void
 sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data)
 {
     CaAgent *self = user_data;
-    SmsInPublish *p = g_new0(SmsInPublish, 1);
+    SmsInPublish *p;
 
+    if (sms_is_command(self, id, json)) {
+        ca_sms_received_done(sms, id, NULL);
+        return;
+    }
     /* QoS 1 with completion: the SMS leaves the modem only once the broker has it. */
+    p = g_new0(SmsInPublish, 1);
     p->sms = g_object_ref(sms);
     p->id = g_strdup(id);
     ca_mqtt_publish_async(self->mqtt, "sms/in", json, 1, FALSE, CA_MQTT_MSG_NORMAL, NULL,
@@ -372,8 +402,12 @@ wire_sms(CaAgent *self)
 {
     g_autoptr(GError) error = NULL;
 
-    if (!ca_config_get_bool(self->config, "sms", "enabled"))
+    if (!ca_config_get_bool(self->config, "sms", "enabled")) {
+        if (ca_config_get_bool(self->config, "sms-commands", "enabled") ||
+            ca_config_get_bool(self->config, "sms-alerts", "enabled"))
+            ca_warn("[sms] enabled=false: SMS commands and SMS alerts cannot work without it");
         return;
+    }
     self->sms = ca_sms_new(self->config, &error);
     if (!self->sms) {
         ca_err("SMS bridge off: %s", error->message);
@@ -415,6 +449,8 @@ uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
     g_autoptr(cJSON) link = ca_uplink_get_link_json(uplink);
 
     ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
+    if (self->remote)
+        ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
 }
 
 static void
@@ -542,6 +578,167 @@ uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 /*****************************************************************************/
+/* Remote commands: the command set (remote.c), reload, mqtt-reconnect; SMS commands
+ * and alerts are fed from the SMS bridge and the uplink facts where those are wired. */
+
+static void
+remote_event_cb(const char *type, const cJSON *fields, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_publish_event(self->mqtt, type, fields);
+}
+
+/* cmd/reload: what SIGHUP does; result {"files":[...],"warnings":[...]}. */
+static void
+reload_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+    cJSON *result;
+
+    if (!self->reload_func) {
+        ca_command_return_error(cmd, "reload is not available");
+        return;
+    }
+    if (!self->reload_func(&error, self->reload_data)) {
+        ca_command_return_gerror(cmd, error);
+        return;
+    }
+    result = cJSON_CreateObject();
+    cJSON_AddItemToObject(
+        result, "files",
+        cJSON_CreateStringArray(ca_config_get_files(self->config),
+                                (int) g_strv_length((char **) ca_config_get_files(self->config))));
+    cJSON_AddItemToObject(result, "warnings",
+                          cJSON_CreateStringArray(
+                              ca_config_get_warnings(self->config),
+                              (int) g_strv_length((char **) ca_config_get_warnings(self->config))));
+    ca_command_return_ok(cmd, result);
+}
+
+static gboolean
+mqtt_reconnect_idle_cb(gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_clear_source(&self->mqtt_reconnect_idle);
+    ca_mqtt_reconnect_now(self->mqtt);
+    return G_SOURCE_REMOVE;
+}
+
+/* cmd/mqtt-reconnect: answer, then reconnect (the answer is resent if it was in flight). */
+static void
+mqtt_reconnect_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_command_return_ok(cmd, NULL);
+    if (!self->mqtt_reconnect_idle) {
+        self->mqtt_reconnect_idle = g_idle_source_new();
+        g_source_set_callback(self->mqtt_reconnect_idle, mqtt_reconnect_idle_cb, self, NULL);
+        g_source_attach(self->mqtt_reconnect_idle, NULL);
+    }
+}
+
+/* Queue an SMS through the bridge's spool, as an sms/out request would. */
+static gboolean
+remote_send_sms_cb(const char *id, const char *to, const char *text, GError **error,
+                   gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(cJSON) req = NULL;
+    g_autofree char *payload = NULL;
+
+    if (!self->sms) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_NOT_READY, "the SMS bridge is off");
+        return FALSE;
+    }
+    req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "id", id);
+    cJSON_AddStringToObject(req, "to", to);
+    cJSON_AddStringToObject(req, "text", text);
+    payload = cJSON_PrintUnformatted(req);
+    ca_sms_handle_request(self->sms, payload, strlen(payload));
+    return TRUE;
+}
+
+/* What status and the alert texts report: the uplink in use and the modem's facts. */
+static void
+remote_status_cb(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    const CaModemFacts *m = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
+
+    facts->uplink = self->uplink ? ca_uplink_get_active(self->uplink) : NULL;
+    if (!m || !m->present)
+        return;
+    if (m->signal_quality_valid)
+        facts->signal_quality = (int) m->signal_quality;
+    if (m->access_tech != MM_MODEM_ACCESS_TECHNOLOGY_UNKNOWN) {
+        char *tech = mm_modem_access_technology_build_string_from_mask(m->access_tech);
+        g_ptr_array_add(strings, tech);
+        facts->access_tech = tech;
+    }
+    facts->operator_name = m->operator_name;
+    if (m->registration != MM_MODEM_3GPP_REGISTRATION_STATE_UNKNOWN)
+        facts->registration = mm_modem_3gpp_registration_state_get_string(m->registration);
+    if (m->bearer_stats_valid) {
+        facts->rx_bytes = (gint64) m->rx_bytes;
+        facts->tx_bytes = (gint64) m->tx_bytes;
+    }
+}
+
+/* cmd/reconnect: re-activate the uplink in use; result {"uplink":NAME}. */
+static void
+reconnect_cmd_cb(CaCommand *cmd, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *why = g_strdup_printf("asked by %s", ca_command_get_source(cmd));
+    const char *name = ca_uplink_reactivate(self->uplink, why, &error);
+    cJSON *result;
+
+    if (!name) {
+        ca_command_return_gerror(cmd, error);
+        return;
+    }
+    result = cJSON_CreateObject();
+    cJSON_AddStringToObject(result, "uplink", name);
+    ca_command_return_ok(cmd, result);
+}
+
+static void
+wire_remote(CaAgent *self)
+{
+    CaRemoteHooks hooks = {
+        .publish_event = remote_event_cb,
+        .send_sms = remote_send_sms_cb,
+        .get_status = remote_status_cb,
+        .user_data = self,
+    };
+
+    self->remote = ca_remote_new(self->config, self->commands, &hooks);
+    ca_commands_register(self->commands, "reload", reload_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "mqtt-reconnect", mqtt_reconnect_cmd_cb, self, NULL);
+    ca_commands_register(self->commands, "reconnect", reconnect_cmd_cb, self, NULL);
+}
+
+static void
+unwire_remote(CaAgent *self)
+{
+    ca_clear_source(&self->mqtt_reconnect_idle);
+    g_clear_pointer(&self->remote, ca_remote_free);
+}
+
+void
+ca_agent_set_reload_func(CaAgent *self, CaAgentReloadFunc func, gpointer user_data)
+{
+    self->reload_func = func;
+    self->reload_data = user_data;
+}
+
+/*****************************************************************************/
 
 CaAgent *
 ca_agent_new(CaConfig *config, CaNotify *notify)
@@ -556,6 +753,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     wire_modem(self);
     wire_sms(self);
     wire_uplink(self);
+    wire_remote(self);
     return self;
 }
 
@@ -565,6 +763,7 @@ ca_agent_free(CaAgent *self)
     if (!self)
         return;
     g_cancellable_cancel(self->cancellable);
+    unwire_remote(self);
     unwire_uplink(self);
     unwire_sms(self);
     unwire_modem(self);
@@ -583,6 +782,11 @@ ca_agent_start(CaAgent *self)
     ca_mqtt_start(self->mqtt);
     ca_modem_start(self->modem);
     ca_uplink_start(self->uplink);
+    /* The alerts' first fact (no uplink healthy yet): an outage counts from the start. */
+    {
+        g_autoptr(cJSON) link = ca_uplink_get_link_json(self->uplink);
+        ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
+    }
     if (self->sms)
         ca_sms_start(self->sms);
 }
@@ -602,6 +806,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     if (self->sms)
         ca_sms_set_config(self->sms, config);
     ca_uplink_set_config(self->uplink, config);
+    ca_remote_set_config(self->remote, config);
     ca_msg("configuration reloaded");
     ca_config_unref(old);
 }

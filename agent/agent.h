@@ -17,6 +17,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaAgent, ca_agent_free)
 void ca_agent_start(CaAgent *self);
 /* Swap in a validated new config; modules re-apply only the groups that changed. */
 void ca_agent_reload(CaAgent *self, CaConfig *config);
+/* What main does on SIGHUP (load, validate, ca_agent_reload); FALSE with the problems in
+ * error when the new config is invalid (the old one stays). */
+typedef gboolean (*CaAgentReloadFunc)(GError **error, gpointer user_data);
+/* Let cmd/reload do what SIGHUP does. */
+void ca_agent_set_reload_func(CaAgent *self, CaAgentReloadFunc func, gpointer user_data);
 /* Clean stop: publish offline, disconnect, release daemons. Completes once every
  * module is quiet; the caller bounds it with its own deadline. */
 void ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer user_data);

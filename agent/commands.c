@@ -23,8 +23,10 @@ typedef struct {
 /* Shared by the registry and its requests: outlives the registry while requests run. */
 typedef struct {
     gint ref;
-    GHashTable *recent;  /* "name\037id" -> result JSON text, or "" while running */
-    GQueue recent_order; /* keys, oldest first (owned by the hash table) */
+    GHashTable *recent;         /* "name\037id" -> result JSON text, or "" while running */
+    GQueue recent_order;        /* keys, oldest first (owned by the hash table) */
+    CaCommandObserver observer; /* cleared when the registry goes */
+    gpointer observer_data;
 } Recent;
 
 struct _CaCommands {
@@ -32,6 +34,8 @@ struct _CaCommands {
     Recent *recent;
     CaMqtt *mqtt;
     gulong message_id;
+    CaCommandValidator validator;
+    gpointer validator_data;
 };
 
 struct _CaCommand {
@@ -229,7 +233,6 @@ answer(CaCommand *cmd, gboolean ok, cJSON *result, const char *error)
     }
     cmd->answered = TRUE;
     text = ca_command_encode_result(cmd->id, ok, result, error, g_get_real_time());
-    cJSON_Delete(result);
     if (ok)
         ca_info("command \"%s\" id \"%s\" from %s: ok", cmd->name, cmd->id, cmd->source);
     else
@@ -239,6 +242,10 @@ answer(CaCommand *cmd, gboolean ok, cJSON *result, const char *error)
         recent_put(cmd->recent, cmd->name, cmd->id, text);
     if (cmd->reply)
         cmd->reply(cmd, text, cmd->reply_data);
+    if (cmd->recent && cmd->recent->observer)
+        cmd->recent->observer(cmd, ok, result, ok ? NULL : (error ? error : "failed"),
+                              cmd->recent->observer_data);
+    cJSON_Delete(result);
 }
 
 CaCommand *
@@ -356,8 +363,25 @@ ca_commands_free(CaCommands *self)
         g_clear_object(&self->mqtt);
     }
     g_hash_table_unref(self->entries);
+    self->recent->observer = NULL; /* requests still in flight answer without it */
     recent_unref(self->recent);
     g_free(self);
+}
+
+void
+ca_commands_set_validator(CaCommands *self, CaCommandValidator validator, gpointer user_data)
+{
+    g_return_if_fail(self != NULL);
+    self->validator = validator;
+    self->validator_data = user_data;
+}
+
+void
+ca_commands_set_observer(CaCommands *self, CaCommandObserver observer, gpointer user_data)
+{
+    g_return_if_fail(self != NULL);
+    self->recent->observer = observer;
+    self->recent->observer_data = user_data;
 }
 
 gboolean
@@ -431,6 +455,10 @@ ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gs
     e = g_hash_table_lookup(self->entries, name);
     if (!e) {
         ca_command_return_error(cmd, "unknown command");
+        return;
+    }
+    if (self->validator && !self->validator(name, cmd->args, &error, self->validator_data)) {
+        ca_command_return_gerror(cmd, error);
         return;
     }
     cmd->recent = recent_ref(self->recent);

@@ -27,6 +27,15 @@ typedef struct _CaCommand CaCommand;   /* one request, refcounted, answered exac
 typedef void (*CaCommandHandler)(CaCommand *cmd, gpointer user_data);
 /* Transport hook: deliver the encoded result (JSON text) of cmd. */
 typedef void (*CaCommandReplyFunc)(CaCommand *cmd, const char *result_json, gpointer user_data);
+/* Args check before a handler runs: TRUE to run it, FALSE with error to refuse. args is
+ * NULL when the request had none. */
+typedef gboolean (*CaCommandValidator)(const char *name, const cJSON *args, GError **error,
+                                       gpointer user_data);
+/* Observer of every answer to a request that reached a handler (after the transport's
+ * reply): result (ok) or error (not ok), both borrowed. For events ("who asked, what
+ * happened") without touching each handler. */
+typedef void (*CaCommandObserver)(CaCommand *cmd, gboolean ok, const cJSON *result,
+                                  const char *error, gpointer user_data);
 
 /*****************************************************************************/
 /* Registry */
@@ -42,6 +51,13 @@ gboolean ca_commands_register(CaCommands *self, const char *name, CaCommandHandl
                               gpointer user_data, GDestroyNotify destroy);
 /* Remove name's handler (destroy notify runs); requests in flight still answer. */
 void ca_commands_unregister(CaCommands *self, const char *name);
+/* Set the one args validator (NULL to remove): run after the name was found and before the
+ * handler; FALSE (with error set, CA_ERROR_INVALID_INPUT) answers ok:false with the
+ * message and the handler never runs. */
+void ca_commands_set_validator(CaCommands *self, CaCommandValidator validator, gpointer user_data);
+/* Set the one observer (NULL to remove); it is never called after ca_commands_free, even
+ * for requests still in flight. */
+void ca_commands_set_observer(CaCommands *self, CaCommandObserver observer, gpointer user_data);
 /* TRUE when a handler is registered for name. */
 gboolean ca_commands_has(CaCommands *self, const char *name);
 /* Validate payload and run name's handler; reply receives the one answer (possibly at once,

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "sms-command.h"
 #include "probe-spec.h"
 
 #include <string.h>
@@ -128,6 +129,43 @@ static const CaConfigKey keys[] = {
     {"cellular", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
      "File whose first line is the APN password"},
 
+    /* [commands] */
+    {"commands", "allow-reboot", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
+     "Allow the reboot command (MQTT cmd/reboot and the SMS command); refused otherwise"},
+    {"commands", "reboot-command", CA_KEY_STRING, "systemctl reboot", NULL, 1, 1024, NULL, NULL, 0,
+     "Command run by the reboot command (split like a shell line, run without a shell)"},
+    {"commands", "reboot-delay", CA_KEY_INT, "5", NULL, 0, 300, NULL, NULL, 0,
+     "Seconds between answering the reboot command and running reboot-command, so the "
+     "answer can go out first"},
+
+    /* [sms-commands] */
+    {"sms-commands", "enabled", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
+     "Accept commands by SMS, each starting with a one-time TOTP code (docs/commands.md)"},
+    {"sms-commands", "allowed-senders", CA_KEY_STRING, "", NULL, 3, 32, NULL, ca_phone_check,
+     CA_KEY_FLAG_LIST,
+     "Numbers allowed to send commands, compared exactly after removing spaces - . ( ) and "
+     "writing a leading 00 as +; +CC... and national forms never match each other"},
+    {"sms-commands", "secret-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
+     "File with the shared TOTP secret in base32 (at least 16 bytes; not readable by others)"},
+    {"sms-commands", "max-failures", CA_KEY_INT, "3", NULL, 1, 100, NULL, NULL, 0,
+     "Wrong or replayed codes in a row before a sender is locked out"},
+    {"sms-commands", "lockout", CA_KEY_INT, "900", NULL, 1, 86400, NULL, NULL, 0,
+     "Seconds a sender stays locked out; doubles with each further lockout, up to 24 h"},
+    {"sms-commands", "max-failures-per-hour", CA_KEY_INT, "10", NULL, 1, 1000, NULL, NULL, 0,
+     "Wrong or replayed codes per hour over all senders; beyond it no code is checked until "
+     "the oldest is an hour old"},
+
+    /* [sms-alerts] */
+    {"sms-alerts", "enabled", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
+     "Send an SMS when no uplink has passed its health check for data-down-after seconds, "
+     "and one when data is back"},
+    {"sms-alerts", "numbers", CA_KEY_STRING, "", NULL, 3, 32, NULL, ca_phone_check,
+     CA_KEY_FLAG_LIST, "Numbers that receive alert and recovery SMS"},
+    {"sms-alerts", "data-down-after", CA_KEY_INT, "600", NULL, 10, 86400, NULL, NULL, 0,
+     "Seconds without any healthy uplink before the alert SMS"},
+    {"sms-alerts", "min-interval", CA_KEY_INT, "3600", NULL, 0, 604800, NULL, NULL, 0,
+     "Least seconds between two alert SMS; an outage that starts sooner is reported once "
+     "the interval has passed, if still down"},
     /* [uplink-NAME]: one group per uplink; [uplink-cellular] is implied when absent */
     {"uplink-*", "connection", CA_KEY_STRING, NULL,
      "NAME; for [uplink-cellular] the [cellular] connection", 1, 255, NULL, NULL, 0,
@@ -750,6 +788,17 @@ resolve_derived(CaConfig *c)
     }
 }
 
+/* group's key must not be empty when group's enabled=true. */
+static void
+require_when_enabled(CaConfig *c, const char *group, const char *key)
+{
+    g_autofree char *ek = vkey(group, "enabled");
+    const Value *enabled = g_hash_table_lookup(c->values, ek);
+
+    if (ca_config_get_bool(c, group, "enabled") && !*ca_config_get_string(c, group, key))
+        problem(c->errors, enabled->file, enabled->line, group, key, "required when enabled=true");
+}
+
 /* Rules that involve more than one key. */
 static void
 cross_check(CaConfig *c)
@@ -778,6 +827,9 @@ cross_check(CaConfig *c)
         problem(c->errors, v->file, v->line, "mqtt", *cert ? "key-file" : "cert-file",
                 "required when %s is set", *cert ? "cert-file" : "key-file");
     }
+    require_when_enabled(c, "sms-commands", "secret-file");
+    require_when_enabled(c, "sms-commands", "allowed-senders");
+    require_when_enabled(c, "sms-alerts", "numbers");
 }
 
 static CaConfig *

@@ -211,7 +211,6 @@ ca_fo_config_new(const CaConfig *config)
     }
     g_array_sort(ups, compare_uplink_names);
     c->n_uplinks = ups->len;
-    /* g_array_free returns gchar *; the elements were CaFoUplinkConfig all along. */
     c->uplinks = (CaFoUplinkConfig *) (void *) g_array_free(g_steal_pointer(&ups), FALSE);
 
     w->enabled = ca_config_get_bool(config, "watchdog", "enabled");

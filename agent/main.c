@@ -45,17 +45,17 @@ apply_log_level(CaConfig *config)
     ca_log_set_level(level);
 }
 
+/* Load, validate and apply the config files again (SIGHUP, cmd/reload). */
 static gboolean
-sighup_cb(gpointer user_data)
+reload_config(GError **error, gpointer user_data)
 {
-    g_autoptr(GError) error = NULL;
     g_autoptr(CaConfig) config = NULL;
+    gboolean ok;
 
     ca_notify_reloading(gl.notify);
-    config = ca_config_load(gl.config_path, &error);
-    if (!config) {
-        ca_err("reload failed, keeping the running configuration:\n%s", error->message);
-    } else {
+    config = ca_config_load(gl.config_path, error);
+    ok = config != NULL;
+    if (ok) {
         log_warnings(config);
         ca_agent_reload(gl.agent, config);
         if (!gl.log_level_override)
@@ -64,6 +64,16 @@ sighup_cb(gpointer user_data)
         gl.config = g_steal_pointer(&config);
     }
     ca_notify_ready(gl.notify, "running");
+    return ok;
+}
+
+static gboolean
+sighup_cb(gpointer user_data)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!reload_config(&error, NULL))
+        ca_err("reload failed, keeping the running configuration:\n%s", error->message);
     return G_SOURCE_CONTINUE;
 }
 
@@ -179,6 +189,7 @@ main(int argc, char **argv)
     gl.loop = g_main_loop_new(NULL, FALSE);
     gl.notify = ca_notify_new();
     gl.agent = ca_agent_new(gl.config, gl.notify);
+    ca_agent_set_reload_func(gl.agent, reload_config, NULL);
     g_unix_signal_add(SIGTERM, sigterm_cb, (gpointer) "SIGTERM");
     g_unix_signal_add(SIGINT, sigterm_cb, (gpointer) "SIGINT");
     g_unix_signal_add(SIGHUP, sighup_cb, NULL);

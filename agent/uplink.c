@@ -1819,3 +1819,23 @@ ca_uplink_get_active(CaUplink *self)
 
     return a >= 0 ? self->fo_config->uplinks[a].name : NULL;
 }
+
+const char *
+ca_uplink_reactivate(CaUplink *self, const char *why, GError **error)
+{
+    int a = self->fo ? ca_failover_get_active(self->fo) : -1;
+    g_autofree char *problem = NULL;
+
+    if (a < 0) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_NOT_READY, "no uplink is in use");
+        return NULL;
+    }
+    if (!activate(self, (guint) a, why, FALSE, &problem)) {
+        g_set_error(error, CA_ERROR,
+                    self->client && nm_client_get_nm_running(self->client) ? CA_ERROR_NETWORK
+                                                                           : CA_ERROR_NOT_READY,
+                    "%s: %s", self->fo_config->uplinks[a].name, problem);
+        return NULL;
+    }
+    return self->fo_config->uplinks[a].name;
+}

@@ -52,6 +52,12 @@ cJSON *ca_uplink_get_link_json(CaUplink *self);
 const char *ca_uplink_get_status(CaUplink *self);
 /* Name of the uplink in use, NULL if none. */
 const char *ca_uplink_get_active(CaUplink *self);
+/* Re-activate the connection of the uplink in use (cmd/reconnect), as the watchdog's
+ * first step does; why is logged. Returns the uplink's name (owned by self) once
+ * NetworkManager was asked; its outcome shows in <base>/link. NULL with error
+ * (CA_ERROR_NOT_READY: no uplink in use or NetworkManager absent; CA_ERROR_NETWORK: an
+ * activation is already under way, no such connection). */
+const char *ca_uplink_reactivate(CaUplink *self, const char *why, GError **error);
 
 /* Signals:
  *   "link-changed"   (): the link state changed; publish ca_uplink_get_link_json().

@@ -1,0 +1,571 @@
+/* sms-command: deciding whether a received SMS is a command and whether to run it.
+ * Owns: the parse rules, sender matching, failure records, the failure budget, the replay
+ * state file. Does not own: running commands, replies, events (agent.c wiring). */
+#define CA_LOG_MODULE "sms-command"
+#include "sms-command.h"
+
+#include "error.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+static const char *const command_names[] = {
+    "status", "reconnect", "modem-reset", "mqtt-reconnect", "reboot", NULL,
+};
+
+const char *const *
+ca_sms_command_names(void)
+{
+    return command_names;
+}
+
+const char *
+ca_sms_reason_to_string(CaSmsReason reason)
+{
+    switch (reason) {
+    case CA_SMS_REASON_NONE:
+        return "accepted";
+    case CA_SMS_REASON_SENDER:
+        return "sender not allowed";
+    case CA_SMS_REASON_LOCKED_OUT:
+        return "sender locked out";
+    case CA_SMS_REASON_RATE_LIMITED:
+        return "rate limited";
+    case CA_SMS_REASON_MALFORMED:
+        return "malformed";
+    case CA_SMS_REASON_UNKNOWN_COMMAND:
+        return "unknown command";
+    case CA_SMS_REASON_BAD_ARGS:
+        return "invalid arguments";
+    case CA_SMS_REASON_WRONG_CODE:
+        return "wrong code";
+    case CA_SMS_REASON_REPLAYED_CODE:
+        return "replayed code";
+    case CA_SMS_REASON_STATE:
+        return "replay state not saved";
+    }
+    return "?";
+}
+
+/*****************************************************************************/
+/* Phone numbers */
+
+static gboolean
+digits_only(const char *s, gsize min, gsize max)
+{
+    gsize n = strlen(s);
+
+    if (n < min || n > max)
+        return FALSE;
+    for (; *s; s++) {
+        if (!g_ascii_isdigit(*s))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+char *
+ca_phone_normalize(const char *number)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    const char *digits;
+
+    if (!number || strlen(number) > 64)
+        return NULL;
+    for (const char *p = number; *p; p++) {
+        if (*p == ' ' || *p == '-' || *p == '.' || *p == '(' || *p == ')')
+            continue;
+        g_string_append_c(s, *p);
+    }
+    /* 00 is the international access code in most of the world: "00254..." = "+254...". */
+    if (g_str_has_prefix(s->str, "00") && digits_only(s->str + 2, 3, 15) && s->str[2] != '0') {
+        g_string_erase(s, 0, 2);
+        g_string_prepend_c(s, '+');
+    }
+    digits = s->str[0] == '+' ? s->str + 1 : s->str;
+    if (!digits_only(digits, 3, 15))
+        return NULL;
+    return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+gboolean
+ca_phone_equal(const char *a, const char *b)
+{
+    g_autofree char *na = ca_phone_normalize(a);
+    g_autofree char *nb = ca_phone_normalize(b);
+
+    return na && nb && strcmp(na, nb) == 0;
+}
+
+char *
+ca_phone_mask(const char *number, gboolean personal)
+{
+    GString *s = g_string_new(NULL);
+    gsize n = MIN(strlen(number), 32);
+    gsize digits = 0, seen = 0;
+
+    for (gsize i = 0; i < n; i++) {
+        if (g_ascii_isdigit(number[i]))
+            digits++;
+    }
+    for (gsize i = 0; i < n; i++) {
+        char c = number[i];
+
+        if (i == 0 && c == '+') {
+            g_string_append_c(s, c);
+        } else if (g_ascii_isdigit(c)) {
+            seen++;
+            g_string_append_c(s, personal || seen + 3 > digits ? c : '*');
+        } else if (personal && g_ascii_isprint(c)) {
+            g_string_append_c(s, c);
+        } else {
+            /* Names ("MPESA") and formatting are masked too: only digits are kept. */
+            g_string_append_c(s, personal ? '?' : '*');
+        }
+    }
+    return g_string_free(s, FALSE);
+}
+
+gboolean
+ca_phone_check(const char *value, char **why)
+{
+    g_autofree char *n = ca_phone_normalize(value);
+
+    if (!n) {
+        *why = g_strdup("must be + and 3-15 digits, or 3-15 digits (spaces, - . ( ) allowed)");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/*****************************************************************************/
+/* Parsing */
+
+static gboolean
+is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *
+skip_space(const char *p)
+{
+    while (is_space(*p))
+        p++;
+    return p;
+}
+
+static const char *
+skip_word(const char *p)
+{
+    while (*p && !is_space(*p))
+        p++;
+    return p;
+}
+
+gboolean
+ca_sms_command_has_shape(const char *text)
+{
+    const char *p = skip_space(text);
+    const char *end = skip_word(p);
+
+    if (end == p || end - p > 16)
+        return FALSE;
+    for (const char *q = p; q < end; q++) {
+        if (!g_ascii_isdigit(*q))
+            return FALSE;
+    }
+    if (!is_space(*end))
+        return FALSE;
+    p = skip_space(end);
+    return g_ascii_isalpha(*p);
+}
+
+static gboolean
+command_known(const char *name)
+{
+    return g_strv_contains(command_names, name);
+}
+
+CaSmsReason
+ca_sms_command_parse(const char *text, CaSmsCommandText *out, const char **detail)
+{
+    const char *p, *end, *args_end;
+
+    memset(out, 0, sizeof(*out));
+    *detail = NULL;
+    /* The code and the command word first: they decide whether an SMS from an unknown
+     * sender is a command at all (ca_sms_guard_check). */
+    p = skip_space(text);
+    end = skip_word(p);
+    if (end - p != CA_TOTP_DIGITS) {
+        *detail = "the code must be 6 digits";
+        return CA_SMS_REASON_MALFORMED;
+    }
+    for (const char *q = p; q < end; q++) {
+        if (!g_ascii_isdigit(*q)) {
+            *detail = "the code must be 6 digits";
+            return CA_SMS_REASON_MALFORMED;
+        }
+    }
+    memcpy(out->code, p, CA_TOTP_DIGITS);
+    p = skip_space(end);
+    end = skip_word(p);
+    if (end == p) {
+        *detail = "no command after the code";
+        return CA_SMS_REASON_MALFORMED;
+    }
+    if (end - p > CA_SMS_COMMAND_MAX_NAME)
+        return CA_SMS_REASON_UNKNOWN_COMMAND;
+    for (gsize i = 0; p + i < end; i++) {
+        char c = g_ascii_tolower(p[i]);
+
+        if (!g_ascii_isalnum(c) && c != '-') {
+            memset(out->command, 0, sizeof(out->command));
+            return CA_SMS_REASON_UNKNOWN_COMMAND;
+        }
+        out->command[i] = c;
+    }
+    if (!command_known(out->command)) {
+        memset(out->command, 0, sizeof(out->command));
+        return CA_SMS_REASON_UNKNOWN_COMMAND;
+    }
+    /* The whole text. */
+    if (strlen(text) > CA_SMS_COMMAND_MAX_TEXT) {
+        *detail = "longer than 160 characters";
+        return CA_SMS_REASON_MALFORMED;
+    }
+    for (const char *q = text; *q; q++) {
+        if (!is_space(*q) && !(*q >= 0x21 && *q <= 0x7e)) {
+            *detail = "characters other than printable ASCII";
+            return CA_SMS_REASON_MALFORMED;
+        }
+    }
+    /* Arguments: the rest, trimmed. No command takes any today. */
+    p = skip_space(end);
+    args_end = p + strlen(p);
+    while (args_end > p && is_space(args_end[-1]))
+        args_end--;
+    if (args_end - p > CA_SMS_COMMAND_MAX_ARGS) {
+        *detail = "arguments longer than 64 characters";
+        return CA_SMS_REASON_BAD_ARGS;
+    }
+    memcpy(out->args, p, (gsize) (args_end - p));
+    if (out->args[0]) {
+        *detail = "the command takes no arguments";
+        return CA_SMS_REASON_BAD_ARGS;
+    }
+    return CA_SMS_REASON_NONE;
+}
+
+/*****************************************************************************/
+/* The guard */
+
+typedef struct {
+    guint failures;      /* failed code checks since the last success or lockout */
+    guint lockouts;      /* lockouts in a row (the next one doubles) */
+    gint64 locked_until; /* monotonic ms; 0 = not locked */
+    gint64 last_failure; /* monotonic ms of the latest failure */
+} SenderRecord;
+
+struct _CaSmsGuard {
+    GHashTable *senders; /* normalised number -> SenderRecord* (allowed senders only) */
+    guint max_failures;
+    gint64 lockout_ms;
+    guint budget;    /* failed code checks allowed per CA_SMS_COMMAND_RATE_WINDOW_MS */
+    gint64 *recent;  /* ring of the latest failure times, budget entries */
+    guint recent_n;  /* entries used */
+    guint recent_at; /* next slot */
+    GBytes *secret;
+    char *secret_id;
+    char *state_path;
+    gint64 last_used; /* latest accepted TOTP step, -1 none */
+};
+
+#define STATE_GROUP "totp-used"
+/* State entries of other (earlier) secrets kept in the file. */
+#define STATE_MAX_SECRETS 8
+
+static gint64
+load_last_used(CaSmsGuard *self, gint64 unix_time, char **warning)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+    gint64 v;
+
+    if (!g_key_file_load_from_file(kf, self->state_path, G_KEY_FILE_NONE, &error)) {
+        if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            return -1;
+        goto fail_closed;
+    }
+    text = g_key_file_get_value(kf, STATE_GROUP, self->secret_id, NULL);
+    if (!text)
+        return -1;
+    if (!g_ascii_string_to_signed(text, 10, -1, G_MAXINT64 / 2, &v, &error))
+        goto fail_closed;
+    return v;
+
+fail_closed:
+    if (warning)
+        *warning = g_strdup_printf("replay state %s unusable (%s): codes up to now are treated "
+                                   "as used",
+                                   self->state_path, error ? error->message : "?");
+    return ca_totp_counter(unix_time) + CA_TOTP_SKEW;
+}
+
+/* Write last_used durably (before the command runs). */
+static gboolean
+save_last_used(CaSmsGuard *self, gint64 counter, GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *dir = g_path_get_dirname(self->state_path);
+    g_autofree char *data = NULL;
+    g_auto(GStrv) keys = NULL;
+    gsize len = 0;
+
+    /* Keep entries of other secrets (a rotated-back secret keeps its state), bounded. */
+    if (g_key_file_load_from_file(kf, self->state_path, G_KEY_FILE_NONE, NULL)) {
+        keys = g_key_file_get_keys(kf, STATE_GROUP, NULL, NULL);
+        for (guint i = 0, kept = 0; keys && keys[i]; i++) {
+            if (strcmp(keys[i], self->secret_id) == 0)
+                continue;
+            if (++kept >= STATE_MAX_SECRETS)
+                g_key_file_remove_key(kf, STATE_GROUP, keys[i], NULL);
+        }
+    }
+    g_key_file_set_int64(kf, STATE_GROUP, self->secret_id, counter);
+    data = g_key_file_to_data(kf, &len, NULL);
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
+        int e = errno;
+        g_set_error(error, CA_ERROR, CA_ERROR_IO, "cannot create %s: %s", dir, g_strerror(e));
+        return FALSE;
+    }
+    if (!g_file_set_contents_full(self->state_path, data, (gssize) len,
+                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+                                  0600, error))
+        return FALSE;
+    return TRUE;
+}
+
+CaSmsGuard *
+ca_sms_guard_new(const CaConfig *config, GBytes *secret, const char *state_path, gint64 unix_time,
+                 char **warning, GError **error)
+{
+    const char *const *allowed = ca_config_get_list(config, "sms-commands", "allowed-senders");
+    g_autoptr(CaSmsGuard) self = g_new0(CaSmsGuard, 1);
+
+    self->senders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; allowed[i]; i++) {
+        char *n = ca_phone_normalize(allowed[i]);
+
+        if (!n) {
+            g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,
+                        "[sms-commands] allowed-senders: \"%s\" is not a phone number", allowed[i]);
+            return NULL;
+        }
+        g_hash_table_replace(self->senders, n, g_new0(SenderRecord, 1));
+    }
+    if (g_hash_table_size(self->senders) > CA_SMS_COMMAND_MAX_SENDERS) {
+        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,
+                    "[sms-commands] allowed-senders: more than %d numbers",
+                    CA_SMS_COMMAND_MAX_SENDERS);
+        return NULL;
+    }
+    self->max_failures = (guint) ca_config_get_int(config, "sms-commands", "max-failures");
+    self->lockout_ms = ca_config_get_int(config, "sms-commands", "lockout") * 1000;
+    self->budget = (guint) ca_config_get_int(config, "sms-commands", "max-failures-per-hour");
+    self->recent = g_new0(gint64, self->budget);
+    self->secret = g_bytes_ref(secret);
+    self->secret_id = ca_totp_secret_id(secret);
+    self->state_path = g_strdup(state_path);
+    self->last_used = load_last_used(self, unix_time, warning);
+    return g_steal_pointer(&self);
+}
+
+void
+ca_sms_guard_free(CaSmsGuard *self)
+{
+    if (!self)
+        return;
+    g_clear_pointer(&self->senders, g_hash_table_unref);
+    g_free(self->recent);
+    g_clear_pointer(&self->secret, g_bytes_unref);
+    g_free(self->secret_id);
+    g_free(self->state_path);
+    g_free(self);
+}
+
+gint64
+ca_sms_guard_get_last_used(const CaSmsGuard *self)
+{
+    return self->last_used;
+}
+
+/* The sender's record with stale history forgotten. */
+static SenderRecord *
+sender_record(const CaSmsGuard *self, const char *normalised, gint64 now_ms)
+{
+    SenderRecord *r = normalised ? g_hash_table_lookup(self->senders, normalised) : NULL;
+
+    if (r && r->locked_until && now_ms >= r->locked_until) {
+        /* Quiet time counts from the end of the lockout, not from the failure before it. */
+        r->last_failure = MAX(r->last_failure, r->locked_until);
+        r->locked_until = 0;
+    }
+    if (r && !r->locked_until && r->last_failure &&
+        now_ms - r->last_failure >= CA_SMS_COMMAND_MAX_LOCKOUT_MS) {
+        r->failures = 0;
+        r->lockouts = 0;
+        r->last_failure = 0;
+    }
+    return r;
+}
+
+gboolean
+ca_sms_guard_is_locked_out(const CaSmsGuard *self, const char *sender, gint64 now_ms)
+{
+    g_autofree char *n = ca_phone_normalize(sender);
+    SenderRecord *r = sender_record(self, n, now_ms);
+
+    return r && r->locked_until;
+}
+
+/* Failures within the window over all senders. */
+static guint
+recent_failures(const CaSmsGuard *self, gint64 now_ms)
+{
+    guint count = 0;
+
+    for (guint i = 0; i < self->recent_n; i++) {
+        if (now_ms - self->recent[i] < CA_SMS_COMMAND_RATE_WINDOW_MS)
+            count++;
+    }
+    return count;
+}
+
+static void
+note_failure(CaSmsGuard *self, SenderRecord *r, gint64 now_ms, CaSmsDecision *out)
+{
+    self->recent[self->recent_at] = now_ms;
+    self->recent_at = (self->recent_at + 1) % self->budget;
+    self->recent_n = MIN(self->recent_n + 1, self->budget);
+
+    r->failures++;
+    r->last_failure = now_ms;
+    out->failures = r->failures;
+    if (r->failures >= self->max_failures) {
+        gint64 d = self->lockout_ms;
+
+        for (guint i = 0; i < r->lockouts && d < CA_SMS_COMMAND_MAX_LOCKOUT_MS; i++)
+            d *= 2;
+        d = MIN(d, MAX(CA_SMS_COMMAND_MAX_LOCKOUT_MS, self->lockout_ms));
+        r->lockouts++;
+        r->failures = 0;
+        r->locked_until = now_ms + d;
+        out->lockout_ms = d;
+    }
+}
+
+void
+ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint64 now_ms,
+                   gint64 unix_time, CaSmsDecision *out)
+{
+    g_autofree char *normalised = ca_phone_normalize(sender);
+    SenderRecord *r = sender_record(self, normalised, now_ms);
+    CaSmsCommandText parsed;
+    const char *detail = NULL;
+    CaSmsReason reason;
+    g_autoptr(GError) error = NULL;
+    gsize key_len = 0;
+    const guint8 *key;
+    gint64 counter = -1;
+
+    memset(out, 0, sizeof(*out));
+    out->counter = -1;
+    if (!ca_sms_command_has_shape(text))
+        return;
+    reason = ca_sms_command_parse(text, &parsed, &detail);
+    /* Text that merely starts with a number ("1500 ok", "123456 is your code") is a command
+     * only from an allowed sender, or when a 6-digit code is followed by a known command. */
+    if (!r && !parsed.command[0])
+        return;
+    out->is_command = TRUE;
+    out->parsed = parsed;
+    if (normalised && strlen(normalised) < sizeof(out->sender))
+        memcpy(out->sender, normalised, strlen(normalised) + 1);
+    if (r)
+        out->failures = r->failures;
+
+    if (!r) {
+        out->reason = CA_SMS_REASON_SENDER;
+        return;
+    }
+    if (r->locked_until) {
+        out->reason = CA_SMS_REASON_LOCKED_OUT;
+        return;
+    }
+    if (reason != CA_SMS_REASON_NONE) {
+        out->reason = reason;
+        out->detail = detail;
+        return;
+    }
+    if (recent_failures(self, now_ms) >= self->budget) {
+        out->reason = CA_SMS_REASON_RATE_LIMITED;
+        return;
+    }
+    key = g_bytes_get_data(self->secret, &key_len);
+    switch (ca_totp_verify(key, key_len, parsed.code, unix_time, self->last_used, &counter)) {
+    case CA_TOTP_OK:
+        break;
+    case CA_TOTP_WRONG:
+    case CA_TOTP_MALFORMED: /* excluded by the parser */
+        out->reason = CA_SMS_REASON_WRONG_CODE;
+        note_failure(self, r, now_ms, out);
+        return;
+    case CA_TOTP_REPLAYED:
+        out->reason = CA_SMS_REASON_REPLAYED_CODE;
+        note_failure(self, r, now_ms, out);
+        return;
+    }
+    /* Used in memory at once; on disk before anything runs. If the disk refuses, fail
+     * closed: the command does not run (and this code stays used). */
+    self->last_used = counter;
+    out->counter = counter;
+    if (!save_last_used(self, counter, &error)) {
+        out->reason = CA_SMS_REASON_STATE;
+        out->detail = "the state directory is not writable";
+        return;
+    }
+    r->failures = 0;
+    r->lockouts = 0;
+    r->last_failure = 0;
+    out->failures = 0;
+    out->accepted = TRUE;
+}
+
+cJSON *
+ca_sms_decision_audit_json(const CaSmsDecision *d, const char *raw_sender, gboolean personal)
+{
+    cJSON *o = cJSON_CreateObject();
+    /* The normalised number when there is one: the same sender always looks the same. */
+    g_autofree char *from =
+        ca_phone_mask(d->sender[0] ? d->sender : (raw_sender ? raw_sender : ""), personal);
+
+    cJSON_AddStringToObject(o, "from", from);
+    cJSON_AddStringToObject(o, "outcome", d->accepted ? "accepted" : "rejected");
+    if (d->parsed.command[0])
+        cJSON_AddStringToObject(o, "command", d->parsed.command);
+    else
+        cJSON_AddNullToObject(o, "command");
+    if (!d->accepted) {
+        cJSON_AddStringToObject(o, "reason", ca_sms_reason_to_string(d->reason));
+        if (d->detail)
+            cJSON_AddStringToObject(o, "detail", d->detail);
+    }
+    cJSON_AddNumberToObject(o, "failures", d->failures);
+    if (d->lockout_ms > 0)
+        cJSON_AddNumberToObject(o, "lockout", (double) (d->lockout_ms / 1000));
+    return o;
+}

@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+# ctest: labels=integration;lab timeout=420
+"""Commands over MQTT and over authenticated SMS against the real agent, the real
+ModemManager driving the emulated modem (ECM personality: the one whose plugin supports
+Modem.Reset, as AT+CFUN=15) and a real mosquitto. One lab and one agent for the file; the
+tests run in name order and the modem resets come last (after a reset the emulator does
+not announce new SMS again until ModemManager re-enables messaging).
+
+Covers: status, telemetry and sms-resync over MQTT (valid call, invalid args); SMS
+commands: a valid code from an allowed sender runs the command and the reply SMS is in the
+emulator's dump; a wrong code, a replayed code, an unknown sender and a locked-out sender
+make no action, no reply and one audit event each, and none reaches sms/in while ordinary
+SMS still do; reboot refused by policy answers by SMS; modem-reset by SMS and by MQTT
+reach the emulator, with the "command" event naming who asked.
+"""
+import datetime
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
+import lablib  # noqa: E402  (puts tests/lib on sys.path)
+import harness  # noqa: E402
+import commands_helpers as ch  # noqa: E402
+
+BASE = "cellagent/dev1"
+OPERATOR = "+254700000001"      # allowed
+OPERATOR2 = "+254700000002"     # allowed, gets locked out
+STRANGER = "+254799999999"      # not allowed
+
+lab = broker = sub = agent = codes = None
+
+
+def setUpModule():
+    global lab, broker, sub, agent, codes
+    lab = lablib.Lab(personality="ecm", enable=True).start()
+    broker = lab.start_broker()
+    sub = broker.subscribe([BASE + "/#"])
+    secret_file = os.path.join(lab.run_dir, "sms-secret")
+    codes = ch.CodeBook(ch.write_secret(secret_file))
+    settings = {
+        "agent": {"state-dir": os.path.join(lab.run_dir, "agent-state")},
+        "mqtt": {"host": broker.host, "port": broker.port},
+        "telemetry": {"interval": 0},
+        # Keep the uplink module's hands off the modem: the test resets it itself.
+        "uplink-cellular": {"activate": "never"},
+        "watchdog": {"enabled": False},
+        "sms-commands": {"enabled": True, "secret-file": secret_file,
+                         "allowed-senders": "%s; %s" % (OPERATOR, OPERATOR2),
+                         "max-failures": 3, "lockout": 600},
+    }
+    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env,
+                          wrapper=lab.dut_wrapper()).start()
+    agent.wait_log(r"SMS commands enabled for 2 sender", timeout=20)
+    agent.wait_log(r"using the Messaging interface", timeout=60)
+    lablib.wait_until(lambda: (status().get("registration") == "home"), 60,
+                      "the modem registered (status)")
+
+
+def tearDownModule():
+    try:
+        if agent and agent.alive():
+            rc, _ = agent.stop(timeout=10)
+            assert rc == 0, rc
+    finally:
+        lab.stop()
+
+
+_ids = iter(range(1, 100000))
+
+
+def ask(name, args=None, timeout=20):
+    rid = "t%d" % next(_ids)
+    req = {"id": rid}
+    if args is not None:
+        req["args"] = args
+    broker.publish("%s/cmd/%s" % (BASE, name), req)
+    return sub.wait_for("%s/cmd/%s/result" % (BASE, name),
+                        lambda m: m["json"] and m["json"].get("id") == rid, timeout)[-1]["json"]
+
+
+def status():
+    r = ask("status")
+    assert r["ok"], r
+    return r["result"]
+
+
+def events(type_):
+    return [m["json"] for m in sub.matching(BASE + "/events",
+                                            lambda m: (m["json"] or {}).get("type") == type_)]
+
+
+def audits():
+    return events("sms-command")
+
+
+def sms_in():
+    return [m["json"] for m in sub.matching(BASE + "/sms/in")]
+
+
+def sent_to(number):
+    return [m for m in lab.modem.sent_messages() if m["to"] == number and m["complete"]]
+
+
+def resets():
+    return [c for c in lab.modem.commands() if c["cmd"].upper().startswith("AT+CFUN=15")]
+
+
+def deliver(text, sender, timestamp=None):
+    """An SMS arrives; returns the audit event it caused (one per command SMS)."""
+    n = len(audits())
+    lab.modem.deliver_sms(text, sender=sender, timestamp=timestamp)
+    lablib.wait_until(lambda: len(audits()) > n, 30, "the audit event of %r" % text)
+    got = audits()
+    assert len(got) == n + 1, got[n:]
+    # Handled means deleted from the modem too. Wait for it before the next SMS: with
+    # ModemManager 1.20 a new-message notice that arrives while the previous message is
+    # still being read or deleted can be missed (LAB.md).
+    lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
+                      "the modem's storage empty again")
+    return got[n]
+
+
+class Commands(unittest.TestCase):
+
+    def test_01_status_over_mqtt(self):
+        s = status()
+        self.assertEqual(s["registration"], "home")
+        self.assertEqual(s["signal_quality"], int(lab.mm.info()["modem.generic.signal-quality.value"]))
+        self.assertIsNotNone(s["operator_name"])
+        self.assertIn("home", s["text"])
+        self.assertTrue(s["text"].startswith("dev1: up "), s)
+        r = ask("status", {"x": 1})
+        self.assertEqual(r, {"id": r["id"], "ok": False, "ts": r["ts"], "error": "args.x: unknown argument"})
+
+    def test_02_telemetry_and_sms_resync(self):
+        r = ask("telemetry")
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["result"]["network"]["registration"], "home")
+        r = ask("telemetry", {"now": True})
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["error"], "args.now: unknown argument")
+        r = ask("sms-resync", timeout=60)
+        self.assertTrue(r["ok"], r)
+        self.assertIn("messages", r["result"])
+        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
+                               10, "the sms-resync event")[0]
+        self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("sms-resync", "mqtt", True))
+        r = ask("sms-resync", {"all": 1})
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["error"], "args.all: unknown argument")
+        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+
+    def test_03_sms_status_reply(self):
+        before = len(sent_to(OPERATOR))
+        a = deliver("%s status" % codes.next(), OPERATOR)
+        self.assertEqual(a["outcome"], "accepted")
+        self.assertEqual(a["command"], "status")
+        self.assertEqual(a["from"], "+*********001")
+        self.assertTrue(a["command_id"].startswith("sms-"))
+        reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, timeout=30, count=before + 1)[-1]
+        self.assertTrue(reply["text"].startswith("dev1: up "), reply)
+        self.assertIn("home", reply["text"])
+        self.assertEqual(reply["parts"], 1)
+        self.__class__.status_text = "%s status" % codes._code(codes.last)
+        # Kept off sms/in, and the code is nowhere on MQTT.
+        self.assertFalse([m for m in sms_in() if "status" in (m.get("text") or "")])
+        code = codes._code(codes.last)
+        self.assertFalse([m for m in sub.matching() if code in (m.get("payload") or "")])
+
+    def test_04_rejections(self):
+        """Wrong, replayed, stranger, locked out: audited, no action, no reply."""
+        sent_before = {n: len(sent_to(n)) for n in (OPERATOR, OPERATOR2, STRANGER)}
+        resets_before = len(resets())
+        in_before = len(sms_in())
+
+        # The same text again, as an eavesdropper would resend it (a later SMSC time stamp:
+        # the identical message itself is only ever handled once by the SMS bridge).
+        later = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + \
+            datetime.timedelta(seconds=7)
+        a = deliver(self.__class__.status_text, OPERATOR, timestamp=later.isoformat())
+        self.assertEqual((a["outcome"], a["reason"]), ("rejected", "replayed code"))
+        a = deliver("%s modem-reset" % codes.wrong(), OPERATOR)
+        self.assertEqual((a["outcome"], a["reason"], a["failures"]), ("rejected", "wrong code", 2))
+        a = deliver("%s modem-reset" % codes.valid(), STRANGER)
+        self.assertEqual((a["outcome"], a["reason"], a["from"]),
+                         ("rejected", "sender not allowed", "+*********999"))
+        for i in range(1, 4):
+            a = deliver("%s modem-reset" % codes.wrong(), OPERATOR2)
+            self.assertEqual((a["reason"], a["failures"]), ("wrong code", i))
+        self.assertEqual(a["lockout"], 600)
+        a = deliver("%s modem-reset" % codes.valid(), OPERATOR2)
+        self.assertEqual((a["outcome"], a["reason"]), ("rejected", "sender locked out"))
+        # An ordinary SMS from an allowed sender still goes to sms/in.
+        lab.modem.deliver_sms("Pump 3 is fine, thanks", sender=OPERATOR)
+        sub.wait_for(BASE + "/sms/in", lambda m: (m["json"] or {}).get("text") == "Pump 3 is fine, thanks", 30)
+        lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
+                          "the ordinary SMS deleted from the modem")
+
+        # Barrier: an accepted command from the operator. SMS are handled in order, so a
+        # reply to any rejected one would have been sent before this one's.
+        a = deliver("%s reboot" % codes.next(), OPERATOR)
+        self.assertEqual(a["outcome"], "accepted")
+        reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before[OPERATOR] + 1)[-1]
+        self.assertEqual(reply["text"], "dev1: reboot failed: reboot not allowed (commands allow-reboot=false)")
+        self.assertEqual(len(sent_to(OPERATOR)), sent_before[OPERATOR] + 1)
+        self.assertEqual(len(sent_to(OPERATOR2)), sent_before[OPERATOR2])
+        self.assertEqual(len(sent_to(STRANGER)), sent_before[STRANGER])
+        self.assertEqual(len(resets()), resets_before)
+        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+                               10, "the reboot event")[0]
+        self.assertEqual((ev["source"], ev["ok"]), ("sms", False))
+        # No command event for any rejected SMS (status changes nothing: none either);
+        # only the ordinary SMS reached sms/in.
+        self.assertEqual([e["command"] for e in events("command") if e["source"] == "sms"], ["reboot"])
+        self.assertEqual([m["text"] for m in sms_in()[in_before:]], ["Pump 3 is fine, thanks"])
+        agent.wait_log(r"sender \+\*+002 locked out for 600 s")
+
+    def test_05_sms_modem_reset(self):
+        before = len(resets())
+        sent_before = len(sent_to(OPERATOR))
+        a = deliver("%s Modem-Reset" % codes.next(), OPERATOR)
+        self.assertEqual((a["outcome"], a["command"]), ("accepted", "modem-reset"))
+        lablib.wait_until(lambda: len(resets()) > before, 30, "AT+CFUN=15 from the SMS command")
+        reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 60, sent_before + 1)[-1]
+        self.assertEqual(reply["text"], "dev1: modem-reset ok")
+        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+                               10, "the modem-reset event")[0]
+        self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "sms", True))
+
+    def test_06_mqtt_modem_reset(self):
+        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        before = len(resets())
+        r = ask("modem-reset", {"hard": True})
+        self.assertEqual(r["error"], "args.hard: unknown argument")
+        r = ask("modem-reset", timeout=60)
+        self.assertTrue(r["ok"], r)
+        lablib.wait_until(lambda: len(resets()) == before + 1, 30, "AT+CFUN=15 from cmd/modem-reset")
+        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
+                               10, "the modem-reset event")[0]
+        self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "mqtt", True))
+        # The refused request made no reset and no event.
+        self.assertEqual(len(resets()), before + 1)
+
+
+if __name__ == "__main__":
+    lablib.main()
