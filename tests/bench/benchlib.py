@@ -202,14 +202,27 @@ class PrivateBus:
             self.proc.wait(5)
         self.proc = None
 
+    def client_pids(self):
+        """Process ids of the bus's clients (busctl list), e.g. to see the agent reconnect."""
+        out = subprocess.run(["busctl", "--address=" + self.address, "list", "--no-legend",
+                              "--unique"], capture_output=True, text=True, timeout=10).stdout
+        return {int(f[1]) for f in (line.split() for line in out.splitlines())
+                if len(f) > 1 and f[1].isdigit()}
+
 
 class Env:
-    """Broker + system bus (lab or private); .env holds DBUS_SYSTEM_BUS_ADDRESS."""
+    """Broker + system bus + where processes run; .env holds DBUS_SYSTEM_BUS_ADDRESS.
+
+    Lab: an ECM modem (real data path) with NetworkManager in the device namespace; the
+    broker, the agent and the baselines all run in that namespace (.wrapper), and the
+    agent's probes go to the lab's own "internet". Private bus: no daemons, a broker on
+    127.0.0.1, probes only to the broker. Either way no traffic leaves the machine.
+    """
 
     def __init__(self, directory, modem=True):
         self.dir = directory
-        self.broker = h.Broker(directory).start()
         self.bus = self.lab = None
+        self.wrapper = []
         mode = os.environ.get("CA_BENCH_ENV", "auto")
         lab_ok = os.path.exists(os.path.join(LAB_DIR, "lablib.py")) and os.geteuid() == 0
         if mode == "lab" and not lab_ok:
@@ -219,22 +232,29 @@ class Env:
             import lablib  # noqa: E402  (the lab's own module)
             # No connectivity checks: the lab's 5 s interval (a real device: 300 s) would
             # wake every NMClient, the agent's and the baseline's alike, every few seconds.
-            self.lab = lablib.Lab(run_dir=os.path.join(directory, "lab"), personality="simtech",
-                                  uplinks=1, connectivity=False)
+            self.lab = lablib.Lab(run_dir=os.path.join(directory, "lab"), personality="ecm",
+                                  connectivity=False)
             self.lab.start()
             self.lab.mm.wait_modem()
+            self.broker = self.lab.start_broker()
+            self.broker_host, self.broker_logfile = self.broker.host, self.broker.proc.log
+            self.wrapper = self.lab.dut_wrapper()
+            self.probes = "dns:%s;tcp:%s:80" % (lablib.INTERNET_DNS, lablib.INTERNET_PROBE)
             address = self.lab.env["DBUS_SYSTEM_BUS_ADDRESS"]
-            self.kind = "lab: ModemManager + 1 emulated modem, NetworkManager + 1 uplink"
+            self.kind = "lab: ModemManager + ECM modem, NetworkManager, cellular uplink"
         else:
+            self.broker = h.Broker(directory).start()
+            self.broker_host, self.broker_logfile = "127.0.0.1", self.broker.log
             self.bus = PrivateBus(directory).start()
+            self.probes = "tcp:mqtt"
             address = self.bus.address
             self.kind = "private bus, no ModemManager/NetworkManager"
         self.env = {"DBUS_SYSTEM_BUS_ADDRESS": address}
-        print(f"bench env: {self.kind}; broker 127.0.0.1:{self.broker.port}", flush=True)
+        print(f"bench env: {self.kind}; broker {self.broker_host}:{self.broker.port}", flush=True)
 
     def broker_log(self):
         try:
-            with open(self.broker.log, errors="replace") as f:
+            with open(self.broker_logfile, errors="replace") as f:
                 return f.read()
         except FileNotFoundError:
             return ""
@@ -242,8 +262,9 @@ class Env:
     def agent_settings(self, **groups):
         """Agent settings for this env; telemetry only on change (no periodic timer)."""
         s = {"agent": {"device-id": "bench", "log-level": "info"},
-             "mqtt": {"host": "127.0.0.1", "port": self.broker.port},
-             "telemetry": {"interval": 0}}
+             "mqtt": {"host": self.broker_host, "port": self.broker.port},
+             "telemetry": {"interval": 0},
+             "health": {"probes": self.probes}}
         for g, kv in groups.items():
             s.setdefault(g, {}).update(kv)
         return s
@@ -252,7 +273,7 @@ class Env:
         """The agent (never under CA_AGENT_WRAPPER), started; log level info."""
         # The harness passes --log-level debug; a later --log-level wins: the shipped level.
         a = h.Agent(self.dir, settings or self.agent_settings(), env=self.env, name=name,
-                    args=("--log-level", "info"), gate_wrapper=False)
+                    args=("--log-level", "info"), wrapper=self.wrapper, gate_wrapper=False)
         h.on_failure(a.dump_log)
         return a.start()
 
@@ -261,14 +282,15 @@ class Env:
             self.lab.stop()
         if self.bus:
             self.bus.stop()
-        self.broker.stop()
+        if not self.lab:
+            self.broker.stop()
 
 
 class Baseline:
     """A baseline program started with the env's bus; waits for its 'ready' line."""
 
     def __init__(self, env, name, args, ready="ready"):
-        self.proc = subprocess.Popen([baseline_bin(name)] + [str(a) for a in args],
+        self.proc = subprocess.Popen(env.wrapper + [baseline_bin(name)] + [str(a) for a in args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env=dict(os.environ, **env.env))
         self.lines = []

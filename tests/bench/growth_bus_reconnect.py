@@ -1,5 +1,6 @@
 """Growth driver: the system bus goes away and comes back; the agent reconnects each time
-(its ModemManager/NetworkManager name watches are set up again)."""
+(ModemManager and NetworkManager clients and name watches set up again). Reconnection is
+seen on the bus itself (the agent's pid among its clients), not in the agent's log."""
 import harness as h
 
 NAME = "system bus reconnects"
@@ -8,21 +9,16 @@ BOUND = 1.05
 MODEM = False  # needs the private bus: benchlib.Env without the lab
 
 
-def _count(ctx, text):
-    return ctx.agent.log_text().count(text)
+def _on_bus(ctx):
+    return ctx.agent.proc.pid in ctx.env.bus.client_pids()
 
 
 def ready(ctx):
-    h.wait_until(lambda: _count(ctx, "on the system bus") >= 2, 30, "the name watches")
+    h.wait_until(lambda: _on_bus(ctx), 30, "the agent on the system bus")
 
 
 def run(ctx, start, stop):
     for i in range(start, stop):
-        closed = _count(ctx, "system bus connection closed")
-        watched = _count(ctx, "on the system bus")
         ctx.env.bus.stop()
-        h.wait_until(lambda: _count(ctx, "system bus connection closed") > closed, 10,
-                     f"the agent to see bus loss {i + 1}")
         ctx.env.bus.start()
-        h.wait_until(lambda: _count(ctx, "on the system bus") >= watched + 2, 120,
-                     f"the agent to watch names again {i + 1}")
+        h.wait_until(lambda: _on_bus(ctx), 120, f"the agent back on the bus {i + 1}")

@@ -1,11 +1,15 @@
 /* fuzz-config: the config parser (ca_config_load_from_data) on arbitrary text.
  * Every input must give either a config or an error, never both, never neither, never a
- * crash. A config that loads must honour the key table: every key has a value, and each
- * value has its type and lies in its range. The dump, the getters, the group lists and the
- * group comparison run on every config that loads, and loading is deterministic. */
+ * crash. A config that loads must honour the key table: every key has a value (except the
+ * derived keys of [prefix-*] groups, which their module resolves when unset, e.g.
+ * [uplink-NAME] connection), and each value has its type and lies in its range. The dump,
+ * the getters, the group lists and the group comparison run on every config that loads,
+ * loading is deterministic, and the uplink policy config built from it is sound. */
 #include "config.h"
 #include "error.h"
+#include "failover.h"
 #include "fuzz.h"
+#include "probe-spec.h"
 
 #include <string.h>
 
@@ -44,8 +48,11 @@ check_element(const CaConfigKey *k, const char *text)
 static void
 check_key(const CaConfig *c, const char *group, const CaConfigKey *k)
 {
-    const char *text = ca_config_get_string(c, group, k->key);
+    const char *text;
 
+    if (!k->def && g_str_has_suffix(k->group, "*") && !ca_config_is_set(c, group, k->key))
+        return; /* derived by the module that reads it */
+    text = ca_config_get_string(c, group, k->key);
     if (k->flags & CA_KEY_FLAG_LIST) {
         for (const char *const *e = ca_config_get_list(c, group, k->key); *e; e++) {
             ca_fuzz_assert(**e != '\0');
@@ -62,6 +69,31 @@ check_key(const CaConfig *c, const char *group, const CaConfigKey *k)
         ca_fuzz_assert(b == TRUE || b == FALSE);
     }
     (void) ca_config_is_set(c, group, k->key);
+}
+
+/* The uplink policy's view of the config (failover.c): every uplink named, with a
+ * connection, a priority in range and probes that parse. */
+static void
+check_failover(const CaConfig *c)
+{
+    g_autoptr(CaFoConfig) fo = ca_fo_config_new(c);
+
+    ca_fuzz_assert(fo != NULL && fo->n_uplinks >= 1);
+    for (guint i = 0; i < fo->n_uplinks; i++) {
+        const CaFoUplinkConfig *u = &fo->uplinks[i];
+
+        ca_fuzz_assert(u->name && *u->name && u->connection && *u->connection);
+        ca_fuzz_assert(u->priority >= 0 && u->priority <= 10000);
+        ca_fuzz_assert(u->probes && u->probes[0]);
+        for (int p = 0; u->probes[p]; p++) {
+            CaProbeSpec spec;
+            g_autofree char *why = NULL;
+
+            ca_fuzz_assert(ca_probe_spec_parse(u->probes[p], &spec, &why));
+        }
+        ca_fuzz_assert(ca_fo_config_find(fo, u->name) == (int) i);
+        (void) ca_fo_idle_bytes_per_month(fo, i);
+    }
 }
 
 static void
@@ -86,6 +118,7 @@ check_config(CaConfig *c, const char *data, size_t size)
             check_key(c, k->group, k);
         }
     }
+    check_failover(c);
     dump = ca_config_dump(c);
     ca_fuzz_assert(dump != NULL);
     for (const char *const *w = ca_config_get_warnings(c); *w; w++)
