@@ -8,6 +8,7 @@
 
 #include "autocleanups.h"
 #include "backoff.h"
+#include "bus.h"
 #include "error.h"
 #include "log.h"
 
@@ -1536,7 +1537,7 @@ bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     CaModem *self = user_data; /* owned ref */
     g_autoptr(GError) error = NULL;
-    GDBusConnection *bus = g_bus_get_finish(result, &error);
+    GDBusConnection *bus = ca_bus_new_finish(result, &error);
 
     if (!bus) {
         if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
@@ -1554,7 +1555,6 @@ bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
         return;
     }
     self->bus = bus;
-    g_dbus_connection_set_exit_on_close(bus, FALSE);
     g_signal_connect(bus, "closed", G_CALLBACK(bus_closed_cb), self);
     mm_manager_new(bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, self->cancellable,
                    manager_ready, self);
@@ -1563,7 +1563,7 @@ bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 get_bus(CaModem *self)
 {
-    g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, bus_ready, g_object_ref(self));
+    ca_bus_new_async(self->cancellable, bus_ready, g_object_ref(self));
 }
 
 /*****************************************************************************/

@@ -14,6 +14,7 @@
 
 #include "autocleanups.h"
 #include "backoff.h"
+#include "bus.h"
 #include "error.h"
 #include "failover.h"
 #include "log.h"
@@ -55,6 +56,7 @@ struct _CaUplink {
     guint n;
     guint generation; /* bumped when the policy is rebuilt: late results are dropped */
     CaProber *prober;
+    GDBusConnection *bus; /* private: see bus.h */
     NMClient *client;
     GCancellable *cancellable;
     GSource *timer;        /* owned: the policy's next deadline */
@@ -1497,6 +1499,15 @@ drop_client(CaUplink *self)
     g_clear_object(&self->client);
 }
 
+static void
+drop_bus(CaUplink *self)
+{
+    drop_client(self);
+    if (self->bus)
+        g_signal_handlers_disconnect_by_data(self->bus, self);
+    g_clear_object(&self->bus);
+}
+
 static gboolean
 retry_cb(gpointer user_data)
 {
@@ -1508,25 +1519,46 @@ retry_cb(gpointer user_data)
 }
 
 static void
+schedule_retry(CaUplink *self, const char *why)
+{
+    guint delay = ca_backoff_next(&self->retry_backoff);
+
+    ca_warn("cannot reach NetworkManager's bus: %s; retrying in %u s", why, (delay + 999) / 1000);
+    ca_clear_source(&self->retry);
+    self->retry = g_timeout_source_new(delay);
+    g_source_set_callback(self->retry, retry_cb, self, NULL);
+    g_source_attach(self->retry, NULL);
+    update_status(self);
+}
+
+static void
+bus_closed_cb(GDBusConnection *bus, gboolean remote_peer_vanished, GError *error,
+              gpointer user_data)
+{
+    CaUplink *self = user_data;
+
+    drop_bus(self);
+    /* Nothing is known about NetworkManager until we are back: the watchdog holds. */
+    if (self->fo)
+        ca_failover_set_manager_running(self->fo, FALSE);
+    schedule_refresh(self);
+    schedule_retry(self, "the system bus closed");
+}
+
+static void
 client_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     g_autoptr(GError) error = NULL;
     NMClient *client = nm_client_new_finish(result, &error);
     CaUplink *self;
     const GPtrArray *arr;
-    guint delay;
 
     if (!client && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         return;
     self = user_data;
     if (!client) {
-        delay = ca_backoff_next(&self->retry_backoff);
-        ca_warn("cannot reach NetworkManager's bus: %s; retrying in %u s", error->message,
-                (delay + 999) / 1000);
-        self->retry = g_timeout_source_new(delay);
-        g_source_set_callback(self->retry, retry_cb, self, NULL);
-        g_source_attach(self->retry, NULL);
-        update_status(self);
+        drop_bus(self);
+        schedule_retry(self, error->message);
         return;
     }
     ca_backoff_reset(&self->retry_backoff);
@@ -1552,9 +1584,29 @@ client_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+bus_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autoptr(GError) error = NULL;
+    GDBusConnection *bus = ca_bus_new_finish(result, &error);
+    CaUplink *self;
+
+    if (!bus && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    self = user_data;
+    if (!bus) {
+        schedule_retry(self, error->message);
+        return;
+    }
+    self->bus = bus;
+    g_signal_connect(bus, "closed", G_CALLBACK(bus_closed_cb), self);
+    g_async_initable_new_async(NM_TYPE_CLIENT, G_PRIORITY_DEFAULT, self->cancellable, client_ready,
+                               self, NM_CLIENT_DBUS_CONNECTION, bus, NULL);
+}
+
+static void
 client_new(CaUplink *self)
 {
-    nm_client_new_async(self->cancellable, client_ready, self);
+    ca_bus_new_async(self->cancellable, bus_ready, self);
 }
 
 /*****************************************************************************/
@@ -1636,7 +1688,7 @@ ca_uplink_dispose(GObject *object)
     ca_clear_source(&self->retry);
     ca_clear_source(&self->switch_timer);
     ca_clear_source(&self->switch_poll);
-    drop_client(self);
+    drop_bus(self);
     if (self->busy_watcher) {
         g_object_weak_unref(self->busy_watcher, busy_watcher_gone, self);
         self->busy_watcher = NULL;
@@ -1796,10 +1848,10 @@ ca_uplink_shutdown_async(CaUplink *self, GAsyncReadyCallback callback, gpointer 
         self->busy_watcher = watcher;
         g_object_weak_ref(watcher, busy_watcher_gone, self);
         self->shutdown_task = g_steal_pointer(&task);
-        drop_client(self);
+        drop_bus(self);
         return;
     }
-    drop_client(self);
+    drop_bus(self);
     g_task_return_boolean(task, TRUE);
 }
 
