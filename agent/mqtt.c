@@ -27,7 +27,6 @@
 #define BACKOFF_JITTER_PCT 25
 #define STABLE_MS          30000 /* a connection up this long resets the backoff */
 #define CONNECT_TIMEOUT_MS 30000 /* TCP + TLS + CONNACK */
-#define MISC_INTERVAL_MS   1000  /* mosquitto_loop_misc: keepalive and retries */
 #define MAX_HANDED         32 /* messages handed to libmosquitto at once (its queue is unbounded) */
 #define MAX_INCOMING       (1024 * 1024) /* MQTT 5 Maximum Packet Size we announce */
 #define SLOW_CONNECT_MS    200 /* warn when connect_async (blocking getaddrinfo) took longer */
@@ -95,7 +94,7 @@ struct _CaMqtt {
     gboolean link_available;
     struct mosquitto *mosq;
     GSource *source;        /* owned: mqtt-source for mosq */
-    GSource *misc_timer;    /* owned: 1 s loop_misc, only while connected */
+    GSource *misc_timer;    /* owned: loop_misc every keepalive/4, only while connected */
     GSource *retry_timer;   /* owned: backoff wait */
     GSource *connect_timer; /* owned: CONNECTING deadline */
     GSource *cancel_idle;   /* owned: sweeps cancelled queued messages */
@@ -365,6 +364,18 @@ timer_new(guint ms, GSourceFunc func, gpointer data)
     return s;
 }
 
+/* How often mosquitto_loop_misc() runs. In libmosquitto 2.0 it only does the keepalive: a
+ * PINGREQ once nothing was sent or received for a keepalive period, and dropping the
+ * connection once a PINGREQ went unanswered for another. Every keepalive/4 (not every second,
+ * as STYLE C17 has it) sends the PINGREQ by 1.25 x keepalive, inside the 1.5 x the broker
+ * allows, and keeps the idle agent at 1 wakeup per 15 s at the default keepalive of 60 s
+ * (issue 9's target is under 0.2/s). A dead path is also caught by TCP_USER_TIMEOUT. */
+static guint
+misc_interval_ms(CaMqtt *self)
+{
+    return (guint) MAX(self->keepalive * 1000 / 4, 1000);
+}
+
 static gboolean
 misc_timer_cb(gpointer user_data)
 {
@@ -620,7 +631,7 @@ enter_state(CaMqtt *self, State state)
         break;
     case STATE_CONNECTED:
         if (!self->misc_timer)
-            self->misc_timer = timer_new(MISC_INTERVAL_MS, misc_timer_cb, self);
+            self->misc_timer = timer_new(misc_interval_ms(self), misc_timer_cb, self);
         break;
     case STATE_STOPPED:
     case STATE_WAIT_LINK:

@@ -5,8 +5,11 @@
   within 0.5 s) while CONNECT waits, and the connection then completes;
 - link gating: no attempts while the uplink is unavailable, an immediate one when it is back;
 - reconnect_now: a new connection at once, online again, queued QoS 1 delivered;
-- idle: a connected agent wakes only for the 1 s keepalive timer: voluntary context switches
-  of its main thread and CPU time over 20 s (printed; the figures are in docs/mqtt.md)."""
+- keepalive: mosquitto_loop_misc runs every keepalive/4 (not every second); at keepalive 5 s
+  the broker keeps receiving PINGREQs and never drops the idle connection;
+- idle: a connected agent (keepalive 60 s) wakes fewer than 0.2 times a second (issue 9):
+  voluntary context switches of its main thread and CPU time over 20 s (printed; the figures
+  are in docs/mqtt.md)."""
 # ctest: labels=integration;mqtt timeout=120
 import os
 import re
@@ -115,6 +118,23 @@ def test():
     assert len(sub.matching("cellagent/dev1/status", lambda m: m["json"].get("state") == "online")) >= 2
     assert drv.close() == 0
 
+    # Keepalive: PINGREQs keep an otherwise silent connection alive.
+    log_start = len(open(broker.log, errors="replace").read())
+    drv = mh.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive": 5}},
+                    name="driver3")
+    h.on_failure(drv.dump)
+    drv.send("start")
+    drv.expect(r"^connected$", 5)
+
+    def broker_since():
+        return open(broker.log, errors="replace").read()[log_start:]
+    h.wait_until(lambda: broker_since().count("Received PINGREQ from dev1") >= 3, h.scaled(40),
+                 "three PINGREQs from the idle client")
+    assert "exceeded timeout" not in broker_since(), broker_since()[-2000:]
+    assert len(drv.matching(r"^connected$")) == 1 and not drv.matching(r"^disconnected$"), \
+        "the idle connection was dropped"
+    assert drv.close() == 0
+
     # Idle: a connected agent on a private "system" bus (so it is not retrying the bus).
     bus_path = os.path.join(d, "system_bus_socket")
     bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile",
@@ -137,8 +157,8 @@ def test():
     wakeups = (sw1 - sw0) / (t1 - t0)
     print(f"idle connected agent: {sw1 - sw0} wakeups of the main thread in {t1 - t0:.1f} s "
           f"({wakeups:.2f}/s), CPU {cpu1 - cpu0:.3f} s ({(cpu1 - cpu0) / (t1 - t0):.3%})")
-    # 1/s from the keepalive timer, plus the PINGREQ/PINGRESP every keepalive (60 s).
-    assert wakeups <= 1.2, f"{wakeups:.2f} wakeups/s"
+    # The keepalive timer every 15 s, plus the PINGREQ/PINGRESP every keepalive (60 s).
+    assert wakeups < 0.2, f"{wakeups:.2f} wakeups/s"
     assert (cpu1 - cpu0) / (t1 - t0) < 0.005
     rc, _ = agent.stop()
     assert rc == 0
