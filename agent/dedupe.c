@@ -3,6 +3,7 @@
 #include "dedupe.h"
 
 #include "autocleanups.h"
+#include "durable.h"
 #include "error.h"
 
 #include <errno.h>
@@ -109,23 +110,6 @@ encode_line(const char *id, const cJSON *value, gint64 time_s)
 }
 
 static gboolean
-write_all(int fd, const char *data, gsize len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return FALSE;
-        }
-        data += n;
-        len -= (gsize) n;
-    }
-    return TRUE;
-}
-
-static gboolean
 open_journal(CaDedupe *self, GError **error)
 {
     if (self->fd >= 0)
@@ -138,59 +122,34 @@ open_journal(CaDedupe *self, GError **error)
     return TRUE;
 }
 
-static gboolean
-sync_parent(const char *path, GError **error)
-{
-    g_autofree char *dir = g_path_get_dirname(path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0 || fsync(fd) < 0) {
-        set_errno_error(error, errno, "cannot sync", dir);
-        if (fd >= 0)
-            close(fd);
-        return FALSE;
-    }
-    close(fd);
-    return TRUE;
-}
-
 /* Rewrite the journal with only the live entries. */
 static gboolean
 compact(CaDedupe *self, GError **error)
 {
-    g_autofree char *tmp = g_strconcat(self->path, ".tmp", NULL);
+    g_autofree char *dir = g_path_get_dirname(self->path);
+    g_autofree char *name = g_path_get_basename(self->path);
     GString *all = g_string_new(NULL);
     gboolean ok;
-    int fd;
-    int err;
+    int dirfd;
 
     for (GList *l = self->order.head; l; l = l->next) {
         Entry *e = l->data;
         g_autofree char *line = encode_line(e->id, e->value, e->time_s);
         g_string_append(all, line);
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        set_errno_error(error, errno, "cannot create", tmp);
+    dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        set_errno_error(error, errno, "cannot open", dir);
         g_string_free(all, TRUE);
         return FALSE;
     }
-    ok = write_all(fd, all->str, all->len) && fsync(fd) == 0;
-    err = errno;
+    ok = ca_durable_replace(dirfd, dir, name, all->str, all->len, error);
+    close(dirfd);
     g_string_free(all, TRUE);
-    if (close(fd) < 0 && ok) {
-        ok = FALSE;
-        err = errno;
-    }
-    if (!ok || rename(tmp, self->path) < 0) {
-        if (ok)
-            err = errno;
-        unlink(tmp);
-        set_errno_error(error, err, "cannot rewrite", self->path);
+    if (!ok)
         return FALSE;
-    }
     self->lines = self->order.length;
-    return sync_parent(self->path, error) && open_journal(self, error);
+    return open_journal(self, error);
 }
 
 static gboolean
@@ -318,7 +277,7 @@ ca_dedupe_record(CaDedupe *self, const char *id, const cJSON *value, gint64 now_
             return FALSE;
         self->dirty = FALSE;
     }
-    if (!write_all(self->fd, line, strlen(line)) || fdatasync(self->fd) < 0) {
+    if (!ca_durable_write_all(self->fd, line, strlen(line)) || fdatasync(self->fd) < 0) {
         set_errno_error(error, errno, "cannot append to", self->path);
         self->dirty = TRUE;
         return FALSE;

@@ -3,6 +3,7 @@
  * before it acknowledges anything (see docs/sms.md, durability). */
 #include "spool.h"
 
+#include "durable.h"
 #include "error.h"
 
 #include <errno.h>
@@ -171,31 +172,11 @@ ca_spool_set_limits(CaSpool *self, guint max_records, guint64 max_bytes)
     self->max_bytes = max_bytes;
 }
 
-static gboolean
-write_all(int fd, const char *data, gsize len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return FALSE;
-        }
-        data += n;
-        len -= (gsize) n;
-    }
-    return TRUE;
-}
-
 gboolean
 ca_spool_put(CaSpool *self, const char *name, const char *data, gsize len, GError **error)
 {
-    g_autofree char *tmp = NULL;
     guint64 *old;
     guint64 old_size;
-    int fd;
-    int err;
 
     if (!ca_spool_name_is_valid(name)) {
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid spool record name");
@@ -213,33 +194,10 @@ ca_spool_put(CaSpool *self, const char *name, const char *data, gsize len, GErro
                     "spool %s is full (%" G_GUINT64_FORMAT " bytes)", self->dir, self->max_bytes);
         return FALSE;
     }
-    tmp = g_strconcat(name, ".tmp", NULL);
-    fd = openat(self->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        set_errno_error(error, errno, "cannot create", self->dir, tmp);
+    if (!ca_durable_replace(self->dirfd, self->dir, name, data, len, error))
         return FALSE;
-    }
-    if (!write_all(fd, data, len) || fsync(fd) < 0) {
-        err = errno;
-        close(fd);
-        unlinkat(self->dirfd, tmp, 0);
-        set_errno_error(error, err, "cannot write", self->dir, tmp);
-        return FALSE;
-    }
-    if (close(fd) < 0) {
-        err = errno;
-        unlinkat(self->dirfd, tmp, 0);
-        set_errno_error(error, err, "cannot write", self->dir, tmp);
-        return FALSE;
-    }
-    if (renameat(self->dirfd, tmp, self->dirfd, name) < 0) {
-        err = errno;
-        unlinkat(self->dirfd, tmp, 0);
-        set_errno_error(error, err, "cannot rename", self->dir, tmp);
-        return FALSE;
-    }
     track(self, name, len);
-    return sync_dir(self, error);
+    return TRUE;
 }
 
 gboolean

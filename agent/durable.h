@@ -1,0 +1,13 @@
+/* durable: crash-safe files for the SMS spool and the dedupe journal.
+ * A file is replaced by writing NAME.tmp, fsync, rename over NAME, fsync the directory:
+ * after a crash or power loss either the old or the new content is there, never a mix. */
+#pragma once
+#include <glib.h>
+
+/* write(2) until done or a real error (EINTR retried); on FALSE errno says why. */
+gboolean ca_durable_write_all(int fd, const void *data, gsize len);
+
+/* Replace NAME in the directory open as dirfd (dir is its path, for messages).
+ * Errors: CA_ERROR_IO naming the file. */
+gboolean ca_durable_replace(int dirfd, const char *dir, const char *name, const void *data,
+                            gsize len, GError **error);
