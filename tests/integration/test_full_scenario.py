@@ -9,7 +9,8 @@ namespace, and the agent with every module on (telemetry, SMS bridge, uplink wit
 cellular profile and probes, watchdog). In order:
 
 1. start: the agent publishes its online status, enables the modem and brings cellular up;
-2. telemetry with the emulator's real values (operator, signal quality, IMEI);
+2. telemetry with the emulator's real values (signal quality, RSRP/RSRQ, operator, IMEI),
+   equal to what ModemManager reports;
 3. SMS out: a request on sms/out reaches the emulator with its number and text, and the
    result says sent with the modem's reference;
 4. SMS in: a message delivered at the emulator arrives on sms/in with its text, sender and
@@ -101,9 +102,10 @@ class FullScenario(unittest.TestCase):
         ident = self.lab.emu.identity
 
         def real(t):
-            m, n = t.get("modem", {}), t.get("network", {})
+            m, n, s = t.get("modem", {}), t.get("network", {}), t.get("signal", {})
             return (m.get("state") in ("registered", "connected")
                     and m.get("signal_quality") == 70          # the emulator's CSQ 22
+                    and s.get("rsrp") == ident["rsrp"] and s.get("rsrq") == ident["rsrq"]
                     and m.get("imei") == ident["imei"]
                     and n.get("operator_code") == ident["operator_code"]
                     and n.get("registration") == "home")
