@@ -28,7 +28,6 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
 import lablib  # noqa: E402  (puts tests/lib on sys.path)
 import harness  # noqa: E402
-import modem_helpers as mh  # noqa: E402
 import uplink_helpers as uh  # noqa: E402
 from harness import scaled  # noqa: E402
 
