@@ -1675,11 +1675,10 @@ ca_uplink_init(CaUplink *self)
     ca_backoff_init(&self->retry_backoff, 1000, 60000, 20, NULL);
 }
 
+/* Cancel every call in flight and every timer (dispose and shutdown). */
 static void
-ca_uplink_dispose(GObject *object)
+stop_everything(CaUplink *self)
 {
-    CaUplink *self = CA_UPLINK(object);
-
     g_cancellable_cancel(self->cancellable);
     ca_clear_source(&self->timer);
     ca_clear_source(&self->refresh);
@@ -1688,6 +1687,14 @@ ca_uplink_dispose(GObject *object)
     ca_clear_source(&self->retry);
     ca_clear_source(&self->switch_timer);
     ca_clear_source(&self->switch_poll);
+}
+
+static void
+ca_uplink_dispose(GObject *object)
+{
+    CaUplink *self = CA_UPLINK(object);
+
+    stop_everything(self);
     drop_bus(self);
     if (self->busy_watcher) {
         g_object_weak_unref(self->busy_watcher, busy_watcher_gone, self);
@@ -1835,14 +1842,7 @@ ca_uplink_shutdown_async(CaUplink *self, GAsyncReadyCallback callback, gpointer 
     GObject *watcher = self->client ? nm_client_get_context_busy_watcher(self->client) : NULL;
 
     g_task_set_source_tag(task, ca_uplink_shutdown_async);
-    g_cancellable_cancel(self->cancellable);
-    ca_clear_source(&self->timer);
-    ca_clear_source(&self->refresh);
-    ca_clear_source(&self->link_timer);
-    ca_clear_source(&self->report_timer);
-    ca_clear_source(&self->retry);
-    ca_clear_source(&self->switch_timer);
-    ca_clear_source(&self->switch_poll);
+    stop_everything(self);
     if (watcher && !self->shutdown_task && !self->busy_watcher) {
         /* libnm keeps the watcher alive while it has work queued on our context. */
         self->busy_watcher = watcher;
