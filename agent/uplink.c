@@ -232,10 +232,23 @@ link_signature(CaUplink *self)
     cJSON_DeleteItemFromObject(j, "ts");
     cJSON_ArrayForEach(u, ups)
     {
-        static const char *const volatile_keys[] = {"rtt_ms", "loss", "probes", "last_probe",
-                                                    "reason"};
+        /* What changes every round, and the times: rendered against a wall clock of 0 they
+         * are ages, different at every call, which made every failover run republish the
+         * unchanged link (a QoS 1 publish and its PUBACK per probe round, over cellular). A
+         * new state or watchdog step shows in "state" and "steps". The signal quality moves
+         * by a point or two at every ModemManager poll; telemetry reports it (with its own
+         * threshold and spacing). */
+        static const char *const volatile_keys[] = {"rtt_ms",     "loss",   "probes",
+                                                    "last_probe", "reason", "since"};
+        cJSON *w = cJSON_GetObjectItem(u, "watchdog");
+        cJSON *m = cJSON_GetObjectItem(u, "modem");
+
         for (gsize k = 0; k < G_N_ELEMENTS(volatile_keys); k++)
             cJSON_DeleteItemFromObject(u, volatile_keys[k]);
+        if (w)
+            cJSON_DeleteItemFromObject(w, "last_step_at");
+        if (m)
+            cJSON_DeleteItemFromObject(m, "signal_quality");
     }
     return cJSON_PrintUnformatted(j);
 }

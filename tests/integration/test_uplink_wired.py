@@ -10,6 +10,7 @@ reconnect over eth2 at once; recovery must move it back only after hold-down. Th
 on-demand case checks that the backup is brought up only when needed.
 """
 import os
+import re
 import sys
 import time
 import unittest
@@ -119,6 +120,21 @@ class WiredFailover(unittest.TestCase):
         self.failover_then_failback(lambda: lab.net.reject(1),
                                     uh.FAST["interval"] + uh.FAST["down-after"] * uh.FAST["fast-interval"],
                                     "reject")
+
+    def test_steady_link_not_republished(self):
+        # report-interval=0 (FAST): <base>/link goes out only when something in it changes
+        # beyond the per-round figures (RTT, loss, probe results, ages). Each publish is a
+        # QoS 1 message and its PUBACK over the uplink: on cellular, that is money.
+        self.start()
+        uh.wait_link(self.sub, lambda l: l["uplinks"]["wan2"]["state"] == "up", 30, "wan2 up")
+        rounds = r"(wan1|wan2): probe round ok"
+        n0 = len(re.findall(rounds, self.agent.log_text()))
+        links0 = len(self.sub.matching(uh.BASE + "/link"))
+        lablib.wait_until(lambda: len(re.findall(rounds, self.agent.log_text())) >= n0 + 10, 60,
+                          "ten more probe rounds (interval %d s)" % uh.FAST["interval"])
+        links = self.sub.matching(uh.BASE + "/link")[links0:]
+        self.assertEqual(lab.net.route_dev(), "eth1")
+        self.assertEqual(links, [], "link republished with nothing changed: %s" % links[:2])
 
     def test_on_demand_backup(self):
         uplinks = {"wan1": {"connection": "uplink1", "priority": 10},
