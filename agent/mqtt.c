@@ -93,8 +93,11 @@ struct _CaMqtt {
     gboolean started;
     gboolean link_available;
     struct mosquitto *mosq;
-    GSource *source;        /* owned: mqtt-source for mosq */
-    GSource *misc_timer;    /* owned: loop_misc every keepalive/4, only while connected */
+    GSource *source;     /* owned: mqtt-source for mosq */
+    GSource *misc_timer; /* owned: loop_misc when the keepalive is due, only while connected */
+    /* Monotonic us no later than libmosquitto's last in/out times: the connect call, or
+     * the last PINGREQ it logged (misc_delay_ms). */
+    gint64 keepalive_ref_us;
     GSource *retry_timer;   /* owned: backoff wait */
     GSource *connect_timer; /* owned: CONNECTING deadline */
     GSource *cancel_idle;   /* owned: sweeps cancelled queued messages */
@@ -340,6 +343,9 @@ on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *str)
     }
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING | MOSQ_LOG_NOTICE))
         ca_debug("libmosquitto: %s", str);
+    /* "Client <id> sending PINGREQ" (libmosquitto 2.0): times the next keepalive check. */
+    if ((level & MOSQ_LOG_DEBUG) && g_str_has_suffix(str, " sending PINGREQ"))
+        self->keepalive_ref_us = g_get_monotonic_time();
 }
 
 static void
@@ -364,15 +370,28 @@ timer_new(guint ms, GSourceFunc func, gpointer data)
     return s;
 }
 
-/* How often mosquitto_loop_misc() runs. In libmosquitto 2.0 it only does the keepalive: a
- * PINGREQ once nothing was sent or received for a keepalive period, and dropping the
- * connection once a PINGREQ went unanswered for another. Every keepalive/4 (not every second,
- * as STYLE C17 has it) sends the PINGREQ by 1.25 x keepalive, inside the 1.5 x the broker
- * allows, and keeps the idle agent at 1 wakeup per 15 s at the default keepalive of 60 s
- * (issue 9's target is under 0.2/s). A dead path is also caught by TCP_USER_TIMEOUT. */
+/* When mosquitto_loop_misc() runs next. In libmosquitto 2.0 it only does the keepalive: a
+ * PINGREQ once nothing was sent or received for a keepalive period (whole seconds of its own
+ * CLOCK_MONOTONIC), and dropping the connection once a PINGREQ went unanswered for another.
+ *
+ * Right after the connect call and right after a PINGREQ, both of its times are "now"
+ * (keepalive_ref_us), so nothing falls due before one keepalive has passed: the timer waits
+ * until keepalive + 1 s after that moment. When a call sends no PINGREQ (packets came and went
+ * meanwhile) it is not known when the keepalive falls due, and the timer polls every
+ * keepalive/4: the PINGREQ then leaves by 1.25 x keepalive, inside the 1.5 x the broker
+ * allows. Firing early is harmless, late never happens. The PINGREQ is seen through
+ * libmosquitto's debug log line; should its text ever change, the timer just keeps polling.
+ * Idle, that is 2 wakeups per keepalive + 1 s (the timer and the PINGRESP), not 1 per second
+ * as STYLE C17 has it (issue 9's target is under 0.2 wakeups/s). A dead path is also caught
+ * by TCP_USER_TIMEOUT. */
 static guint
-misc_interval_ms(CaMqtt *self)
+misc_delay_ms(CaMqtt *self, gboolean from_ref)
 {
+    gint64 now = g_get_monotonic_time();
+    gint64 due = self->keepalive_ref_us + ((gint64) self->keepalive + 1) * G_USEC_PER_SEC;
+
+    if (from_ref)
+        return (guint) CLAMP((due - now) / 1000, 0, G_MAXUINT32 / 2);
     return (guint) MAX(self->keepalive * 1000 / 4, 1000);
 }
 
@@ -380,15 +399,22 @@ static gboolean
 misc_timer_cb(gpointer user_data)
 {
     CaMqtt *self = user_data;
-    int rc = mosquitto_loop_misc(self->mosq);
-    int err = errno;
+    gint64 ref_before = self->keepalive_ref_us;
+    int rc, err;
 
+    /* A new timer each time: a timeout source re-arms itself with its own interval. */
+    ca_clear_source(&self->misc_timer);
+    rc = mosquitto_loop_misc(self->mosq);
+    err = errno;
     g_object_ref(self);
+    if (rc == MOSQ_ERR_SUCCESS)
+        self->misc_timer = timer_new(misc_delay_ms(self, self->keepalive_ref_us != ref_before),
+                                     misc_timer_cb, self);
     process_events(self);
     if (rc != MOSQ_ERR_SUCCESS)
         connection_lost(self, rc, err, NULL);
     g_object_unref(self);
-    return G_SOURCE_CONTINUE;
+    return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -631,7 +657,7 @@ enter_state(CaMqtt *self, State state)
         break;
     case STATE_CONNECTED:
         if (!self->misc_timer)
-            self->misc_timer = timer_new(misc_interval_ms(self), misc_timer_cb, self);
+            self->misc_timer = timer_new(misc_delay_ms(self, TRUE), misc_timer_cb, self);
         break;
     case STATE_STOPPED:
     case STATE_WAIT_LINK:
@@ -700,6 +726,7 @@ do_connect(CaMqtt *self)
     }
     enter_state(self, STATE_CONNECTING);
     t0 = g_get_monotonic_time();
+    self->keepalive_ref_us = t0;
     /* Non-blocking TCP connect; CONNECT is queued and goes out once the socket is
      * writable. getaddrinfo inside is blocking (docs/mqtt.md: bounded by resolving
      * asynchronously first). */
