@@ -55,20 +55,6 @@ struct _CaCommand {
 /* Pure helpers */
 
 gboolean
-ca_command_id_is_valid(const char *id)
-{
-    gsize n = 0;
-
-    if (!id)
-        return FALSE;
-    for (const char *p = id; *p; p++, n++) {
-        if (!g_ascii_isalnum(*p) && !strchr("._:-", *p))
-            return FALSE;
-    }
-    return n >= 1 && n <= 64;
-}
-
-gboolean
 ca_command_name_is_valid(const char *name)
 {
     gsize n = 0;
@@ -112,7 +98,7 @@ ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **
         g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "missing id");
         return FALSE;
     }
-    if (!cJSON_IsString(id) || !ca_command_id_is_valid(id->valuestring)) {
+    if (!cJSON_IsString(id) || !ca_request_id_is_valid(id->valuestring)) {
         g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
                             "invalid id: must be a string of 1-64 of A-Z a-z 0-9 . _ : -");
         return FALSE;

@@ -7,6 +7,7 @@
  * e.g. authenticated SMS, can feed ca_commands_dispatch with its own reply function). */
 #pragma once
 #include "mqtt.h"
+#include "request-id.h"
 
 #include <cjson/cJSON.h>
 #include <glib.h>
@@ -80,7 +81,7 @@ void ca_command_unref(CaCommand *cmd);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaCommand, ca_command_unref)
 /* The command name ("reboot" for <base>/cmd/reboot). */
 const char *ca_command_get_name(CaCommand *cmd);
-/* The request id (valid per ca_command_id_is_valid). */
+/* The request id (valid per ca_request_id_is_valid). */
 const char *ca_command_get_id(CaCommand *cmd);
 /* The "args" object, or NULL when the request had none; owned by cmd. */
 const cJSON *ca_command_get_args(CaCommand *cmd);
@@ -98,8 +99,6 @@ void ca_command_return_gerror(CaCommand *cmd, const GError *error);
 /*****************************************************************************/
 /* Pure helpers (unit-tested) */
 
-/* ID rule of CONTRACT.md: 1-64 of A-Z a-z 0-9 . _ : - */
-gboolean ca_command_id_is_valid(const char *id);
 /* Command names: 1-32 of a-z 0-9 - (a single MQTT topic level). */
 gboolean ca_command_name_is_valid(const char *name);
 /* Parse a request. On success *out_id and *out_args (NULL when absent) are set. On failure

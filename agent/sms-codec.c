@@ -163,20 +163,6 @@ ca_sms_status_is_final(CaSmsStatus status)
 /* Field rules */
 
 gboolean
-ca_sms_id_is_valid(const char *id)
-{
-    gsize n = 0;
-
-    if (!id)
-        return FALSE;
-    for (const char *p = id; *p; p++, n++) {
-        if (!g_ascii_isalnum(*p) && !strchr("._:-", *p))
-            return FALSE;
-    }
-    return n >= 1 && n <= 64;
-}
-
-gboolean
 ca_sms_number_is_valid(const char *number)
 {
     const char *p = number;
@@ -353,7 +339,7 @@ ca_sms_request_parse(const char *payload, gsize len, guint max_parts, char **out
     /* The id first, so every later rejection can name the request. */
     if (!(s = get_string(root, "id", error)))
         return NULL;
-    if (!ca_sms_id_is_valid(s)) {
+    if (!ca_request_id_is_valid(s)) {
         g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
                             "id: must be 1-64 characters of A-Z a-z 0-9 . _ : -");
         return NULL;

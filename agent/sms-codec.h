@@ -3,6 +3,8 @@
  * JSON of sms/out/result and sms/in, including the stable id of a received message.
  * Owns: payload rules and formats. Does not own: I/O, ModemManager, MQTT (sms.c, agent.c). */
 #pragma once
+#include "request-id.h"
+
 #include <cjson/cJSON.h>
 #include <glib.h>
 
@@ -73,7 +75,6 @@ CaSmsRequest *ca_sms_request_parse(const char *payload, gsize len, guint max_par
 cJSON *ca_sms_request_to_json(const CaSmsRequest *req);
 
 /* Contract rules. */
-gboolean ca_sms_id_is_valid(const char *id);         /* 1-64 of A-Z a-z 0-9 . _ : - */
 gboolean ca_sms_number_is_valid(const char *number); /* + and 3-15 digits, or 3-15 digits */
 
 /* ISO 8601 UTC with Z, second precision, of a g_get_real_time() value. */

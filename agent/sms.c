@@ -300,7 +300,7 @@ open_storage(CaSms *self, GError **error)
         const cJSON *req = cJSON_GetObjectItemCaseSensitive(entry, "request");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id");
 
-        if (!cJSON_IsString(id) || !ca_sms_id_is_valid(id->valuestring)) {
+        if (!cJSON_IsString(id) || !ca_request_id_is_valid(id->valuestring)) {
             ca_warn("outgoing spool record %s is unreadable, set aside as %s.bad", *n, *n);
             if (!ca_spool_quarantine(self->out, *n, &local))
                 ca_warn("%s", local->message);

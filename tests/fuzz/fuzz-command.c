@@ -40,7 +40,7 @@ handler(CaCommand *cmd, gpointer user_data)
     Ctx *ctx = user_data;
 
     ctx->runs++;
-    ca_fuzz_assert(ca_command_id_is_valid(ca_command_get_id(cmd)));
+    ca_fuzz_assert(ca_request_id_is_valid(ca_command_get_id(cmd)));
     ca_fuzz_assert(strcmp(ca_command_get_name(cmd), "echo") == 0);
     switch (ctx->mode) {
     case ANSWER_ECHO: {
@@ -85,7 +85,7 @@ check_answer(const char *json)
     ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
     error = cJSON_GetObjectItemCaseSensitive(root, "error");
     ca_fuzz_assert(cJSON_IsNull(id) ||
-                   (cJSON_IsString(id) && ca_command_id_is_valid(id->valuestring)));
+                   (cJSON_IsString(id) && ca_request_id_is_valid(id->valuestring)));
     ca_fuzz_assert(cJSON_IsBool(ok));
     ca_fuzz_assert(cJSON_IsString(ts) && g_str_has_suffix(ts->valuestring, "Z"));
     ca_fuzz_assert(cJSON_IsTrue(ok) || cJSON_IsString(error));
@@ -103,7 +103,7 @@ check_parse(const char *payload, gsize len)
 
     ca_fuzz_assert(ok == (error == NULL));
     ca_fuzz_assert(!ok || id != NULL);
-    ca_fuzz_assert(id == NULL || ca_command_id_is_valid(id));
+    ca_fuzz_assert(id == NULL || ca_request_id_is_valid(id));
     if (!ok) {
         ca_fuzz_assert(g_error_matches(error, CA_ERROR, CA_ERROR_INVALID_INPUT));
         ca_fuzz_assert(args == NULL);

@@ -28,7 +28,7 @@ check_request(const CaSmsRequest *req, guint max_parts)
     g_autoptr(GError) error = NULL;
     g_autoptr(CaSmsRequest) again = NULL;
 
-    ca_fuzz_assert(ca_sms_id_is_valid(req->id));
+    ca_fuzz_assert(ca_request_id_is_valid(req->id));
     ca_fuzz_assert(ca_sms_number_is_valid(req->to));
     ca_fuzz_assert(req->text && g_utf8_validate(req->text, -1, NULL));
     ca_fuzz_assert(req->validity == 0 ||
@@ -67,7 +67,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!req) {
         ca_fuzz_assert(g_error_matches(error, CA_ERROR, CA_ERROR_INVALID_INPUT));
         ca_fuzz_assert(error->message && *error->message);
-        ca_fuzz_assert(id == NULL || ca_sms_id_is_valid(id));
+        ca_fuzz_assert(id == NULL || ca_request_id_is_valid(id));
         return 0;
     }
     check_request(req, max_parts);

@@ -31,7 +31,7 @@ test_id_rules(void)
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
-        g_assert_cmpint(ca_command_id_is_valid(cases[i].id), ==, cases[i].valid);
+        g_assert_cmpint(ca_request_id_is_valid(cases[i].id), ==, cases[i].valid);
 }
 
 static void

@@ -363,7 +363,7 @@ test_incoming(void)
 
     g_assert_true(g_str_has_prefix(id1, "in-"));
     g_assert_cmpuint(strlen(id1), ==, 35);
-    g_assert_true(ca_sms_id_is_valid(id1));
+    g_assert_true(ca_request_id_is_valid(id1));
     g_assert_cmpstr(id1, ==, id2);
     g_assert_cmpstr(id1, !=, id3);
     g_assert_cmpstr(id1, !=, id4);
