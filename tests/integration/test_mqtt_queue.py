@@ -49,8 +49,14 @@ def test():
     assert rest < 2 * first, f"RSS grew {rest} kB for 9 000 more messages (first 1 000: {first} kB)"
     assert not drv.matching(r"^done keep"), "the normal message was dropped"
 
+    # The overflow event is not retained: hold the driver back (link down) until the
+    # subscriber's subscription is in (Subscriber returns after its SUBACK), or it may
+    # connect and report first.
+    drv.send("link 0")
     broker = h.Broker(d, port=port).start()
     sub = h.Subscriber(port, f"{BASE}/#")
+    assert not drv.matching(r"^connected$"), "connected while the link was down"
+    drv.send("link 1")
     drv.expect(r"^connected$", 30)
     drv.expect(r"^done keep ok$", 30)
     ev = sub.wait_for(f"{BASE}/events", lambda m: m["json"] and m["json"].get("type") == "mqtt-queue-overflow", 20)[0]["json"]

@@ -150,22 +150,36 @@ class Broker:
 
 
 class Subscriber:
-    """mosquitto_sub collecting every message on topic filters into self.messages."""
+    """mosquitto_sub collecting every message on topic filters into self.messages.
 
-    def __init__(self, port, topics, host="127.0.0.1", extra_args=(), protocol="mqttv5"):
-        args = ["mosquitto_sub", "-h", host, "-p", str(port), "-V", protocol, "-q", "1", "-F", "%j"]
+    The constructor returns once the broker acknowledged the subscription (mosquitto_sub -d
+    prints "received SUBACK"), so nothing published after it is missed; or once
+    mosquitto_sub exited (a refused connection, for the tests that expect one)."""
+
+    def __init__(self, port, topics, host="127.0.0.1", extra_args=(), protocol="mqttv5",
+                 timeout=20):
+        # stdbuf: mosquitto_sub flushes after each message, not after its log lines.
+        args = ["stdbuf", "-oL", "mosquitto_sub", "-d", "-h", host, "-p", str(port),
+                "-V", protocol, "-q", "1", "-F", "%j"]
         for t in topics if isinstance(topics, (list, tuple)) else [topics]:
             args += ["-t", t]
         args += list(extra_args)
         self.messages = []
         self._lock = threading.Lock()
+        self._subscribed = threading.Event()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         at_exit(self.close)
+        wait_until(lambda: self._subscribed.is_set() or self.proc.poll() is not None,
+                   scaled(timeout), "the subscriber's SUBACK")
 
     def _read(self):
         for line in self.proc.stdout:
+            if not line.startswith("{"):  # -d: the client's log lines
+                if "received SUBACK" in line:
+                    self._subscribed.set()
+                continue
             try:
                 m = json.loads(line)
             except ValueError:
