@@ -4,7 +4,7 @@ fixed socket path, no ModemManager or NetworkManager on it):
 - the agent survives each restart (every test runs with G_DEBUG=fatal-criticals: a client
   left on the closed connection is a critical, and the agent would abort);
 - both D-Bus adapters come back each time: the agent holds its two connections again (the
-  modem and uplink modules each own a private one, agent/bus.h) and logs that it is
+  modem and uplink modules each own a private one, agent/core/bus.h) and logs that it is
   following ModemManager and NetworkManager again;
 - MQTT is untouched (status stays online, no reconnect);
 - SIGTERM still exits 0."""

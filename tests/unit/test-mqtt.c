@@ -7,6 +7,7 @@
 #include "error.h"
 #include "log.h"
 #include "mqtt.h"
+#include "timestamp.h"
 
 #include <string.h>
 
@@ -51,9 +52,9 @@ test_subtopic(void)
 static void
 test_timestamp(void)
 {
-    g_autofree char *epoch = ca_mqtt_timestamp(0);
-    g_autofree char *t = ca_mqtt_timestamp(G_GINT64_CONSTANT(1700000000123456));
-    g_autofree char *now = ca_mqtt_timestamp(g_get_real_time());
+    g_autofree char *epoch = ca_timestamp_format(0);
+    g_autofree char *t = ca_timestamp_format(G_GINT64_CONSTANT(1700000000123456));
+    g_autofree char *now = ca_timestamp_format(g_get_real_time());
     g_autoptr(GDateTime) parsed = NULL;
 
     g_assert_cmpstr(epoch, ==, "1970-01-01T00:00:00Z");

@@ -15,7 +15,7 @@
 
 #define SHUTDOWN_LIMIT_MS 3000
 
-/* Process-wide state, in one place (STYLE anti-pattern 2). */
+/* Process-wide state, in one place (no scattered statics). */
 static struct {
     GMainLoop *loop;
     CaAgent *agent;

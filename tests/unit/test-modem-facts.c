@@ -1,6 +1,6 @@
-/* Unit tests for modem.c's pure parts: [modem] match, the pin-file reader, hex formatting
+/* Unit tests for modem-facts.c: [modem] match, the pin-file reader, hex formatting
  * as mmcli prints it, and the facts snapshot (copy, equality, NAN handling). */
-#include "modem.h"
+#include "modem-facts.h"
 
 #include "error.h"
 

@@ -7,6 +7,7 @@
 #include "alerts.h"
 #include "autocleanups.h"
 #include "backoff.h"
+#include "commands-mqtt.h"
 #include "commands.h"
 #include "error.h"
 #include "log.h"
@@ -31,7 +32,8 @@ struct _CaAgent {
     /* MQTT (wire_mqtt) */
     CaMqtt *mqtt;
     CaCommands *commands; /* modules' commands are registered here */
-    gint64 started_at;    /* monotonic, for cmd/ping */
+    CaCommandsMqtt *commands_mqtt;
+    gint64 started_at; /* monotonic, for cmd/ping */
     GTask *shutdown_task;
     GCancellable *mqtt_stop_cancellable;
     GSource *mqtt_stop_deadline; /* owned */
@@ -61,7 +63,7 @@ update_status(CaAgent *self)
     const CaModemFacts *facts = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
     g_autofree char *status = g_strdup_printf(
         "%s; modem %s", self->uplink ? ca_uplink_get_status(self->uplink) : "starting",
-        facts && facts->present ? mm_modem_state_get_string(facts->state) : "absent");
+        facts && facts->present ? ca_mm_modem_state_to_string(facts->state) : "absent");
     ca_notify_status(self->notify, status);
 }
 
@@ -89,7 +91,7 @@ wire_mqtt(CaAgent *self)
     self->mqtt = ca_mqtt_new(self->config);
     self->commands = ca_commands_new();
     ca_commands_register(self->commands, "ping", ping_cb, self, NULL);
-    ca_commands_attach_mqtt(self->commands, self->mqtt);
+    self->commands_mqtt = ca_commands_mqtt_new(self->commands, self->mqtt);
 }
 
 static void
@@ -97,6 +99,7 @@ unwire_mqtt(CaAgent *self)
 {
     ca_clear_source(&self->mqtt_stop_deadline);
     g_clear_object(&self->mqtt_stop_cancellable);
+    g_clear_pointer(&self->commands_mqtt, ca_commands_mqtt_free);
     g_clear_pointer(&self->commands, ca_commands_free);
     g_clear_object(&self->mqtt);
 }

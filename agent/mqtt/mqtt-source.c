@@ -103,7 +103,7 @@ mqtt_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
             mosquitto_socket(s->mosq) == fd) {
             /* The library read nothing wrong (e.g. TLS handshake state swallows the
              * error) but the socket is dead: stop polling it, or poll() returns at once
-             * forever (LAB.md 5: a naive watch spun at 97 % CPU). */
+             * forever (a naive watch was seen spinning at 97 % CPU). */
             drop_tag(s);
             s->watching = FALSE;
             rc = MOSQ_ERR_CONN_LOST;

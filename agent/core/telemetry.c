@@ -5,6 +5,7 @@
 
 #include "autocleanups.h"
 #include "log.h"
+#include "timestamp.h"
 
 #include <math.h>
 #include <string.h>
@@ -109,14 +110,6 @@ ca_telemetry_next_publish(const CaTelemetryPolicy *policy, const CaModemFacts *p
 /*****************************************************************************/
 /* The telemetry object */
 
-static char *
-timestamp(gint64 real_time_us)
-{
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(real_time_us / G_USEC_PER_SEC);
-
-    return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("1970-01-01T00:00:00Z");
-}
-
 static void
 add_string(cJSON *obj, const char *name, const char *value)
 {
@@ -145,7 +138,7 @@ access_tech_array(MMModemAccessTechnology mask)
 
         if (mask & flag) {
             /* A flags type: the one-flag "mask" string is the flag's own name ("lte"). */
-            g_autofree char *name = mm_modem_access_technology_build_string_from_mask(flag);
+            const char *name = ca_mm_access_tech_flag_to_string(flag);
 
             if (name)
                 cJSON_AddItemToArray(array, cJSON_CreateString(name));
@@ -157,14 +150,14 @@ access_tech_array(MMModemAccessTechnology mask)
 static const char *
 lock_string(MMModemLock lock)
 {
-    return lock == MM_MODEM_LOCK_UNKNOWN ? NULL : mm_modem_lock_get_string(lock);
+    return lock == MM_MODEM_LOCK_UNKNOWN ? NULL : ca_mm_lock_to_string(lock);
 }
 
 cJSON *
 ca_telemetry_build(const CaModemFacts *f, gint64 real_time_us)
 {
     cJSON *root = cJSON_CreateObject();
-    g_autofree char *ts = timestamp(real_time_us);
+    g_autofree char *ts = ca_timestamp_format(real_time_us);
     cJSON *modem, *signal, *network, *sim, *bearer;
 
     cJSON_AddStringToObject(root, "ts", ts);
@@ -173,11 +166,10 @@ ca_telemetry_build(const CaModemFacts *f, gint64 real_time_us)
         cJSON_AddStringToObject(modem, "state", "absent");
         return root;
     }
-    cJSON_AddStringToObject(modem, "state", mm_modem_state_get_string(f->state));
+    cJSON_AddStringToObject(modem, "state", ca_mm_modem_state_to_string(f->state));
     add_string(modem, "failed_reason",
-               f->state == MM_MODEM_STATE_FAILED
-                   ? mm_modem_state_failed_reason_get_string(f->failed_reason)
-                   : NULL);
+               f->state == MM_MODEM_STATE_FAILED ? ca_mm_failed_reason_to_string(f->failed_reason)
+                                                 : NULL);
     add_string(modem, "manufacturer", f->manufacturer);
     add_string(modem, "model", f->model);
     add_string(modem, "revision", f->revision);
@@ -198,8 +190,7 @@ ca_telemetry_build(const CaModemFacts *f, gint64 real_time_us)
     add_db(signal, "snr", f->snr);
 
     network = cJSON_AddObjectToObject(root, "network");
-    cJSON_AddStringToObject(network, "registration",
-                            mm_modem_3gpp_registration_state_get_string(f->registration));
+    cJSON_AddStringToObject(network, "registration", ca_mm_registration_to_string(f->registration));
     add_string(network, "operator_code", f->operator_code);
     add_string(network, "operator_name", f->operator_name);
     add_string(network, "lac", f->lac);
@@ -293,10 +284,10 @@ ca_telemetry_events(const CaModemFacts *old, const CaModemFacts *now)
         add_string(e, "revision", now->revision);
         add_string(e, "imei", now->imei);
         add_string(e, "plugin", now->plugin);
-        cJSON_AddStringToObject(e, "state", mm_modem_state_get_string(now->state));
+        cJSON_AddStringToObject(e, "state", ca_mm_modem_state_to_string(now->state));
         add_string(e, "failed_reason",
                    now->state == MM_MODEM_STATE_FAILED
-                       ? mm_modem_state_failed_reason_get_string(now->failed_reason)
+                       ? ca_mm_failed_reason_to_string(now->failed_reason)
                        : NULL);
     }
     if (!now->present)
@@ -305,19 +296,17 @@ ca_telemetry_events(const CaModemFacts *old, const CaModemFacts *now)
     if (same && old->state != now->state) {
         e = event_new(events, "modem-state-changed");
         add_string(e, "path", now->path);
-        cJSON_AddStringToObject(e, "from", mm_modem_state_get_string(old->state));
-        cJSON_AddStringToObject(e, "to", mm_modem_state_get_string(now->state));
+        cJSON_AddStringToObject(e, "from", ca_mm_modem_state_to_string(old->state));
+        cJSON_AddStringToObject(e, "to", ca_mm_modem_state_to_string(now->state));
         add_string(e, "failed_reason",
                    now->state == MM_MODEM_STATE_FAILED
-                       ? mm_modem_state_failed_reason_get_string(now->failed_reason)
+                       ? ca_mm_failed_reason_to_string(now->failed_reason)
                        : NULL);
     }
     if (same && old->registration != now->registration) {
         e = event_new(events, "registration-changed");
-        cJSON_AddStringToObject(e, "from",
-                                mm_modem_3gpp_registration_state_get_string(old->registration));
-        cJSON_AddStringToObject(e, "to",
-                                mm_modem_3gpp_registration_state_get_string(now->registration));
+        cJSON_AddStringToObject(e, "from", ca_mm_registration_to_string(old->registration));
+        cJSON_AddStringToObject(e, "to", ca_mm_registration_to_string(now->registration));
         add_string(e, "operator_code", now->operator_code);
         add_string(e, "operator_name", now->operator_name);
         if (now->access_tech == MM_MODEM_ACCESS_TECHNOLOGY_UNKNOWN)
@@ -344,7 +333,7 @@ ca_telemetry_events(const CaModemFacts *old, const CaModemFacts *now)
         !(before->present && before->unlock_required == now->unlock_required)) {
         e = event_new(events, "sim-locked");
         add_string(e, "path", now->path);
-        cJSON_AddStringToObject(e, "lock", mm_modem_lock_get_string(now->unlock_required));
+        cJSON_AddStringToObject(e, "lock", ca_mm_lock_to_string(now->unlock_required));
         add_retries(e, now->pin_retries);
         add_string(e, "iccid", now->iccid);
         cJSON_AddStringToObject(e, "message",

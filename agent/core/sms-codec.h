@@ -38,7 +38,7 @@ typedef struct {
  * in one SMS, else greedy parts of 67 that never split a surrogate pair). "" is 0 parts. */
 void ca_sms_count_segments(const char *text, CaSmsSegments *out_segments);
 
-/* Result statuses of CONTRACT.md. */
+/* Result statuses of sms/out/result (docs/sms.md). */
 typedef enum {
     CA_SMS_STATUS_QUEUED,    /* durably accepted */
     CA_SMS_STATUS_SENT,      /* the network took it (reference) */
@@ -77,8 +77,6 @@ cJSON *ca_sms_request_to_json(const CaSmsRequest *req);
 /* Contract rules. */
 gboolean ca_sms_number_is_valid(const char *number); /* + and 3-15 digits, or 3-15 digits */
 
-/* ISO 8601 UTC with Z, second precision, of a g_get_real_time() value. */
-char *ca_sms_timestamp(gint64 real_time_us);
 /* A ModemManager timestamp ("2024-05-01T10:00:00+03:00") as UTC with Z; NULL when it
  * cannot be parsed. */
 char *ca_sms_timestamp_normalize(const char *mm_timestamp);

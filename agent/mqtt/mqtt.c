@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mqtt-source.h"
 #include "version.h"
+#include "timestamp.h"
 
 #include <errno.h>
 #include <mqtt_protocol.h>
@@ -171,14 +172,6 @@ ca_mqtt_subtopic(const char *base, const char *topic)
 }
 
 char *
-ca_mqtt_timestamp(gint64 real_time_us)
-{
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(real_time_us / G_USEC_PER_SEC);
-
-    return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("1970-01-01T00:00:00Z");
-}
-
-char *
 ca_mqtt_status_payload(gboolean online, const char *version, gint64 started_at_us)
 {
     g_autoptr(cJSON) root = cJSON_CreateObject();
@@ -187,7 +180,7 @@ ca_mqtt_status_payload(gboolean online, const char *version, gint64 started_at_u
     if (!online) {
         cJSON_AddStringToObject(root, "state", "offline");
     } else {
-        ts = ca_mqtt_timestamp(started_at_us);
+        ts = ca_timestamp_format(started_at_us);
         cJSON_AddStringToObject(root, "state", "online");
         cJSON_AddStringToObject(root, "version", version);
         cJSON_AddStringToObject(root, "started_at", ts);
@@ -382,7 +375,7 @@ timer_new(guint ms, GSourceFunc func, gpointer data)
  * allows. Firing early is harmless, late never happens. The PINGREQ is seen through
  * libmosquitto's debug log line; should its text ever change, the timer just keeps polling.
  * Idle, that is 2 wakeups per keepalive + 1 s (the timer and the PINGRESP), not 1 per second
- * as STYLE C17 has it (issue 9's target is under 0.2 wakeups/s). A dead path is also caught
+ * as HACKING.md C17 has it (the idle target is under 0.2 wakeups/s, docs/benchmarks.md). A dead path is also caught
  * by TCP_USER_TIMEOUT. */
 static guint
 misc_delay_ms(CaMqtt *self, gboolean from_ref)
@@ -911,7 +904,7 @@ hand_over(CaMqtt *self, Msg *m)
     int rc = mosquitto_publish(self->mosq, &mid, topic, (int) len, data, m->qos, m->retain);
 
     /* QoS 1: after NO_CONN/ERRNO/CONN_LOST the library has queued the message and sends
-     * it after reconnecting; publishing it again would duplicate it (LAB.md 5). */
+     * it after reconnecting; publishing it again would duplicate it (docs/mqtt.md). */
     if (rc == MOSQ_ERR_SUCCESS || (m->qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_ERRNO ||
                                                   rc == MOSQ_ERR_CONN_LOST))) {
         m->mid = mid;
@@ -960,7 +953,7 @@ static char *
 event_text(const char *type, const cJSON *fields)
 {
     g_autoptr(cJSON) root = cJSON_CreateObject();
-    g_autofree char *ts = ca_mqtt_timestamp(g_get_real_time());
+    g_autofree char *ts = ca_timestamp_format(g_get_real_time());
     const cJSON *child;
 
     cJSON_AddStringToObject(root, "ts", ts);
@@ -986,8 +979,8 @@ report_drops(CaMqtt *self)
 
     if (total == 0)
         return;
-    first = ca_mqtt_timestamp(self->first_drop_us);
-    last = ca_mqtt_timestamp(self->last_drop_us);
+    first = ca_timestamp_format(self->first_drop_us);
+    last = ca_timestamp_format(self->last_drop_us);
     fields = cJSON_CreateObject();
     cJSON_AddNumberToObject(fields, "dropped", total);
     cJSON_AddNumberToObject(fields, "dropped_telemetry", self->dropped_telemetry);

@@ -1,4 +1,4 @@
-/* request-id: the id of a request (CONTRACT.md "ID"), one rule for sms/out and cmd/<name>:
+/* request-id: the id of a request (docs/commands.md, docs/sms.md), one rule for sms/out and cmd/<name>:
  * 1-64 characters of A-Z a-z 0-9 . _ : - (so never an MQTT separator or wildcard). */
 #pragma once
 #include <glib.h>

@@ -113,8 +113,6 @@ void ca_mqtt_unsubscribe(CaMqtt *self, const char *subtopic_filter);
 char *ca_mqtt_build_topic(const char *prefix, const char *device_id, const char *subtopic);
 /* The part of topic after "<base>/", or NULL when topic is not below base. */
 const char *ca_mqtt_subtopic(const char *base, const char *topic);
-/* ISO 8601 UTC with Z, second precision, for a g_get_real_time() value. */
-char *ca_mqtt_timestamp(gint64 real_time_us);
 /* The status payload: {"state":"online","version":V,"started_at":TS} or {"state":"offline"}. */
 char *ca_mqtt_status_payload(gboolean online, const char *version, gint64 started_at_us);
 /* TRUE when an MQTT 5 PUBACK reason code means the broker refused the message (>= 128). */

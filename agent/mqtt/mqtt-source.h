@@ -1,11 +1,14 @@
 /* mqtt-source: a GSource that drives one libmosquitto handle from the GLib main loop
- * (STYLE.md C17, LAB.md section 5). It follows mosquitto_socket() as the library replaces
+ * (HACKING.md C17; libmosquitto's external-loop rules in docs/mqtt.md). It follows mosquitto_socket() as the library replaces
  * or closes it, asks for G_IO_OUT only while mosquitto_want_write(), calls
  * mosquitto_loop_read/_write and hands every result code to its callback.
  * Owns: the fd watch. Does not own: the handle, keepalive (loop_misc), reconnects. */
 #pragma once
 #include <glib.h>
 #include <mosquitto.h>
+
+typedef struct mosquitto CaMosquitto;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaMosquitto, mosquitto_destroy)
 
 /* Called after each dispatch with the loop_* result: MOSQ_ERR_SUCCESS, the library's
  * error, or MOSQ_ERR_CONN_LOST when the socket reported HUP/ERR/NVAL and the library did

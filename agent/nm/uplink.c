@@ -888,7 +888,7 @@ ensure_cellular_profile(CaUplink *self)
         g_object_set(s, NM_SETTING_GSM_PASSWORD, password, NULL);
     nm_connection_add_setting(c, s);
     /* may-fail=false: otherwise NetworkManager 1.42 reports the connection activated
-     * before DHCP answers and stays so without an address (LAB.md section 6). */
+     * before DHCP answers and stays so without an address (docs/lab.md). */
     s = nm_setting_ip4_config_new();
     g_object_set(s, NM_SETTING_IP_CONFIG_METHOD, NM_SETTING_IP4_CONFIG_METHOD_AUTO,
                  NM_SETTING_IP_CONFIG_MAY_FAIL, FALSE, NULL);

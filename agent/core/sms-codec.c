@@ -5,6 +5,7 @@
 
 #include "autocleanups.h"
 #include "error.h"
+#include "timestamp.h"
 
 #include <string.h>
 
@@ -427,14 +428,6 @@ ca_sms_request_to_json(const CaSmsRequest *req)
 /* Timestamps */
 
 char *
-ca_sms_timestamp(gint64 real_time_us)
-{
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(real_time_us / G_USEC_PER_SEC);
-
-    return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("1970-01-01T00:00:00Z");
-}
-
-char *
 ca_sms_timestamp_normalize(const char *mm_timestamp)
 {
     g_autoptr(GTimeZone) utc = NULL;
@@ -460,7 +453,7 @@ ca_sms_result_new(const char *id, CaSmsStatus status, gint64 ts_us, gint referen
                   const char *error)
 {
     cJSON *o = cJSON_CreateObject();
-    g_autofree char *ts = ca_sms_timestamp(ts_us);
+    g_autofree char *ts = ca_timestamp_format(ts_us);
 
     if (id)
         cJSON_AddStringToObject(o, "id", id);
@@ -498,7 +491,7 @@ cJSON *
 ca_sms_incoming_to_json(const char *id, const CaSmsIncoming *msg)
 {
     cJSON *o = cJSON_CreateObject();
-    g_autofree char *received = ca_sms_timestamp(msg->received_at_us);
+    g_autofree char *received = ca_timestamp_format(msg->received_at_us);
 
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "from", msg->from ? msg->from : "");

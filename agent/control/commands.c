@@ -8,6 +8,7 @@
 #include "autocleanups.h"
 #include "error.h"
 #include "log.h"
+#include "timestamp.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -32,8 +33,6 @@ typedef struct {
 struct _CaCommands {
     GHashTable *entries; /* name -> Entry* */
     Recent *recent;
-    CaMqtt *mqtt;
-    gulong message_id;
     CaCommandValidator validator;
     gpointer validator_data;
 };
@@ -121,7 +120,7 @@ ca_command_encode_result(const char *id, gboolean ok, const cJSON *result, const
                          gint64 real_time_us)
 {
     g_autoptr(cJSON) root = cJSON_CreateObject();
-    g_autofree char *ts = ca_mqtt_timestamp(real_time_us);
+    g_autofree char *ts = ca_timestamp_format(real_time_us);
 
     if (id)
         cJSON_AddStringToObject(root, "id", id);
@@ -344,10 +343,6 @@ ca_commands_free(CaCommands *self)
 {
     if (!self)
         return;
-    if (self->mqtt) {
-        g_signal_handler_disconnect(self->mqtt, self->message_id);
-        g_clear_object(&self->mqtt);
-    }
     g_hash_table_unref(self->entries);
     self->recent->observer = NULL; /* requests still in flight answer without it */
     recent_unref(self->recent);
@@ -451,56 +446,4 @@ ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gs
     recent_put(self->recent, name, cmd->id, "");
     ca_info("command \"%s\" id \"%s\" from %s", name, cmd->id, cmd->source);
     e->handler(cmd, e->user_data);
-}
-
-/*****************************************************************************/
-/* MQTT transport */
-
-static void
-mqtt_reply(CaCommand *cmd, const char *result_json, gpointer user_data)
-{
-    CaMqtt *mqtt = user_data;
-    g_autofree char *subtopic = g_strconcat("cmd/", cmd->name, "/result", NULL);
-
-    ca_mqtt_publish(mqtt, subtopic, result_json, 1, FALSE, CA_MQTT_MSG_NORMAL);
-}
-
-static void
-mqtt_message_cb(CaMqtt *mqtt, const char *subtopic, GBytes *payload, gpointer user_data)
-{
-    CaCommands *self = user_data;
-    const char *name;
-    gsize len = 0;
-    const char *data;
-
-    if (!g_str_has_prefix(subtopic, "cmd/"))
-        return;
-    name = subtopic + 4;
-    if (strchr(name, '/'))
-        return; /* cmd/<name>/result and deeper are not requests */
-    data = g_bytes_get_data(payload, &len);
-    if (!ca_command_name_is_valid(name)) {
-        /* Still answer: the requester waits on cmd/<name>/result. No handler can have this
-         * name, so it is unknown; the request is not parsed. */
-        g_autofree char *text =
-            ca_command_encode_result(NULL, FALSE, NULL, "unknown command", g_get_real_time());
-        g_autofree char *sub = g_strconcat(subtopic, "/result", NULL);
-
-        ca_msg("command \"%s\" from mqtt: not a valid command name", name);
-        ca_mqtt_publish(mqtt, sub, text, 1, FALSE, CA_MQTT_MSG_NORMAL);
-        return;
-    }
-    ca_commands_dispatch(self, name, data ? data : "", len, "mqtt", mqtt_reply, g_object_ref(mqtt),
-                         g_object_unref);
-}
-
-void
-ca_commands_attach_mqtt(CaCommands *self, CaMqtt *mqtt)
-{
-    g_return_if_fail(self != NULL && CA_IS_MQTT(mqtt));
-    g_return_if_fail(self->mqtt == NULL);
-
-    self->mqtt = g_object_ref(mqtt);
-    self->message_id = g_signal_connect(mqtt, "message", G_CALLBACK(mqtt_message_cb), self);
-    ca_mqtt_subscribe(mqtt, "cmd/+");
 }

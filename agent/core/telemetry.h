@@ -1,11 +1,11 @@
 /* telemetry: pure functions from modem facts to what is published: the telemetry object
- * of CONTRACT.md, the decision when to publish it (changes at once, signal with a deadband
+ * of docs/telemetry.md, the decision when to publish it (changes at once, signal with a deadband
  * and a minimum spacing, periodic), the events of a facts transition, and Home Assistant
  * MQTT discovery messages. No I/O, no main loop: unit-tested exhaustively.
  * The timers that act on these decisions are in telemetry-publisher.c. */
 #pragma once
 #include "config.h"
-#include "modem.h"
+#include "modem-facts.h"
 
 #include <cjson/cJSON.h>
 #include <glib.h>

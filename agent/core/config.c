@@ -3,10 +3,10 @@
  * Does not own: applying values; modules read the snapshot they are handed. */
 #define CA_LOG_MODULE "config"
 #include "config.h"
+#include "sms-command.h"
 
 #include "error.h"
 #include "log.h"
-#include "sms-command.h"
 #include "probe-spec.h"
 
 #include <string.h>
@@ -1060,7 +1060,7 @@ ca_config_reference_ini(void)
         "# Drop-ins in /etc/cellagent/cellagent.conf.d/*.conf are read after this file,\n"
         "# in name order; a later file wins. Every key is listed with its default;\n"
         "# uncomment to change. Validate with: cellagent --check-config\n"
-        "# (generated from the key table in agent/config.c: scripts/update-config-docs)\n");
+        "# (generated from the key table in agent/core/config.c: scripts/update-config-docs)\n");
     const char *last = NULL;
 
     for (const CaConfigKey *k = keys; k->group; k++) {

@@ -5,7 +5,7 @@
  * hands it callbacks that publish through CaMqtt) nor the facts (CaModem). */
 #pragma once
 #include "config.h"
-#include "modem.h"
+#include "modem-facts.h"
 
 #include <cjson/cJSON.h>
 #include <glib.h>

@@ -3,10 +3,10 @@
  * request gets exactly one answer on <base>/cmd/<name>/result:
  * {"id":ID,"ok":bool,"ts":TS} + "result" or "error".
  * Owns: request validation (size, JSON, id), dispatch, answering once, duplicate ids.
- * Does not own: what commands do (handlers) or the transport (CaMqtt; another transport,
- * e.g. authenticated SMS, can feed ca_commands_dispatch with its own reply function). */
+ * Does not own: what commands do (handlers) or the transport: each transport (MQTT in
+ * app/commands-mqtt.c, authenticated SMS in remote.c) feeds ca_commands_dispatch with its
+ * own reply function. */
 #pragma once
-#include "mqtt.h"
 #include "request-id.h"
 
 #include <cjson/cJSON.h>
@@ -66,10 +66,6 @@ gboolean ca_commands_has(CaCommands *self, const char *name);
 void ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gsize len,
                           const char *source, CaCommandReplyFunc reply, gpointer reply_data,
                           GDestroyNotify reply_destroy);
-/* Serve the registry over MQTT: subscribe <base>/cmd/+ and publish answers on
- * <base>/cmd/<name>/result (QoS 1, not retained). The registry keeps a reference to mqtt
- * until ca_commands_free. Call once. */
-void ca_commands_attach_mqtt(CaCommands *self, CaMqtt *mqtt);
 
 /*****************************************************************************/
 /* One request (for handlers) */
