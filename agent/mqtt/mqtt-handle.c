@@ -1,0 +1,290 @@
+/* mqtt-handle: CaMqtt's libmosquitto handle. Owns: creating it for the current settings
+ * (protocol version, Last Will, TLS, MQTT 5 CONNECT properties), the credentials handed
+ * to it before each attempt, the socket options of each connection, and the libmosquitto
+ * callbacks, which only record events for ca_mqtt_process_events(). Does not own: when to
+ * connect (mqtt.c), what is published (mqtt-queue.c). */
+#define CA_LOG_MODULE "mqtt"
+#include "mqtt-private.h"
+
+#include "autocleanups.h"
+#include "error.h"
+#include "log.h"
+#include "mqtt-source.h"
+
+#include <errno.h>
+#include <mqtt_protocol.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_INCOMING (1024 * 1024) /* MQTT 5 Maximum Packet Size we announce */
+
+/*****************************************************************************/
+/* libmosquitto callbacks: record only */
+
+static void
+push_event(CaMqtt *self, EventType type, int rc, int arg)
+{
+    Event *e = g_new0(Event, 1);
+
+    e->type = type;
+    e->rc = rc;
+    e->arg = arg;
+    g_queue_push_tail(&self->events, e);
+}
+
+static void
+on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *p)
+{
+    push_event(obj, EV_CONNECT, rc, flags);
+}
+
+static void
+on_disconnect_cb(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *p)
+{
+    push_event(obj, EV_DISCONNECT, rc, errno);
+}
+
+static void
+on_publish_cb(struct mosquitto *mosq, void *obj, int mid, int reason, const mosquitto_property *p)
+{
+    push_event(obj, EV_PUBLISH, reason, mid);
+}
+
+static void
+on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int count, const int *granted,
+                const mosquitto_property *p)
+{
+    CaMqtt *self = obj;
+
+    push_event(self, EV_SUBSCRIBE, 0, mid);
+    ((Event *) self->events.tail->data)->granted = count > 0 ? granted[0] : 0x80;
+}
+
+static void
+on_message_cb(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+              const mosquitto_property *p)
+{
+    CaMqtt *self = obj;
+    Event *e;
+
+    push_event(self, EV_MESSAGE, 0, msg->qos);
+    e = self->events.tail->data;
+    e->topic = g_strdup(msg->topic);
+    e->payload = g_bytes_new(msg->payload, msg->payloadlen > 0 ? (gsize) msg->payloadlen : 0);
+}
+
+static void
+on_log_cb(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+    CaMqtt *self = obj;
+
+    /* libmosquitto's lines carry no secrets (it never logs the password). */
+    /* Keep this attempt's error lines (cleared per attempt, bounded) for the failure log. */
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
+        if (!self->last_lib_error) {
+            self->last_lib_error = g_strdup(str);
+        } else if (strlen(self->last_lib_error) < 512) {
+            char *joined = g_strconcat(self->last_lib_error, "; ", str, NULL);
+            g_free(self->last_lib_error);
+            self->last_lib_error = joined;
+        }
+    }
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING | MOSQ_LOG_NOTICE))
+        ca_debug("libmosquitto: %s", str);
+    /* "Client <id> sending PINGREQ" (libmosquitto 2.0): times the next keepalive check. */
+    if ((level & MOSQ_LOG_DEBUG) && g_str_has_suffix(str, " sending PINGREQ"))
+        self->keepalive_ref_us = g_get_monotonic_time();
+}
+
+void
+ca_mqtt_event_free(Event *e)
+{
+    g_free(e->topic);
+    if (e->payload)
+        g_bytes_unref(e->payload);
+    g_free(e);
+}
+
+/*****************************************************************************/
+/* The libmosquitto handle */
+
+void
+ca_mqtt_set_socket_options(CaMqtt *self)
+{
+    int fd = mosquitto_socket(self->mosq);
+    int on = 1;
+    int idle = self->keepalive;
+    int intvl = MAX(self->keepalive / 4, 1);
+    int cnt = 4;
+    /* Unacknowledged data for two keepalive periods means the path is dead (without
+     * this, retransmissions go on for ~15 min). */
+    unsigned int user_timeout = (unsigned int) self->keepalive * 2 * 1000;
+
+    if (fd < 0)
+        return;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout) < 0)
+        ca_warn("cannot set TCP keepalive/user timeout on the broker socket: %s, ignoring",
+                g_strerror(errno));
+}
+
+static gboolean
+source_cb(int rc, gpointer user_data)
+{
+    CaMqtt *self = user_data;
+    int err = errno; /* from the loop_* call, before anything else runs */
+
+    g_object_ref(self);
+    ca_mqtt_process_events(self);
+    if (rc != MOSQ_ERR_SUCCESS)
+        ca_mqtt_connection_lost(self, rc, err, NULL);
+    g_object_unref(self);
+    return G_SOURCE_CONTINUE;
+}
+
+/* Read the first line of path; NULL with error when unreadable. The value is a secret. */
+static char *
+read_password(const char *path, GError **error)
+{
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    char *nl;
+
+    if (!g_file_get_contents(path, &data, &len, error))
+        return NULL;
+    if (len > 4096) {
+        g_set_error(error, CA_ERROR, CA_ERROR_LIMIT, "longer than 4096 bytes");
+        return NULL;
+    }
+    nl = strpbrk(data, "\r\n");
+    if (nl)
+        *nl = '\0';
+    return g_steal_pointer(&data);
+}
+
+void
+ca_mqtt_destroy_handle(CaMqtt *self)
+{
+    ca_clear_source(&self->source);
+    /* Events of the old handle (mids) mean nothing to a new one. */
+    g_queue_clear_full(&self->events, (GDestroyNotify) ca_mqtt_event_free);
+    if (self->mosq)
+        mosquitto_destroy(self->mosq);
+    self->mosq = NULL;
+    self->lib_connected = FALSE;
+    g_hash_table_remove_all(self->subs_sent);
+    g_hash_table_remove_all(self->sub_mids);
+}
+
+/* A handle for the current settings; FALSE (logged) when the settings cannot work. */
+gboolean
+ca_mqtt_create_handle(CaMqtt *self)
+{
+    CaConfig *c = self->config;
+    const char *client_id = ca_config_get_string(c, "mqtt", "client-id");
+    gint64 expiry = ca_config_get_int(c, "mqtt", "session-expiry");
+    g_autofree char *will_topic = g_strconcat(self->base, "/status", NULL);
+    g_autofree char *offline = ca_mqtt_status_payload(FALSE, NULL, 0);
+    g_autoptr(CaMosquitto) mosq = NULL;
+    int rc;
+
+    mosq = mosquitto_new(client_id, expiry == 0, self);
+    if (!mosq) {
+        ca_err("cannot create the MQTT client: %s", g_strerror(errno));
+        return FALSE;
+    }
+    mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                         self->v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+    rc = mosquitto_will_set(mosq, will_topic, (int) strlen(offline), offline, 1, true);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        ca_err("cannot set the Last Will: %s", mosquitto_strerror(rc));
+        return FALSE;
+    }
+    if (ca_config_get_bool(c, "mqtt", "tls")) {
+        const char *ca = ca_config_get_string(c, "mqtt", "ca-file");
+        const char *cert = ca_config_get_string(c, "mqtt", "cert-file");
+        const char *key = ca_config_get_string(c, "mqtt", "key-file");
+
+        if (!*ca)
+            mosquitto_int_option(mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+        rc = mosquitto_tls_set(mosq, *ca ? ca : NULL, *ca ? NULL : "/etc/ssl/certs",
+                               *cert ? cert : NULL, *key ? key : NULL, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            ca_err("TLS setup failed (ca-file \"%s\", cert-file \"%s\", key-file \"%s\"): %s", ca,
+                   cert, key,
+                   rc == MOSQ_ERR_INVAL ? "a file is missing or unreadable"
+                                        : mosquitto_strerror(rc));
+            return FALSE;
+        }
+        /* cert_reqs 1 = SSL_VERIFY_PEER; tls_version is the minimum. Hostname
+         * verification stays on (mosquitto_tls_insecure_set is never called). */
+        rc = mosquitto_tls_opts_set(mosq, 1, ca_config_get_string(c, "mqtt", "tls-version"), NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            ca_err("TLS options rejected: %s", mosquitto_strerror(rc));
+            return FALSE;
+        }
+    }
+    if (self->v5) {
+        mosquitto_property *props = NULL;
+
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, (uint32_t) expiry);
+        mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, MAX_INCOMING);
+        /* libmosquitto 2.0 has no asynchronous connect that takes CONNECT properties, but
+         * mosquitto_connect_bind_v5 stores them before it validates its arguments: with an
+         * invalid port it stores them and returns MOSQ_ERR_INVAL without connecting, and
+         * connect_async then sends them. test_mqtt_session covers this. */
+        rc = mosquitto_connect_bind_v5(mosq, self->host, -1, self->keepalive, NULL, props);
+        mosquitto_property_free_all(&props);
+        if (rc != MOSQ_ERR_INVAL)
+            ca_warn("storing MQTT 5 CONNECT properties returned \"%s\", ignoring",
+                    mosquitto_strerror(rc));
+    }
+    mosquitto_connect_v5_callback_set(mosq, on_connect_cb);
+    mosquitto_disconnect_v5_callback_set(mosq, on_disconnect_cb);
+    mosquitto_publish_v5_callback_set(mosq, on_publish_cb);
+    mosquitto_subscribe_v5_callback_set(mosq, on_subscribe_cb);
+    mosquitto_message_v5_callback_set(mosq, on_message_cb);
+    mosquitto_log_callback_set(mosq, on_log_cb);
+
+    self->mosq = g_steal_pointer(&mosq);
+    self->source = ca_mqtt_source_new(self->mosq);
+    g_source_set_callback(self->source, (GSourceFunc) source_cb, self, NULL);
+    ca_mqtt_source_set_watching(self->source, FALSE);
+    g_source_attach(self->source, NULL);
+    return TRUE;
+}
+
+/* Hand the username and the password file's first line to the handle, as the settings
+ * say; FALSE (logged) when the file cannot be read. The file is read at every attempt, so
+ * a rotated password needs no reload. */
+gboolean
+ca_mqtt_set_credentials(CaMqtt *self)
+{
+    const char *pwfile = ca_config_get_string(self->config, "mqtt", "password-file");
+    const char *user = ca_config_get_string(self->config, "mqtt", "username");
+    g_autofree char *password = NULL;
+    int rc;
+
+    if (*pwfile) {
+        g_autoptr(GError) error = NULL;
+
+        password = read_password(pwfile, &error);
+        if (!password) {
+            ca_err("cannot read password-file \"%s\": %s", pwfile, error->message);
+            return FALSE;
+        }
+    }
+    rc = mosquitto_username_pw_set(self->mosq, *user ? user : NULL, *user ? password : NULL);
+    if (password)
+        memset(password, 0, strlen(password));
+    if (rc != MOSQ_ERR_SUCCESS) {
+        ca_err("cannot set the MQTT credentials: %s", mosquitto_strerror(rc));
+        return FALSE;
+    }
+    return TRUE;
+}
