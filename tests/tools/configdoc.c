@@ -1,5 +1,5 @@
 /* configdoc: keeps README.md's config table and config/cellagent.conf in step with the
- * key table in agent/core/config.c. --check fails on drift; --write regenerates. */
+ * key table in agent/core/config-keys.c. --check fails on drift; --write regenerates. */
 #include "config.h"
 
 #include <stdio.h>
@@ -40,7 +40,7 @@ handle(const char *path, const char *expected, gboolean write, const char *begin
         return 0;
     }
     fprintf(stderr,
-            "%s drifted from the key table in agent/core/config.c; "
+            "%s drifted from the key table in agent/core/config-keys.c; "
             "run scripts/update-config-docs\n",
             path);
     return 1;
