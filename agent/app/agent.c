@@ -4,6 +4,7 @@
 #define CA_LOG_MODULE "agent"
 #include "agent.h"
 
+#include "agent-settings.h"
 #include "alerts.h"
 #include "autocleanups.h"
 #include "backoff.h"
@@ -25,8 +26,9 @@
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
 
 struct _CaAgent {
-    CaConfig *config;
-    CaNotify *notify; /* borrowed from main */
+    CaConfig *config;    /* handed to the modules, which load their own settings */
+    CaAgentSettings set; /* what agent.c itself reads */
+    CaNotify *notify;    /* borrowed from main */
     GCancellable *cancellable;
 
     /* MQTT (wire_mqtt) */
@@ -211,16 +213,14 @@ modem_reset_cmd_cb(CaCommand *cmd, gpointer user_data)
 }
 
 static void
-publish_ha_discovery(CaAgent *self, CaConfig *config, gboolean remove)
+publish_ha_discovery(CaAgent *self, const CaAgentSettings *set, gboolean remove)
 {
     g_autoptr(GPtrArray) msgs = NULL;
 
-    if (!ca_config_get_bool(config, "telemetry", "homeassistant"))
+    if (!set->homeassistant)
         return;
-    msgs = ca_telemetry_ha_discovery(
-        ca_config_get_string(config, "telemetry", "homeassistant-prefix"),
-        ca_mqtt_get_base(self->mqtt), ca_config_get_string(config, "agent", "device-id"),
-        CA_VERSION, remove);
+    msgs = ca_telemetry_ha_discovery(set->homeassistant_prefix, ca_mqtt_get_base(self->mqtt),
+                                     set->device_id, CA_VERSION, remove);
     for (guint i = 0; i < msgs->len; i++) {
         const CaTelemetryMessage *m = g_ptr_array_index(msgs, i);
 
@@ -232,7 +232,9 @@ publish_ha_discovery(CaAgent *self, CaConfig *config, gboolean remove)
 static void
 mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
 {
-    publish_ha_discovery(user_data, ((CaAgent *) user_data)->config, FALSE);
+    CaAgent *self = user_data;
+
+    publish_ha_discovery(self, &self->set, FALSE);
 }
 
 static void
@@ -247,28 +249,20 @@ wire_modem(CaAgent *self)
     ca_commands_register(self->commands, "modem-reset", modem_reset_cmd_cb, self, NULL);
 }
 
-static gboolean
-config_string_changed(CaConfig *a, CaConfig *b, const char *group, const char *key)
-{
-    return g_strcmp0(ca_config_get_string(a, group, key), ca_config_get_string(b, group, key)) != 0;
-}
-
 /* Re-apply [modem]/[telemetry]. Home Assistant entities: removed and published again when
  * their topics change (option, prefix, device id), published again when only the state
  * topics moved (topic-prefix). */
 static void
-reload_modem(CaAgent *self, CaConfig *old, CaConfig *config)
+reload_modem(CaAgent *self, CaConfig *config, const CaAgentSettings *old,
+             CaAgentSettingsChange changed)
 {
     ca_modem_apply_config(self->modem, config);
     ca_telemetry_publisher_set_config(self->telemetry, config);
-    if (ca_config_get_bool(old, "telemetry", "homeassistant") !=
-            ca_config_get_bool(config, "telemetry", "homeassistant") ||
-        config_string_changed(old, config, "telemetry", "homeassistant-prefix") ||
-        config_string_changed(old, config, "agent", "device-id")) {
+    if (changed & (CA_AGENT_SETTINGS_HOMEASSISTANT | CA_AGENT_SETTINGS_DEVICE_ID)) {
         publish_ha_discovery(self, old, TRUE);
-        publish_ha_discovery(self, config, FALSE);
-    } else if (config_string_changed(old, config, "mqtt", "topic-prefix")) {
-        publish_ha_discovery(self, config, FALSE);
+        publish_ha_discovery(self, &self->set, FALSE);
+    } else if (changed & CA_AGENT_SETTINGS_TOPIC_PREFIX) {
+        publish_ha_discovery(self, &self->set, FALSE);
     }
 }
 
@@ -405,9 +399,8 @@ wire_sms(CaAgent *self)
 {
     g_autoptr(GError) error = NULL;
 
-    if (!ca_config_get_bool(self->config, "sms", "enabled")) {
-        if (ca_config_get_bool(self->config, "sms-commands", "enabled") ||
-            ca_config_get_bool(self->config, "sms-alerts", "enabled"))
+    if (!self->set.sms_enabled) {
+        if (self->set.sms_commands_enabled || self->set.sms_alerts_enabled)
             ca_warn("[sms] enabled=false: SMS commands and SMS alerts cannot work without it");
         return;
     }
@@ -782,6 +775,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     CaAgent *self = g_new0(CaAgent, 1);
 
     self->config = ca_config_ref(config);
+    ca_agent_settings_load(&self->set, config);
     self->notify = notify;
     self->cancellable = g_cancellable_new();
     self->started_at = g_get_monotonic_time();
@@ -805,6 +799,7 @@ ca_agent_free(CaAgent *self)
     unwire_modem(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
+    ca_agent_settings_clear(&self->set);
     ca_config_unref(self->config);
     g_free(self);
 }
@@ -812,8 +807,7 @@ ca_agent_free(CaAgent *self)
 void
 ca_agent_start(CaAgent *self)
 {
-    ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION,
-           ca_config_get_string(self->config, "agent", "device-id"));
+    ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION, self->set.device_id);
     update_status(self);
     ca_mqtt_start(self->mqtt);
     ca_modem_start(self->modem);
@@ -831,19 +825,23 @@ void
 ca_agent_reload(CaAgent *self, CaConfig *config)
 {
     CaConfig *old = self->config;
-    CaLogLevel level;
+    CaAgentSettings old_set = self->set;
+    CaAgentSettingsChange changed;
 
     self->config = ca_config_ref(config);
-    if (!ca_config_group_equal(old, config, "agent") &&
-        ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level))
-        ca_log_set_level(level);
+    ca_agent_settings_load(&self->set, config);
+    changed = ca_agent_settings_diff(&old_set, &self->set);
+    /* Every reload sets the config's level: it ends a cmd/log-level override, and
+     * --log-level keeps winning over it (log-level.h). */
+    ca_log_set_level_from(CA_LOG_LEVEL_FROM_CONFIG, self->set.log_level);
     ca_mqtt_set_config(self->mqtt, config);
-    reload_modem(self, old, config);
+    reload_modem(self, config, &old_set, changed);
     if (self->sms)
         ca_sms_set_config(self->sms, config);
     ca_uplink_set_config(self->uplink, config);
     ca_remote_set_config(self->remote, config);
     ca_msg("configuration reloaded");
+    ca_agent_settings_clear(&old_set);
     ca_config_unref(old);
 }
 

@@ -1,6 +1,7 @@
 /* main: options, config, logging, signals, sd_notify, the loop and a bounded shutdown.
  * Nothing else lives here; the agent (composition root) does the work. */
 #define CA_LOG_MODULE "main"
+#include "agent-settings.h"
 #include "agent.h"
 #include "config.h"
 #include "log.h"
@@ -34,15 +35,16 @@ log_warnings(CaConfig *config)
         ca_warn("%s", *w);
 }
 
+/* The levels of the start: the config's, and --log-level's over it for the life of the
+ * process (reloads set the config's again, in agent.c; log-level.h has the precedence). */
 static void
-apply_log_level(CaConfig *config)
+apply_log_levels(const CaAgentSettings *set)
 {
-    CaLogLevel level = CA_LOG_INFO;
-    const char *name = gl.log_level_override ? gl.log_level_override
-                                             : ca_config_get_string(config, "agent", "log-level");
+    CaLogLevel level;
 
-    ca_log_level_from_string(name, &level);
-    ca_log_set_level(level);
+    ca_log_set_level_from(CA_LOG_LEVEL_FROM_CONFIG, set->log_level);
+    if (gl.log_level_override && ca_log_level_from_string(gl.log_level_override, &level))
+        ca_log_set_level_from(CA_LOG_LEVEL_FROM_COMMAND_LINE, level);
 }
 
 /* Load, validate and apply the config files again (SIGHUP, cmd/reload). */
@@ -58,8 +60,6 @@ reload_config(GError **error, gpointer user_data)
     if (ok) {
         log_warnings(config);
         ca_agent_reload(gl.agent, config);
-        if (!gl.log_level_override)
-            apply_log_level(config);
         g_clear_pointer(&gl.config, ca_config_unref);
         gl.config = g_steal_pointer(&config);
     }
@@ -122,6 +122,7 @@ main(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
     CaLogLevel level;
+    CaAgentSettings set;
     GOptionEntry entries[] = {
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
          "Config file (default " CA_CONFIG_DEFAULT_PATH ", plus <file>.d/*.conf)", "PATH"},
@@ -175,16 +176,16 @@ main(int argc, char **argv)
         ca_err("invalid configuration:\n%s", error->message);
         return 1;
     }
-    apply_log_level(gl.config);
+    ca_agent_settings_load(&set, gl.config);
+    apply_log_levels(&set);
     log_warnings(gl.config);
-    {
-        const char *state_dir = ca_config_get_string(gl.config, "agent", "state-dir");
-        if (g_mkdir_with_parents(state_dir, 0700) < 0) {
-            ca_err("cannot create state-dir \"%s\": %s", state_dir, g_strerror(errno));
-            ca_config_unref(gl.config);
-            return 1;
-        }
+    if (g_mkdir_with_parents(set.state_dir, 0700) < 0) {
+        ca_err("cannot create state-dir \"%s\": %s", set.state_dir, g_strerror(errno));
+        ca_agent_settings_clear(&set);
+        ca_config_unref(gl.config);
+        return 1;
     }
+    ca_agent_settings_clear(&set);
 
     gl.loop = g_main_loop_new(NULL, FALSE);
     gl.notify = ca_notify_new();

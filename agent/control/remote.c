@@ -9,6 +9,7 @@
 #include "autocleanups.h"
 #include "error.h"
 #include "log.h"
+#include "remote-settings.h"
 #include "sms-command.h"
 #include "totp.h"
 
@@ -21,7 +22,7 @@
 typedef struct _SmsReply SmsReply;
 
 struct _CaRemote {
-    CaConfig *config;
+    CaRemoteSettings set;
     CaCommands *registry; /* borrowed; outlives us */
     CaRemoteHooks hooks;
     gint64 started_at; /* monotonic us */
@@ -65,13 +66,13 @@ publish_event(CaRemote *self, const char *type, const cJSON *fields)
 static const char *
 device_id(CaRemote *self)
 {
-    return ca_config_get_string(self->config, "agent", "device-id");
+    return self->set.device_id;
 }
 
 static char *
 state_path(CaRemote *self, const char *name)
 {
-    return g_build_filename(ca_config_get_string(self->config, "agent", "state-dir"), name, NULL);
+    return g_build_filename(self->set.state_dir, name, NULL);
 }
 
 /*****************************************************************************/
@@ -128,9 +129,11 @@ log_level_cb(CaCommand *cmd, gpointer user_data)
         ca_command_return_error(cmd, "args.level: unknown level");
         return;
     }
-    ca_log_set_level(wanted);
-    ca_msg("log level %s (was %s), asked by %s", ca_log_level_to_string(wanted),
-           ca_log_level_to_string(previous), ca_command_get_source(cmd));
+    /* Wins over --log-level and the config until the next reload (log-level.h). */
+    ca_log_set_level_from(CA_LOG_LEVEL_FROM_COMMAND, wanted);
+    ca_msg("log level %s (was %s), asked by %s, until the next reload",
+           ca_log_level_to_string(wanted), ca_log_level_to_string(previous),
+           ca_command_get_source(cmd));
     result = cJSON_CreateObject();
     cJSON_AddStringToObject(result, "level", ca_log_level_to_string(wanted));
     cJSON_AddStringToObject(result, "previous", ca_log_level_to_string(previous));
@@ -199,7 +202,7 @@ static gboolean
 reboot_timer_cb(gpointer user_data)
 {
     CaRemote *self = user_data;
-    const char *line = ca_config_get_string(self->config, "commands", "reboot-command");
+    const char *line = self->set.reboot_command;
     g_auto(GStrv) argv = NULL;
     g_autoptr(GError) error = NULL;
 
@@ -227,13 +230,13 @@ static void
 reboot_cb(CaCommand *cmd, gpointer user_data)
 {
     CaRemote *self = user_data;
-    const char *line = ca_config_get_string(self->config, "commands", "reboot-command");
-    gint64 delay = ca_config_get_int(self->config, "commands", "reboot-delay");
+    const char *line = self->set.reboot_command;
+    gint64 delay = self->set.reboot_delay_s;
     g_auto(GStrv) argv = NULL;
     g_autoptr(GError) error = NULL;
     cJSON *result;
 
-    if (!ca_config_get_bool(self->config, "commands", "allow-reboot")) {
+    if (!self->set.allow_reboot) {
         ca_command_return_error(cmd, "reboot not allowed ([commands] allow-reboot=false)");
         return;
     }
@@ -295,14 +298,14 @@ sms_reply_cb(CaCommand *cmd, const char *result_json, gpointer user_data)
 static void
 guard_setup(CaRemote *self)
 {
-    const char *path = ca_config_get_string(self->config, "sms-commands", "secret-file");
+    const char *path = self->set.sms_commands.secret_file;
     g_autofree char *state = state_path(self, "sms-commands.state");
     g_autofree char *warning = NULL;
     g_autoptr(GError) error = NULL;
 
     g_clear_pointer(&self->guard, ca_sms_guard_free);
     g_clear_pointer(&self->secret, g_bytes_unref);
-    self->sms_enabled = ca_config_get_bool(self->config, "sms-commands", "enabled");
+    self->sms_enabled = self->set.sms_commands.enabled;
     if (!self->sms_enabled)
         return;
     self->secret = ca_totp_load_secret(path, &error);
@@ -310,7 +313,7 @@ guard_setup(CaRemote *self)
         ca_err("SMS commands refused until fixed: secret-file %s", error->message);
         return;
     }
-    self->guard = ca_sms_guard_new(self->config, self->secret, state,
+    self->guard = ca_sms_guard_new(&self->set.sms_commands, self->secret, state,
                                    g_get_real_time() / G_USEC_PER_SEC, &warning, &error);
     if (warning)
         ca_warn("SMS commands: %s", warning);
@@ -318,8 +321,7 @@ guard_setup(CaRemote *self)
         ca_err("SMS commands refused until fixed: %s", error->message);
     else
         ca_msg("SMS commands enabled for %u sender(s)",
-               g_strv_length(
-                   (char **) ca_config_get_list(self->config, "sms-commands", "allowed-senders")));
+               g_strv_length(self->set.sms_commands.allowed_senders));
 }
 
 gboolean
@@ -427,7 +429,7 @@ alerts_restore(CaRemote *self)
 static void
 alerts_send(CaRemote *self, const CaAlert *alert, gint64 now)
 {
-    const char *const *numbers = ca_config_get_list(self->config, "sms-alerts", "numbers");
+    const char *const *numbers = (const char *const *) self->set.alert_numbers;
     g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
     CaStatusFacts facts;
     g_autofree char *text = NULL;
@@ -512,22 +514,21 @@ alerts_schedule(CaRemote *self)
 static void
 alerts_setup(CaRemote *self)
 {
-    CaAlertsConfig c;
+    const CaAlertsConfig *c = &self->set.alerts;
 
-    ca_alerts_config_init(&c, self->config);
-    if (!ca_config_get_bool(self->config, "sms-alerts", "enabled")) {
+    if (!self->set.alerts_enabled) {
         ca_clear_source(&self->alert_timer);
         g_clear_pointer(&self->alerts, ca_alerts_free);
         return;
     }
     if (self->alerts) {
-        ca_alerts_set_config(self->alerts, &c);
+        ca_alerts_set_config(self->alerts, c);
         alerts_schedule(self);
         return;
     }
     if (!self->data_known)
         return;
-    self->alerts = ca_alerts_new(&c, g_get_monotonic_time() / 1000);
+    self->alerts = ca_alerts_new(c, g_get_monotonic_time() / 1000);
     self->alert_state = CA_ALERTS_UP; /* so the first state is logged */
     alerts_restore(self);
     ca_remote_set_data_ok(self, self->data_ok);
@@ -564,7 +565,7 @@ ca_remote_new(CaConfig *config, CaCommands *registry, const CaRemoteHooks *hooks
 {
     CaRemote *self = g_new0(CaRemote, 1);
 
-    self->config = ca_config_ref(config);
+    ca_remote_settings_load(&self->set, config);
     self->registry = registry;
     self->hooks = *hooks;
     self->started_at = g_get_monotonic_time();
@@ -602,27 +603,30 @@ ca_remote_free(CaRemote *self)
     g_clear_pointer(&self->alerts, ca_alerts_free);
     g_clear_pointer(&self->guard, ca_sms_guard_free);
     g_clear_pointer(&self->secret, g_bytes_unref);
-    ca_config_unref(self->config);
+    ca_remote_settings_clear(&self->set);
     g_free(self);
 }
 
 void
 ca_remote_set_config(CaRemote *self, CaConfig *config)
 {
-    CaConfig *old = self->config;
-    gboolean rebuild = !ca_config_group_equal(old, config, "sms-commands") ||
-                       g_strcmp0(ca_config_get_string(old, "agent", "state-dir"),
-                                 ca_config_get_string(config, "agent", "state-dir")) != 0;
+    CaRemoteSettings set;
+    CaRemoteSettingsChange changed;
+    gboolean rebuild;
 
-    self->config = ca_config_ref(config);
+    ca_remote_settings_load(&set, config);
+    changed = ca_remote_settings_diff(&self->set, &set);
+    ca_remote_settings_clear(&self->set);
+    self->set = set;
+    /* [commands] and the device id are read when used. */
+    rebuild = (changed & (CA_REMOTE_SETTINGS_SMS_COMMANDS | CA_REMOTE_SETTINGS_STATE_DIR)) != 0;
     if (!rebuild && self->sms_enabled) {
         /* Same settings: rebuild only when the secret file's content changed. */
-        g_autoptr(GBytes) secret =
-            ca_totp_load_secret(ca_config_get_string(config, "sms-commands", "secret-file"), NULL);
+        g_autoptr(GBytes) secret = ca_totp_load_secret(self->set.sms_commands.secret_file, NULL);
         rebuild = !secret || !self->secret || !g_bytes_equal(secret, self->secret);
     }
     if (rebuild)
         guard_setup(self);
-    alerts_setup(self);
-    ca_config_unref(old);
+    if (changed & CA_REMOTE_SETTINGS_ALERTS)
+        alerts_setup(self);
 }

@@ -18,13 +18,6 @@ struct _CaAlerts {
     guint unreported; /* outages since the last alert that never got one */
 };
 
-void
-ca_alerts_config_init(CaAlertsConfig *c, const CaConfig *config)
-{
-    c->down_after_ms = ca_config_get_int(config, "sms-alerts", "data-down-after") * 1000;
-    c->min_interval_ms = ca_config_get_int(config, "sms-alerts", "min-interval") * 1000;
-}
-
 const char *
 ca_alerts_state_to_string(CaAlertsState state)
 {

@@ -18,8 +18,7 @@ typedef struct {
     gint64 min_interval_ms; /* min-interval between two alerts */
 } CaAlertsConfig;
 
-/* [sms-alerts] of config. */
-void ca_alerts_config_init(CaAlertsConfig *c, const CaConfig *config);
+/* Loaded from [sms-alerts] by ca_remote_settings_load (remote-settings.h). */
 
 typedef enum {
     CA_ALERTS_UP,         /* data flows (or an outage shorter than down-after ended) */

@@ -9,11 +9,15 @@
 #include <sys/stat.h>
 
 static struct {
-    CaLogLevel level;
+    CaLogLevel level; /* effective */
+    /* The level each source set (CA_LOG_LEVEL_FROM_*), when has[source]. */
+    CaLogLevel from[CA_LOG_LEVEL_FROM_COMMAND + 1];
+    gboolean has[CA_LOG_LEVEL_FROM_COMMAND + 1];
+    CaLogLevelSource source;
     gboolean personal_info;
     gboolean journal;            /* stderr is connected to journald: use <N> prefixes */
     GLogLevelFlags always_fatal; /* g_log_set_always_fatal(), e.g. G_DEBUG=fatal-criticals */
-} logstate = {CA_LOG_NOTICE + 1, FALSE, FALSE, 0};
+} logstate = {.level = CA_LOG_NOTICE + 1};
 
 static const char *const level_names[] = {
     [CA_LOG_ERROR] = "error", [CA_LOG_WARNING] = "warning", [CA_LOG_NOTICE] = "notice",
@@ -103,6 +107,8 @@ ca_log_init(CaLogLevel level, gboolean personal_info)
     static gsize installed = 0;
 
     logstate.level = level;
+    memset(logstate.has, 0, sizeof logstate.has);
+    logstate.source = CA_LOG_LEVEL_FROM_DEFAULT;
     logstate.personal_info = personal_info;
     logstate.journal = stderr_is_journal();
     /* Read the mask GLib set from G_DEBUG at start-up (the call returns the old mask). */
@@ -118,6 +124,52 @@ void
 ca_log_set_level(CaLogLevel level)
 {
     logstate.level = level;
+}
+
+void
+ca_log_set_level_from(CaLogLevelSource source, CaLogLevel level)
+{
+    static const CaLogLevelSource precedence[] = {
+        CA_LOG_LEVEL_FROM_COMMAND,
+        CA_LOG_LEVEL_FROM_COMMAND_LINE,
+        CA_LOG_LEVEL_FROM_CONFIG,
+    };
+
+    g_return_if_fail(source > CA_LOG_LEVEL_FROM_DEFAULT && source <= CA_LOG_LEVEL_FROM_COMMAND);
+    if (source == CA_LOG_LEVEL_FROM_CONFIG)
+        logstate.has[CA_LOG_LEVEL_FROM_COMMAND] = FALSE;
+    logstate.from[source] = level;
+    logstate.has[source] = TRUE;
+    for (gsize i = 0; i < G_N_ELEMENTS(precedence); i++) {
+        if (logstate.has[precedence[i]]) {
+            logstate.source = precedence[i];
+            logstate.level = logstate.from[precedence[i]];
+            return;
+        }
+    }
+    logstate.source = CA_LOG_LEVEL_FROM_DEFAULT;
+}
+
+CaLogLevelSource
+ca_log_get_level_source(void)
+{
+    return logstate.source;
+}
+
+const char *
+ca_log_level_source_to_string(CaLogLevelSource source)
+{
+    switch (source) {
+    case CA_LOG_LEVEL_FROM_DEFAULT:
+        return "default";
+    case CA_LOG_LEVEL_FROM_CONFIG:
+        return "[agent] log-level";
+    case CA_LOG_LEVEL_FROM_COMMAND_LINE:
+        return "--log-level";
+    case CA_LOG_LEVEL_FROM_COMMAND:
+        return "cmd/log-level";
+    }
+    g_assert_not_reached();
 }
 
 CaLogLevel

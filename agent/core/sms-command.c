@@ -350,14 +350,14 @@ save_last_used(CaSmsGuard *self, gint64 counter, GError **error)
 }
 
 CaSmsGuard *
-ca_sms_guard_new(const CaConfig *config, GBytes *secret, const char *state_path, gint64 unix_time,
-                 char **warning, GError **error)
+ca_sms_guard_new(const CaSmsCommandSettings *settings, GBytes *secret, const char *state_path,
+                 gint64 unix_time, char **warning, GError **error)
 {
-    const char *const *allowed = ca_config_get_list(config, "sms-commands", "allowed-senders");
+    const char *const *allowed = (const char *const *) settings->allowed_senders;
     g_autoptr(CaSmsGuard) self = g_new0(CaSmsGuard, 1);
 
     self->senders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    for (guint i = 0; allowed[i]; i++) {
+    for (guint i = 0; allowed && allowed[i]; i++) {
         char *n = ca_phone_normalize(allowed[i]);
 
         if (!n) {
@@ -373,9 +373,9 @@ ca_sms_guard_new(const CaConfig *config, GBytes *secret, const char *state_path,
                     CA_SMS_COMMAND_MAX_SENDERS);
         return NULL;
     }
-    self->max_failures = (guint) ca_config_get_int(config, "sms-commands", "max-failures");
-    self->lockout_ms = ca_config_get_int(config, "sms-commands", "lockout") * 1000;
-    self->budget = (guint) ca_config_get_int(config, "sms-commands", "max-failures-per-hour");
+    self->max_failures = settings->max_failures;
+    self->lockout_ms = settings->lockout_ms;
+    self->budget = settings->max_failures_per_hour;
     self->recent = g_new0(gint64, self->budget);
     self->secret = g_bytes_ref(secret);
     self->secret_id = ca_totp_secret_id(secret);

@@ -7,6 +7,7 @@
  * Does not own: running commands, sending replies, publishing events (agent.c wiring). */
 #pragma once
 #include "config.h"
+#include "sms-command-settings.h"
 #include "totp.h"
 
 #include <cjson/cJSON.h>
@@ -104,14 +105,15 @@ typedef struct {
     gint64 counter;          /* accepted: the TOTP step that was used */
 } CaSmsDecision;
 
-/* A guard for config's [sms-commands] with the decoded secret. Replay state lives in
+/* A guard for settings ([sms-commands]) with the decoded secret. Replay state lives in
  * state_path (a small key file, one "last used step" per secret id, written atomically
  * and synced before a command is accepted). A missing file means nothing was used; an
  * unreadable or corrupt one is treated as "used up to now + skew" (fail closed, self-
  * healing within a minute), with a warning in *warning (may be NULL). unix_time: now.
  * Errors (CA_ERROR_INVALID_CONFIG): more than CA_SMS_COMMAND_MAX_SENDERS senders. */
-CaSmsGuard *ca_sms_guard_new(const CaConfig *config, GBytes *secret, const char *state_path,
-                             gint64 unix_time, char **warning, GError **error);
+CaSmsGuard *ca_sms_guard_new(const CaSmsCommandSettings *settings, GBytes *secret,
+                             const char *state_path, gint64 unix_time, char **warning,
+                             GError **error);
 void ca_sms_guard_free(CaSmsGuard *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaSmsGuard, ca_sms_guard_free)
 

@@ -4,10 +4,11 @@
 
 #include "autocleanups.h"
 #include "log.h"
+#include "telemetry-settings.h"
 #include "telemetry.h"
 
 struct _CaTelemetryPublisher {
-    CaTelemetryPolicy policy;
+    CaTelemetrySettings set;
     CaTelemetryPublishFunc publish;
     CaTelemetryEventFunc event;
     gpointer user_data;
@@ -28,7 +29,7 @@ ca_telemetry_publisher_new(CaConfig *config, CaTelemetryPublishFunc publish,
 {
     CaTelemetryPublisher *self = g_new0(CaTelemetryPublisher, 1);
 
-    ca_telemetry_policy_from_config(&self->policy, config);
+    ca_telemetry_settings_load(&self->set, config);
     self->publish = publish;
     self->event = event;
     self->user_data = user_data;
@@ -45,13 +46,19 @@ ca_telemetry_publisher_free(CaTelemetryPublisher *self)
     ca_clear_source(&self->timer);
     ca_modem_facts_clear(&self->current);
     ca_modem_facts_clear(&self->published);
+    ca_telemetry_settings_clear(&self->set);
     g_free(self);
 }
 
 void
 ca_telemetry_publisher_set_config(CaTelemetryPublisher *self, CaConfig *config)
 {
-    ca_telemetry_policy_from_config(&self->policy, config);
+    CaTelemetrySettings set;
+
+    ca_telemetry_settings_load(&set, config);
+    if (ca_telemetry_settings_equal(&self->set, &set))
+        return;
+    self->set = set;
     reschedule(self);
 }
 
@@ -89,7 +96,7 @@ reschedule(CaTelemetryPublisher *self)
 
     if (!self->have_current)
         return;
-    next = ca_telemetry_next_publish(&self->policy, &self->published, self->last_publish_us,
+    next = ca_telemetry_next_publish(&self->set.policy, &self->published, self->last_publish_us,
                                      self->have_published, &self->current, now);
     ca_clear_source(&self->timer);
     if (next <= now) {

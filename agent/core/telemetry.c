@@ -13,15 +13,6 @@
 /*****************************************************************************/
 /* Policy */
 
-void
-ca_telemetry_policy_from_config(CaTelemetryPolicy *policy, const CaConfig *config)
-{
-    policy->interval_s = (guint) ca_config_get_int(config, "telemetry", "interval");
-    policy->min_spacing_s = (guint) ca_config_get_int(config, "telemetry", "min-spacing");
-    policy->quality_deadband = (guint) ca_config_get_int(config, "telemetry", "quality-deadband");
-    policy->signal_deadband = (double) ca_config_get_int(config, "telemetry", "signal-deadband");
-}
-
 const char *
 ca_telemetry_change_to_string(CaTelemetryChange change)
 {

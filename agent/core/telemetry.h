@@ -20,8 +20,7 @@ typedef struct {
     double signal_deadband; /* RSSI/RSRP/RSRQ/SNR change (dB) that counts */
 } CaTelemetryPolicy;
 
-/* Fill the policy from config's [telemetry] group. */
-void ca_telemetry_policy_from_config(CaTelemetryPolicy *policy, const CaConfig *config);
+/* Loaded from the config by ca_telemetry_settings_load (telemetry-settings.h). */
 
 /* How much a facts change matters for publishing. */
 typedef enum {

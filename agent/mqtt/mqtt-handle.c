@@ -115,12 +115,12 @@ ca_mqtt_set_socket_options(CaMqtt *self)
 {
     int fd = mosquitto_socket(self->mosq);
     int on = 1;
-    int idle = self->keepalive;
-    int intvl = MAX(self->keepalive / 4, 1);
+    int idle = self->set.keepalive;
+    int intvl = MAX(self->set.keepalive / 4, 1);
     int cnt = 4;
     /* Unacknowledged data for two keepalive periods means the path is dead (without
      * this, retransmissions go on for ~15 min). */
-    unsigned int user_timeout = (unsigned int) self->keepalive * 2 * 1000;
+    unsigned int user_timeout = (unsigned int) self->set.keepalive * 2 * 1000;
 
     if (fd < 0)
         return;
@@ -185,30 +185,28 @@ ca_mqtt_destroy_handle(CaMqtt *self)
 gboolean
 ca_mqtt_create_handle(CaMqtt *self)
 {
-    CaConfig *c = self->config;
-    const char *client_id = ca_config_get_string(c, "mqtt", "client-id");
-    gint64 expiry = ca_config_get_int(c, "mqtt", "session-expiry");
+    const CaMqttSettings *s = &self->set;
     g_autofree char *will_topic = g_strconcat(self->base, "/status", NULL);
     g_autofree char *offline = ca_mqtt_status_payload(FALSE, NULL, 0);
     g_autoptr(CaMosquitto) mosq = NULL;
     int rc;
 
-    mosq = mosquitto_new(client_id, expiry == 0, self);
+    mosq = mosquitto_new(s->client_id, s->session_expiry == 0, self);
     if (!mosq) {
         ca_err("cannot create the MQTT client: %s", g_strerror(errno));
         return FALSE;
     }
     mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
-                         self->v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+                         self->set.v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
     rc = mosquitto_will_set(mosq, will_topic, (int) strlen(offline), offline, 1, true);
     if (rc != MOSQ_ERR_SUCCESS) {
         ca_err("cannot set the Last Will: %s", mosquitto_strerror(rc));
         return FALSE;
     }
-    if (ca_config_get_bool(c, "mqtt", "tls")) {
-        const char *ca = ca_config_get_string(c, "mqtt", "ca-file");
-        const char *cert = ca_config_get_string(c, "mqtt", "cert-file");
-        const char *key = ca_config_get_string(c, "mqtt", "key-file");
+    if (s->tls) {
+        const char *ca = s->ca_file;
+        const char *cert = s->cert_file;
+        const char *key = s->key_file;
 
         if (!*ca)
             mosquitto_int_option(mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
@@ -223,22 +221,23 @@ ca_mqtt_create_handle(CaMqtt *self)
         }
         /* cert_reqs 1 = SSL_VERIFY_PEER; tls_version is the minimum. Hostname
          * verification stays on (mosquitto_tls_insecure_set is never called). */
-        rc = mosquitto_tls_opts_set(mosq, 1, ca_config_get_string(c, "mqtt", "tls-version"), NULL);
+        rc = mosquitto_tls_opts_set(mosq, 1, s->tls_version, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
             ca_err("TLS options rejected: %s", mosquitto_strerror(rc));
             return FALSE;
         }
     }
-    if (self->v5) {
+    if (self->set.v5) {
         mosquitto_property *props = NULL;
 
-        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, (uint32_t) expiry);
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                     (uint32_t) s->session_expiry);
         mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, MAX_INCOMING);
         /* libmosquitto 2.0 has no asynchronous connect that takes CONNECT properties, but
          * mosquitto_connect_bind_v5 stores them before it validates its arguments: with an
          * invalid port it stores them and returns MOSQ_ERR_INVAL without connecting, and
          * connect_async then sends them. test_mqtt_session covers this. */
-        rc = mosquitto_connect_bind_v5(mosq, self->host, -1, self->keepalive, NULL, props);
+        rc = mosquitto_connect_bind_v5(mosq, self->set.host, -1, self->set.keepalive, NULL, props);
         mosquitto_property_free_all(&props);
         if (rc != MOSQ_ERR_INVAL)
             ca_warn("storing MQTT 5 CONNECT properties returned \"%s\", ignoring",
@@ -265,8 +264,8 @@ ca_mqtt_create_handle(CaMqtt *self)
 gboolean
 ca_mqtt_set_credentials(CaMqtt *self)
 {
-    const char *pwfile = ca_config_get_string(self->config, "mqtt", "password-file");
-    const char *user = ca_config_get_string(self->config, "mqtt", "username");
+    const char *pwfile = self->set.password_file;
+    const char *user = self->set.username;
     g_autofree char *password = NULL;
     int rc;
 

@@ -5,6 +5,7 @@
 #pragma once
 #include "backoff.h"
 #include "error.h"
+#include "mqtt-settings.h"
 #include "mqtt.h"
 
 #include <mosquitto.h>
@@ -55,14 +56,8 @@ struct _CaMqtt {
     GObject parent;
 
     /* Settings (from the config snapshot) */
-    CaConfig *config;
-    char *base;
-    char *host;
-    int port;
-    int keepalive;
-    gboolean v5;
-    guint queue_limit;
-    gsize queue_limit_bytes;
+    CaMqttSettings set;
+    char *base; /* <topic-prefix>/<device-id> */
     gint64 started_at_us;
 
     /* Connection */

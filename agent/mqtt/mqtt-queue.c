@@ -208,7 +208,7 @@ ca_mqtt_report_drops(CaMqtt *self)
     cJSON_AddNumberToObject(fields, "dropped", total);
     cJSON_AddNumberToObject(fields, "dropped_telemetry", self->dropped_telemetry);
     cJSON_AddNumberToObject(fields, "dropped_other", self->dropped_other);
-    cJSON_AddNumberToObject(fields, "queue_limit", self->queue_limit);
+    cJSON_AddNumberToObject(fields, "queue_limit", self->set.queue_limit);
     cJSON_AddStringToObject(fields, "first_drop", first);
     cJSON_AddStringToObject(fields, "last_drop", last);
     ca_msg("outbound queue dropped %u messages while the broker was unreachable (%u telemetry)",
@@ -227,8 +227,8 @@ ca_mqtt_report_drops(CaMqtt *self)
 void
 ca_mqtt_enforce_limits(CaMqtt *self)
 {
-    while (self->queue.length > self->queue_limit ||
-           (self->queue_bytes > self->queue_limit_bytes && self->queue.length > 0)) {
+    while (self->queue.length > self->set.queue_limit ||
+           (self->queue_bytes > self->set.queue_limit_bytes && self->queue.length > 0)) {
         GList *victim = NULL;
         Msg *m;
 
@@ -246,7 +246,7 @@ ca_mqtt_enforce_limits(CaMqtt *self)
             self->first_drop_us = g_get_real_time();
             ca_warn("outbound queue full (%u messages, %zu bytes): dropping the oldest "
                     "messages, telemetry first",
-                    self->queue_limit, self->queue_bytes);
+                    self->set.queue_limit, self->queue_bytes);
         }
         self->last_drop_us = g_get_real_time();
         if (m->klass == CA_MQTT_MSG_TELEMETRY)
@@ -256,7 +256,7 @@ ca_mqtt_enforce_limits(CaMqtt *self)
         self->dropped_total++;
         ca_mqtt_msg_complete(m, g_error_new(CA_ERROR, CA_ERROR_LIMIT,
                                             "dropped: the outbound queue is full (queue-limit %u)",
-                                            self->queue_limit));
+                                            self->set.queue_limit));
     }
 }
 

@@ -66,11 +66,11 @@ static guint
 misc_delay_ms(CaMqtt *self, gboolean from_ref)
 {
     gint64 now = g_get_monotonic_time();
-    gint64 due = self->keepalive_ref_us + ((gint64) self->keepalive + 1) * G_USEC_PER_SEC;
+    gint64 due = self->keepalive_ref_us + ((gint64) self->set.keepalive + 1) * G_USEC_PER_SEC;
 
     if (from_ref)
         return (guint) CLAMP((due - now) / 1000, 0, G_MAXUINT32 / 2);
-    return (guint) MAX(self->keepalive * 1000 / 4, 1000);
+    return (guint) MAX(self->set.keepalive * 1000 / 4, 1000);
 }
 
 static gboolean
@@ -180,7 +180,7 @@ schedule_reconnect(CaMqtt *self)
 {
     guint delay = ca_backoff_next(&self->backoff);
 
-    ca_msg("reconnecting to %s:%d in %.1f s", self->host, self->port, delay / 1000.0);
+    ca_msg("reconnecting to %s:%d in %.1f s", self->set.host, self->set.port, delay / 1000.0);
     enter_state(self, STATE_RECONNECT_WAIT);
     self->retry_timer = timer_new(delay, retry_timer_cb, self);
 }
@@ -197,8 +197,8 @@ do_connect(CaMqtt *self)
         schedule_reconnect(self);
         return;
     }
-    ca_info("connecting to %s:%d (MQTT %s%s)", self->host, self->port, self->v5 ? "5" : "3.1.1",
-            ca_config_get_bool(self->config, "mqtt", "tls") ? ", TLS" : "");
+    ca_info("connecting to %s:%d (MQTT %s%s)", self->set.host, self->set.port,
+            self->set.v5 ? "5" : "3.1.1", self->set.tls ? ", TLS" : "");
     g_clear_pointer(&self->last_lib_error, g_free);
     /* Fail QoS 0 messages libmosquitto still holds: a new connect discards them. */
     for (GList *l = self->handed.head, *next; l; l = next) {
@@ -217,13 +217,13 @@ do_connect(CaMqtt *self)
     /* Non-blocking TCP connect; CONNECT is queued and goes out once the socket is
      * writable. getaddrinfo inside is blocking (docs/mqtt.md: bounded by resolving
      * asynchronously first). */
-    rc = mosquitto_connect_async(self->mosq, self->host, self->port, self->keepalive);
+    rc = mosquitto_connect_async(self->mosq, self->set.host, self->set.port, self->set.keepalive);
     err = errno;
     took_ms = (g_get_monotonic_time() - t0) / 1000;
     if (took_ms >= SLOW_CONNECT_MS)
         ca_warn("starting the connection to %s blocked the main loop for %" G_GINT64_FORMAT
                 " ms (name resolution)",
-                self->host, took_ms);
+                self->set.host, took_ms);
     self->lib_connected = TRUE;
     if (rc != MOSQ_ERR_SUCCESS) {
         /* e.g. refused at once on loopback, or the name did not resolve */
@@ -247,7 +247,7 @@ resolve_ready(GObject *source, GAsyncResult *result, gpointer user_data)
         return;
     g_clear_object(&self->resolve_cancellable);
     if (!addrs) {
-        ca_warn("cannot resolve broker host \"%s\": %s", self->host, error->message);
+        ca_warn("cannot resolve broker host \"%s\": %s", self->set.host, error->message);
         schedule_reconnect(self);
         return;
     }
@@ -268,15 +268,15 @@ begin_connect(CaMqtt *self)
         enter_state(self, STATE_WAIT_LINK);
         return;
     }
-    literal = g_inet_address_new_from_string(self->host);
+    literal = g_inet_address_new_from_string(self->set.host);
     if (literal) {
         do_connect(self);
         return;
     }
     enter_state(self, STATE_RESOLVING);
     self->resolve_cancellable = g_cancellable_new();
-    g_resolver_lookup_by_name_async(g_resolver_get_default(), self->host, self->resolve_cancellable,
-                                    resolve_ready, self);
+    g_resolver_lookup_by_name_async(g_resolver_get_default(), self->set.host,
+                                    self->resolve_cancellable, resolve_ready, self);
     /* g_resolver_get_default returned a new reference: drop it (the task holds its own). */
     g_object_unref(g_resolver_get_default());
 }
@@ -334,7 +334,7 @@ ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
         reason = g_strdup_printf("the broker disconnected us: %s (reason code %d)",
                                  mosquitto_reason_string(rc), rc);
     else if (rc == MOSQ_ERR_EAI)
-        reason = g_strdup_printf("cannot resolve \"%s\"", self->host);
+        reason = g_strdup_printf("cannot resolve \"%s\"", self->set.host);
     else
         reason = g_strdup(mosquitto_strerror(rc));
     if (self->last_lib_error && (rc == MOSQ_ERR_TLS || !was_connected)) {
@@ -345,12 +345,12 @@ ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
     if (was_connected) {
         gint64 up_ms = (g_get_monotonic_time() - self->connected_at) / 1000;
 
-        ca_msg("disconnected from %s:%d after %" G_GINT64_FORMAT " s: %s", self->host, self->port,
-               up_ms / 1000, reason);
+        ca_msg("disconnected from %s:%d after %" G_GINT64_FORMAT " s: %s", self->set.host,
+               self->set.port, up_ms / 1000, reason);
         if (up_ms >= STABLE_MS)
             ca_backoff_reset(&self->backoff);
     } else {
-        ca_warn("connection to %s:%d failed: %s", self->host, self->port, reason);
+        ca_warn("connection to %s:%d failed: %s", self->set.host, self->set.port, reason);
     }
     /* Arm the retry first: a "disconnected" handler may change it (reconnect_now, stop). */
     schedule_reconnect(self);
@@ -371,7 +371,7 @@ handle_connack(CaMqtt *self, int rc, int flags)
     if (rc != 0) {
         g_autofree char *why = g_strdup_printf(
             "broker refused the connection: %s (%d)",
-            self->v5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc), rc);
+            self->set.v5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc), rc);
         ca_mqtt_connection_lost(self, MOSQ_ERR_CONN_REFUSED, 0, why);
         return;
     }
@@ -379,9 +379,8 @@ handle_connack(CaMqtt *self, int rc, int flags)
         return;
     self->connected_at = g_get_monotonic_time();
     enter_state(self, STATE_CONNECTED);
-    ca_msg("connected to %s:%d as \"%s\" (MQTT %s%s, session %s)", self->host, self->port,
-           ca_config_get_string(self->config, "mqtt", "client-id"), self->v5 ? "5" : "3.1.1",
-           ca_config_get_bool(self->config, "mqtt", "tls") ? ", TLS" : "",
+    ca_msg("connected to %s:%d as \"%s\" (MQTT %s%s, session %s)", self->set.host, self->set.port,
+           self->set.client_id, self->set.v5 ? "5" : "3.1.1", self->set.tls ? ", TLS" : "",
            session_present ? "resumed" : "new");
     if (!session_present)
         g_hash_table_remove_all(self->subs_sent);
@@ -430,8 +429,8 @@ handle_puback(CaMqtt *self, int mid, int reason)
 
         self->offline_mid = -1;
         self->stop_acked = TRUE;
-        rc = self->v5 ? mosquitto_disconnect_v5(self->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL)
-                      : mosquitto_disconnect(self->mosq);
+        rc = self->set.v5 ? mosquitto_disconnect_v5(self->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL)
+                          : mosquitto_disconnect(self->mosq);
         if (rc != MOSQ_ERR_SUCCESS)
             finish_stop(self, TRUE);
         return;
@@ -508,32 +507,25 @@ ca_mqtt_process_events(CaMqtt *self)
 /*****************************************************************************/
 /* Public API */
 
+/* Take new (its contents move to self; new is left zeroed). */
 static void
-apply_settings(CaMqtt *self, CaConfig *config)
+apply_settings(CaMqtt *self, CaMqttSettings *new)
 {
-    CaConfig *old = self->config;
-
-    self->config = ca_config_ref(config);
-    if (old)
-        ca_config_unref(old);
+    ca_mqtt_settings_clear(&self->set);
+    self->set = *new;
+    memset(new, 0, sizeof *new);
     g_free(self->base);
-    self->base = ca_mqtt_build_topic(ca_config_get_string(config, "mqtt", "topic-prefix"),
-                                     ca_config_get_string(config, "agent", "device-id"), NULL);
-    g_free(self->host);
-    self->host = g_strdup(ca_config_get_string(config, "mqtt", "host"));
-    self->port = (int) ca_config_get_int(config, "mqtt", "port");
-    self->keepalive = (int) ca_config_get_int(config, "mqtt", "keepalive");
-    self->v5 = g_str_equal(ca_config_get_string(config, "mqtt", "protocol"), "5");
-    self->queue_limit = (guint) ca_config_get_int(config, "mqtt", "queue-limit");
-    self->queue_limit_bytes = (gsize) ca_config_get_int(config, "mqtt", "queue-limit-bytes");
+    self->base = ca_mqtt_build_topic(self->set.topic_prefix, self->set.device_id, NULL);
 }
 
 CaMqtt *
 ca_mqtt_new(CaConfig *config)
 {
     CaMqtt *self = g_object_new(CA_TYPE_MQTT, NULL);
+    CaMqttSettings set;
 
-    apply_settings(self, config);
+    ca_mqtt_settings_load(&set, config);
+    apply_settings(self, &set);
     return self;
 }
 
@@ -545,7 +537,7 @@ ca_mqtt_start(CaMqtt *self)
     if (self->started)
         return;
     self->started = TRUE;
-    ca_msg("broker %s:%d, base topic \"%s\"", self->host, self->port, self->base);
+    ca_msg("broker %s:%d, base topic \"%s\"", self->set.host, self->set.port, self->base);
     begin_connect(self);
 }
 
@@ -634,28 +626,24 @@ ca_mqtt_stop_finish(CaMqtt *self, GAsyncResult *result, GError **error)
 void
 ca_mqtt_set_config(CaMqtt *self, CaConfig *config)
 {
-    gboolean changed;
+    CaMqttSettings set;
     gboolean was_connected;
 
     g_return_if_fail(CA_IS_MQTT(self));
-    changed = !ca_config_group_equal(self->config, config, "mqtt") ||
-              g_strcmp0(ca_config_get_string(self->config, "agent", "device-id"),
-                        ca_config_get_string(config, "agent", "device-id")) != 0;
-    if (!changed) {
-        CaConfig *old = self->config;
-        self->config = ca_config_ref(config);
-        ca_config_unref(old);
+    ca_mqtt_settings_load(&set, config);
+    if (ca_mqtt_settings_equal(&self->set, &set)) {
+        ca_mqtt_settings_clear(&set);
         return;
     }
-    apply_settings(self, config);
+    apply_settings(self, &set);
     ca_mqtt_enforce_limits(self);
     if (!self->started || self->stopped) {
         ca_mqtt_destroy_handle(self);
         return;
     }
     was_connected = self->state == STATE_CONNECTED;
-    ca_msg("broker settings changed: reconnecting to %s:%d, base topic \"%s\"", self->host,
-           self->port, self->base);
+    ca_msg("broker settings changed: reconnecting to %s:%d, base topic \"%s\"", self->set.host,
+           self->set.port, self->base);
     /* Closing without DISCONNECT: the broker publishes the old Last Will (offline on the
      * old base); the new connection publishes online. */
     enter_state(self, STATE_WAIT_LINK);
@@ -787,9 +775,7 @@ ca_mqtt_finalize(GObject *object)
     g_hash_table_unref(self->sub_mids);
     g_free(self->last_lib_error);
     g_free(self->base);
-    g_free(self->host);
-    if (self->config)
-        ca_config_unref(self->config);
+    ca_mqtt_settings_clear(&self->set);
     G_OBJECT_CLASS(ca_mqtt_parent_class)->finalize(object);
 }
 

@@ -19,6 +19,20 @@
 static CaConfig *config;
 static GBytes *secret;
 
+/* The guard for config's [sms-commands], as remote.c builds it. */
+static CaSmsGuard *
+guard_new(const CaConfig *c, GBytes *key, const char *state, gint64 unix_time, char **warning,
+          GError **error)
+{
+    CaSmsCommandSettings set;
+    CaSmsGuard *guard;
+
+    ca_sms_command_settings_load(&set, c);
+    guard = ca_sms_guard_new(&set, key, state, unix_time, warning, error);
+    ca_sms_command_settings_clear(&set);
+    return guard;
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -103,7 +117,7 @@ check_guard(const char *sender, const char *text)
 {
     /* A state path that can be read (absent) but never written. */
     g_autoptr(CaSmsGuard) guard =
-        ca_sms_guard_new(config, secret, "/proc/self/nonexistent/state", FUZZ_TIME, NULL, NULL);
+        guard_new(config, secret, "/proc/self/nonexistent/state", FUZZ_TIME, NULL, NULL);
     CaSmsDecision d;
     g_autoptr(cJSON) audit = NULL;
     g_autofree char *json = NULL;

@@ -9,6 +9,20 @@
 #include <string.h>
 
 static const char rfc_secret[] = "12345678901234567890";
+
+/* The guard for config's [sms-commands], as remote.c builds it. */
+static CaSmsGuard *
+guard_new(const CaConfig *config, GBytes *key, const char *state, gint64 unix_time, char **warning,
+          GError **error)
+{
+    CaSmsCommandSettings set;
+    CaSmsGuard *guard;
+
+    ca_sms_command_settings_load(&set, config);
+    guard = ca_sms_guard_new(&set, key, state, unix_time, warning, error);
+    ca_sms_command_settings_clear(&set);
+    return guard;
+}
 #define RFC_KEY ((const guint8 *) rfc_secret), 20
 
 /*****************************************************************************/
@@ -258,7 +272,7 @@ fixture_open(Fixture *f, const char *extra)
     f->secret = g_bytes_new_static(rfc_secret, 20);
     f->now_ms = 5000000;
     f->unix_time = 1111111111;
-    f->guard = ca_sms_guard_new(f->config, f->secret, f->state, f->unix_time, &warning, &error);
+    f->guard = guard_new(f->config, f->secret, f->state, f->unix_time, &warning, &error);
     g_assert_no_error(error);
     g_assert_null(warning);
     g_assert_nonnull(f->guard);
@@ -389,7 +403,7 @@ test_guard_accept_and_replay(void)
         g_autoptr(GError) error = NULL;
         g_autofree char *warning = NULL;
         g_autoptr(CaSmsGuard) again =
-            ca_sms_guard_new(f.config, f.secret, f.state, f.unix_time, &warning, &error);
+            guard_new(f.config, f.secret, f.state, f.unix_time, &warning, &error);
         CaSmsDecision d2;
 
         g_assert_no_error(error);
@@ -401,8 +415,7 @@ test_guard_accept_and_replay(void)
     /* Another secret has its own state, in the same file. */
     {
         g_autoptr(GBytes) other = g_bytes_new_static("abcdefghijklmnopqrst", 20);
-        g_autoptr(CaSmsGuard) g2 =
-            ca_sms_guard_new(f.config, other, f.state, f.unix_time, NULL, NULL);
+        g_autoptr(CaSmsGuard) g2 = guard_new(f.config, other, f.state, f.unix_time, NULL, NULL);
         g_assert_cmpint(ca_sms_guard_get_last_used(g2), ==, -1);
     }
     fixture_close(&f);
@@ -576,7 +589,7 @@ test_guard_state_unwritable(void)
         CaSmsGuard *g;
 
         g_assert_true(g_file_set_contents(file, "x", 1, NULL));
-        g = ca_sms_guard_new(c, secret, below, 1111111111, &warning, &error);
+        g = guard_new(c, secret, below, 1111111111, &warning, &error);
         g_assert_no_error(error);
         g_assert_nonnull(warning);
         g_assert_cmpint(ca_sms_guard_get_last_used(g), ==, 1111111111 / 30 + 1);
@@ -606,7 +619,7 @@ test_guard_state_corrupt(void)
     id = ca_totp_secret_id(f.secret);
     content = g_strdup_printf("[totp-used]\n%s=banana\n", id);
     g_assert_true(g_file_set_contents(f.state, content, -1, NULL));
-    g = ca_sms_guard_new(f.config, f.secret, f.state, f.unix_time, &warning, &error);
+    g = guard_new(f.config, f.secret, f.state, f.unix_time, &warning, &error);
     g_assert_no_error(error);
     g_assert_nonnull(warning);
     g_assert_cmpint(ca_sms_guard_get_last_used(g), ==, f.unix_time / 30 + 1);
@@ -623,7 +636,7 @@ test_guard_state_corrupt(void)
 
     /* Not a key file at all. */
     g_assert_true(g_file_set_contents(f.state, "\x01\x02garbage", -1, NULL));
-    g = ca_sms_guard_new(f.config, f.secret, f.state, f.unix_time, &warning, &error);
+    g = guard_new(f.config, f.secret, f.state, f.unix_time, &warning, &error);
     g_assert_no_error(error);
     g_assert_nonnull(warning);
     g_assert_cmpint(ca_sms_guard_get_last_used(g), ==, f.unix_time / 30 + 1);
@@ -648,7 +661,7 @@ test_guard_config(void)
                            senders->str);
     c = ca_config_load_from_data("t.conf", text, strlen(text), &error);
     g_assert_no_error(error);
-    g = ca_sms_guard_new(c, secret, "/nonexistent/state", 0, NULL, &error);
+    g = guard_new(c, secret, "/nonexistent/state", 0, NULL, &error);
     g_assert_null(g);
     g_assert_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG);
 }

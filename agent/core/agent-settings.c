@@ -1,0 +1,64 @@
+/* agent-settings: the composition root's typed settings (agent-settings.h). Pure. */
+#include "agent-settings.h"
+
+#include <string.h>
+
+void
+ca_agent_settings_load(CaAgentSettings *out, const CaConfig *config)
+{
+    CaLogLevel level = CA_LOG_INFO;
+
+    memset(out, 0, sizeof *out);
+    out->device_id = g_strdup(ca_config_get_string(config, "agent", "device-id"));
+    out->state_dir = g_strdup(ca_config_get_string(config, "agent", "state-dir"));
+    /* The table allows only names ca_log_level_from_string knows. */
+    ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level);
+    out->log_level = level;
+    out->sms_enabled = ca_config_get_bool(config, "sms", "enabled");
+    out->sms_commands_enabled = ca_config_get_bool(config, "sms-commands", "enabled");
+    out->sms_alerts_enabled = ca_config_get_bool(config, "sms-alerts", "enabled");
+    out->homeassistant = ca_config_get_bool(config, "telemetry", "homeassistant");
+    out->homeassistant_prefix =
+        g_strdup(ca_config_get_string(config, "telemetry", "homeassistant-prefix"));
+    out->topic_prefix = g_strdup(ca_config_get_string(config, "mqtt", "topic-prefix"));
+}
+
+void
+ca_agent_settings_clear(CaAgentSettings *settings)
+{
+    if (!settings)
+        return;
+    g_free(settings->device_id);
+    g_free(settings->state_dir);
+    g_free(settings->homeassistant_prefix);
+    g_free(settings->topic_prefix);
+    memset(settings, 0, sizeof *settings);
+}
+
+CaAgentSettingsChange
+ca_agent_settings_diff(const CaAgentSettings *a, const CaAgentSettings *b)
+{
+    CaAgentSettingsChange changed = 0;
+
+    if (a->log_level != b->log_level)
+        changed |= CA_AGENT_SETTINGS_LOG_LEVEL;
+    if (!ca_settings_str_equal(a->device_id, b->device_id))
+        changed |= CA_AGENT_SETTINGS_DEVICE_ID;
+    if (!ca_settings_str_equal(a->state_dir, b->state_dir))
+        changed |= CA_AGENT_SETTINGS_STATE_DIR;
+    if (a->sms_enabled != b->sms_enabled || a->sms_commands_enabled != b->sms_commands_enabled ||
+        a->sms_alerts_enabled != b->sms_alerts_enabled)
+        changed |= CA_AGENT_SETTINGS_WIRING;
+    if (a->homeassistant != b->homeassistant ||
+        !ca_settings_str_equal(a->homeassistant_prefix, b->homeassistant_prefix))
+        changed |= CA_AGENT_SETTINGS_HOMEASSISTANT;
+    if (!ca_settings_str_equal(a->topic_prefix, b->topic_prefix))
+        changed |= CA_AGENT_SETTINGS_TOPIC_PREFIX;
+    return changed;
+}
+
+gboolean
+ca_agent_settings_equal(const CaAgentSettings *a, const CaAgentSettings *b)
+{
+    return ca_agent_settings_diff(a, b) == 0;
+}
