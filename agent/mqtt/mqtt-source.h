@@ -1,7 +1,8 @@
 /* mqtt-source: a GSource that drives one libmosquitto handle from the GLib main loop
- * (HACKING.md C17; libmosquitto's external-loop rules in docs/mqtt.md). It follows mosquitto_socket() as the library replaces
- * or closes it, asks for G_IO_OUT only while mosquitto_want_write(), calls
- * mosquitto_loop_read/_write and hands every result code to its callback.
+ * (HACKING.md C17; libmosquitto's external-loop rules in docs/mqtt.md, "libmosquitto facts").
+ * It follows mosquitto_socket() as the library replaces or closes it, asks for G_IO_OUT
+ * only while mosquitto_want_write(), calls mosquitto_loop_read/_write and hands every
+ * result code to its callback.
  * Owns: the fd watch. Does not own: the handle, keepalive (loop_misc), reconnects. */
 #pragma once
 #include <glib.h>

@@ -3,7 +3,7 @@
 against baseline-idle (same libraries, same clients, idling) in the same run and the
 same environment, over CA_BENCH_IDLE_SECONDS (60) after both settle.
 
-Targets (issue 9): PSS <= 1.3x the baseline; < 0.2 wakeups/s outside the telemetry
+Targets (docs/benchmarks.md): PSS <= 1.3x the baseline; < 0.2 wakeups/s outside the telemetry
 timer (the agent runs with [telemetry] interval=0: no periodic timer). Both processes
 run side by side, so they share the libraries' pages the same way; private memory is
 the figure that sharing cannot move. Exits 1 when a target is missed.

@@ -139,7 +139,7 @@ def print_table(results):
 
 
 def record_figures(results):
-    """benchlib records (scripts/bench's table): worst case against the issue's target,
+    """benchlib records (scripts/bench's table): worst case against the target of docs/uplinks.md,
     the agent's median against NetworkManager alone measured in the same run."""
     cmd = benchlib.reproduce(__file__, "BENCH_RUNS=10")
     for name, r in results.items():

@@ -1,4 +1,4 @@
-/* fuzz-command: remote command requests, the payload of <base>/cmd/<name> (CONTRACT.md),
+/* fuzz-command: remote command requests, the payload of <base>/cmd/<name> (docs/mqtt.md, docs/commands.md),
  * through ca_commands_dispatch as the MQTT transport hands them over. The first input byte
  * picks how the handler answers (at once with the args echoed, with an error, later, or
  * never); the rest is the payload. Every request must get exactly one answer, a JSON object
@@ -72,7 +72,7 @@ reply(CaCommand *cmd, const char *result_json, gpointer user_data)
         ctx->first = g_strdup(result_json);
 }
 
-/* The answer's shape (CONTRACT.md): id, ok, ts; error when not ok. */
+/* The answer's shape (docs/mqtt.md, "Topics owned by this module"): id, ok, ts; error when not ok. */
 static void
 check_answer(const char *json)
 {

@@ -1,4 +1,4 @@
-/* fuzz-sms-out: sms/out requests (CONTRACT.md) through ca_sms_request_parse. The first
+/* fuzz-sms-out: sms/out requests (docs/sms.md) through ca_sms_request_parse. The first
  * input byte is max-parts (1-255, as [sms] max-parts allows); the rest is the payload.
  * Every payload gives a request or an error naming the problem, never both. A request
  * honours the contract (valid id and number, UTF-8 text within max-parts segments counted

@@ -119,7 +119,7 @@ def deliver(text, sender, timestamp=None):
     assert len(got) == n + 1, got[n:]
     # Handled means deleted from the modem too. Wait for it before the next SMS: with
     # ModemManager 1.20 a new-message notice that arrives while the previous message is
-    # still being read or deleted can be missed (LAB.md).
+    # still being read or deleted can be missed (docs/lab.md, ModemManager 1.20 quirks).
     lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
                       "the modem's storage empty again")
     return got[n]

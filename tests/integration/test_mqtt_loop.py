@@ -7,7 +7,7 @@
 - reconnect_now: a new connection at once, online again, queued QoS 1 delivered;
 - keepalive: mosquitto_loop_misc runs every keepalive/4 (not every second); at keepalive 5 s
   the broker keeps receiving PINGREQs and never drops the idle connection;
-- idle: a connected agent (keepalive 60 s) wakes fewer than 0.2 times a second (issue 9):
+- idle: a connected agent (keepalive 60 s) wakes fewer than 0.2 times a second (docs/benchmarks.md, idle target):
   voluntary context switches of its main thread and CPU time over 20 s (printed; the figures
   are in docs/mqtt.md)."""
 # ctest: labels=integration;mqtt timeout=120

@@ -170,7 +170,7 @@ class Cellular(unittest.TestCase):
             lablib.wait_until(lambda: "cellular' failed to autoconnect; 0 tries left"
                               in self.nm_log(log_start), 60, "NetworkManager giving up autoconnect")
             lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, lablib.OPERATOR_INDEX)
-            # NetworkManager does not try again by itself (LAB.md section 3).
+            # NetworkManager does not try again by itself (docs/lab.md, "NetworkManager in namespaces").
             self.assertRaises(AssertionError, lablib.wait_until, connected, 5, "connected")
             t0 = time.monotonic()
             self.agent = uh.start_agent(lab, self.settings)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest: labels=integration;lab;slow timeout=480
-"""DHCP server gone on the primary (LAB.md section 3): NetworkManager 1.42 keeps the
+"""DHCP server gone on the primary (docs/lab.md, "NetworkManager in namespaces"): NetworkManager 1.42 keeps the
 lease until it expires, then drops the route, fails the device and, after its
 autoconnect retries, never tries again by itself. The agent must fail over when the
 address goes, and bring uplink1 back (re-activation) once DHCP answers again, then fail

@@ -2,7 +2,7 @@
 # ctest: labels=integration;lab;slow timeout=480
 """Random probe loss on the primary (nft `numgen random` in its ISP namespace):
 
-- 1 %: no switch and no uplink-down. The issue's target is a 10-minute run at the
+- 1 %: no switch and no uplink-down. The target is a 10-minute run at the
   default settings (interval 20 s: 30 rounds). To keep CI short this run uses interval
   1 s for CA_LOSS_SECONDS (60 s by default; 600 for the full run): ~60 lead probes, twice
   the rounds of the target run, so it is the harder test. nft drops each direction, so a probe is lost with p = 1 - 0.99^2 = 2 %; a false

@@ -528,7 +528,7 @@ class Emulator:
 # ==================================================================== fake sysfs
 
 class FakeSysfs:
-    """A fabricated USB device tree ModemManager's no-udev backend accepts (LAB.md 2, 6)."""
+    """A fabricated USB device tree ModemManager's no-udev backend accepts (docs/lab.md, the fake sysfs)."""
 
     def __init__(self, lab, personality, nports, net_mac=None):
         self.root = os.path.join(lab.run_dir, "sysfs")
@@ -1088,7 +1088,7 @@ class NetworkManager:
             self.proc.stop(sig)
 
     def restart(self):
-        """Stop, flush leftover addresses (LAB.md 3), start again."""
+        """Stop, flush leftover addresses (docs/lab.md), start again."""
         self.stop()
         for i in range(1, self.net.n + 1):
             self.net.ip(self.net.dut, "addr", "flush", "dev", "eth%d" % i, check=False)

@@ -157,7 +157,7 @@ test_restore_and_config(void)
 }
 
 /* A random walk of facts and ticks (ticks at every deadline, as the adapter does) checked
- * against the rules the issue states. */
+ * against the rules alerts.h states. */
 static void
 test_random(void)
 {

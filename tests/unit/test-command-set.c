@@ -25,7 +25,7 @@ test_table(void)
         g_assert_nonnull(c->doc);
         g_assert_true(ca_cmdset_lookup(c->name) == c);
     }
-    /* CONTRACT.md names these at least. */
+    /* docs/commands.md names these at least. */
     for (const char *const *n = contract; *n; n++)
         g_assert_nonnull(ca_cmdset_lookup(*n));
     g_assert_null(ca_cmdset_lookup("echo"));

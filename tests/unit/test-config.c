@@ -168,7 +168,7 @@ test_case(gconstpointer data)
         g_error("error \"%s\" does not contain \"%s\"", error->message, tc->expect);
 }
 
-/* Every problem is reported, not only the first (issue: port=99999 and device-id=a/b). */
+/* Every problem is reported, not only the first (for example port=99999 and device-id=a/b in one file). */
 static void
 test_all_problems(void)
 {

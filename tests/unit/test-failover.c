@@ -412,7 +412,7 @@ test_config_defaults(void)
     g_assert_false(fc->watchdog.step_enabled[CA_WD_STEP_POWER_CYCLE]); /* no command */
     g_assert_true(fc->watchdog.step_enabled[CA_WD_STEP_MODEM_RESET]);
 
-    /* The defaults meet issue 7's targets: idle probe traffic <= 15 MB a month per
+    /* The defaults meet the targets of docs/uplinks.md: idle probe traffic <= 15 MB a month per
      * uplink, silent failure detected well within 40 s (worst case: a lead probe
      * that fails after interval, its fallbacks, then down-after - 1 fast rounds). */
     bytes = ca_fo_idle_bytes_per_month(fc, 0);
