@@ -45,20 +45,31 @@ ca_mqtt_settings_clear(CaMqttSettings *settings)
     memset(settings, 0, sizeof *settings);
 }
 
+CaMqttSettingsChange
+ca_mqtt_settings_diff(const CaMqttSettings *a, const CaMqttSettings *b)
+{
+    CaMqttSettingsChange changed = 0;
+
+    if (!ca_settings_str_equal(a->host, b->host) || a->port != b->port ||
+        a->keepalive != b->keepalive || a->v5 != b->v5 ||
+        !ca_settings_str_equal(a->client_id, b->client_id) ||
+        a->session_expiry != b->session_expiry ||
+        !ca_settings_str_equal(a->username, b->username) ||
+        !ca_settings_str_equal(a->password_file, b->password_file) || a->tls != b->tls ||
+        !ca_settings_str_equal(a->ca_file, b->ca_file) ||
+        !ca_settings_str_equal(a->cert_file, b->cert_file) ||
+        !ca_settings_str_equal(a->key_file, b->key_file) ||
+        !ca_settings_str_equal(a->tls_version, b->tls_version) ||
+        !ca_settings_str_equal(a->topic_prefix, b->topic_prefix) ||
+        !ca_settings_str_equal(a->device_id, b->device_id))
+        changed |= CA_MQTT_SETTINGS_CONNECTION;
+    if (a->queue_limit != b->queue_limit || a->queue_limit_bytes != b->queue_limit_bytes)
+        changed |= CA_MQTT_SETTINGS_QUEUE;
+    return changed;
+}
+
 gboolean
 ca_mqtt_settings_equal(const CaMqttSettings *a, const CaMqttSettings *b)
 {
-    return ca_settings_str_equal(a->host, b->host) && a->port == b->port &&
-           a->keepalive == b->keepalive && a->v5 == b->v5 &&
-           ca_settings_str_equal(a->client_id, b->client_id) &&
-           a->session_expiry == b->session_expiry &&
-           ca_settings_str_equal(a->username, b->username) &&
-           ca_settings_str_equal(a->password_file, b->password_file) && a->tls == b->tls &&
-           ca_settings_str_equal(a->ca_file, b->ca_file) &&
-           ca_settings_str_equal(a->cert_file, b->cert_file) &&
-           ca_settings_str_equal(a->key_file, b->key_file) &&
-           ca_settings_str_equal(a->tls_version, b->tls_version) &&
-           ca_settings_str_equal(a->topic_prefix, b->topic_prefix) &&
-           ca_settings_str_equal(a->device_id, b->device_id) && a->queue_limit == b->queue_limit &&
-           a->queue_limit_bytes == b->queue_limit_bytes;
+    return ca_mqtt_settings_diff(a, b) == 0;
 }

@@ -24,9 +24,15 @@ typedef struct {
     gsize queue_limit_bytes;
 } CaMqttSettings;
 
+/* What changed between two settings (ca_mqtt_settings_diff); 0 = nothing. */
+typedef enum {
+    CA_MQTT_SETTINGS_CONNECTION = 1 << 0, /* anything the connection or <base> uses: reconnect */
+    CA_MQTT_SETTINGS_QUEUE = 1 << 1,      /* queue-limit, queue-limit-bytes: applied in place */
+} CaMqttSettingsChange;
+
 /* Fill out (cleared first with ca_mqtt_settings_clear, or zeroed) from config. */
 void ca_mqtt_settings_load(CaMqttSettings *out, const CaConfig *config);
 /* Free what settings owns and zero it; NULL-safe. */
 void ca_mqtt_settings_clear(CaMqttSettings *settings);
-/* TRUE when every value is the same (the MQTT module reconnects on any change). */
+CaMqttSettingsChange ca_mqtt_settings_diff(const CaMqttSettings *a, const CaMqttSettings *b);
 gboolean ca_mqtt_settings_equal(const CaMqttSettings *a, const CaMqttSettings *b);

@@ -627,16 +627,23 @@ void
 ca_mqtt_set_config(CaMqtt *self, CaConfig *config)
 {
     CaMqttSettings set;
+    CaMqttSettingsChange changed;
     gboolean was_connected;
 
     g_return_if_fail(CA_IS_MQTT(self));
     ca_mqtt_settings_load(&set, config);
-    if (ca_mqtt_settings_equal(&self->set, &set)) {
+    changed = ca_mqtt_settings_diff(&self->set, &set);
+    if (changed == 0) {
         ca_mqtt_settings_clear(&set);
         return;
     }
     apply_settings(self, &set);
     ca_mqtt_enforce_limits(self);
+    if (!(changed & CA_MQTT_SETTINGS_CONNECTION)) {
+        ca_info("outbound queue limits now %u messages, %zu bytes", self->set.queue_limit,
+                self->set.queue_limit_bytes);
+        return;
+    }
     if (!self->started || self->stopped) {
         ca_mqtt_destroy_handle(self);
         return;

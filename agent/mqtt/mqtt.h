@@ -40,8 +40,8 @@ void ca_mqtt_stop_async(CaMqtt *self, GCancellable *cancellable, GAsyncReadyCall
                         gpointer user_data);
 /* TRUE when the broker acknowledged the offline status before the disconnect. */
 gboolean ca_mqtt_stop_finish(CaMqtt *self, GAsyncResult *result, GError **error);
-/* Apply a reloaded config: reconnects with the new settings when [mqtt] or the device id
- * changed, otherwise only keeps the snapshot. */
+/* Apply a reloaded config: reconnects with the new settings when the connection's [mqtt]
+ * keys or the device id changed; new queue limits apply in place, without a reconnect. */
 void ca_mqtt_set_config(CaMqtt *self, CaConfig *config);
 /* Drop the current connection (if any) and connect again now, backoff reset
  * (e.g. the uplink switched, so the old TCP path is dead). */

@@ -2,7 +2,8 @@
 """Config reload and the connection's socket:
 - the live socket has SO_KEEPALIVE, TCP_KEEPIDLE = keepalive and TCP_USER_TIMEOUT =
   2 x keepalive (read from the agent's own fd through pidfd_getfd);
-- SIGHUP with [mqtt] unchanged keeps the connection;
+- SIGHUP with [mqtt] unchanged keeps the connection, and so does one that changes only the
+  queue limits;
 - SIGHUP pointing [mqtt] at another broker: the old broker publishes the Will (offline, no
   DISCONNECT was sent), the new one gets online; a changed device id moves the base topic."""
 # ctest: labels=integration;mqtt timeout=120
@@ -82,6 +83,14 @@ def test():
     # Unchanged [mqtt]: no reconnect.
     agent.proc.send_signal(signal.SIGHUP)
     agent.wait_log(r"configuration reloaded")
+    assert "broker settings changed" not in agent.log_text()
+
+    # Only the queue limits: applied in place, still no reconnect.
+    settings["mqtt"]["queue-limit"] = 500
+    h.write_config(agent.config, settings)
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_log(r"outbound queue limits now 500 messages")
+    agent.wait_log(r"configuration reloaded(.|\n)*configuration reloaded")
     assert "broker settings changed" not in agent.log_text()
 
     # Another broker and another device id.

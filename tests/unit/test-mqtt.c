@@ -276,6 +276,24 @@ test_set_config_base(void)
     g_assert_cmpstr(ca_mqtt_get_base(mqtt), ==, "fleet/dev2");
 }
 
+/* A reload that lowers only the queue limits trims the queue in place (oldest telemetry
+ * first) and keeps the rest of the settings. */
+static void
+test_set_config_queue_limit(void)
+{
+    g_autoptr(CaConfig) a = config_with("queue-limit=10\n");
+    g_autoptr(CaConfig) b = config_with("queue-limit=4\n");
+    g_autoptr(CaMqtt) mqtt = ca_mqtt_new(a);
+
+    for (int i = 0; i < 8; i++)
+        ca_mqtt_publish(mqtt, "telemetry", "{}", 1, TRUE, CA_MQTT_MSG_TELEMETRY);
+    g_assert_cmpuint(ca_mqtt_get_queue_length(mqtt), ==, 8);
+    ca_mqtt_set_config(mqtt, b);
+    g_assert_cmpuint(ca_mqtt_get_queue_length(mqtt), ==, 4);
+    g_assert_cmpuint(ca_mqtt_get_dropped_total(mqtt), ==, 4);
+    g_assert_cmpstr(ca_mqtt_get_base(mqtt), ==, "cellagent/dev1");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -292,5 +310,6 @@ main(int argc, char **argv)
     g_test_add_func("/mqtt/queue/cancel-queued", test_cancel_queued);
     g_test_add_func("/mqtt/stop/unconnected", test_stop_unconnected);
     g_test_add_func("/mqtt/config/base", test_set_config_base);
+    g_test_add_func("/mqtt/config/queue-limit", test_set_config_queue_limit);
     return g_test_run();
 }

@@ -131,6 +131,7 @@ typedef struct {
     CaAgentSettingsChange agent;
     CaRemoteSettingsChange remote;
     gboolean mqtt_changed;
+    CaMqttSettingsChange mqtt; /* when not 0, exactly this */
 } DiffCase;
 
 static const DiffCase diff_cases[] = {
@@ -141,7 +142,7 @@ static const DiffCase diff_cases[] = {
     {"[agent]\nstate-dir=/tmp/other\n", CA_AGENT_SETTINGS_STATE_DIR, CA_REMOTE_SETTINGS_STATE_DIR,
      FALSE},
     {"[mqtt]\ntopic-prefix=other\n", CA_AGENT_SETTINGS_TOPIC_PREFIX, 0, TRUE},
-    {"[mqtt]\nqueue-limit=5\n", 0, 0, TRUE},
+    {"[mqtt]\nqueue-limit=5\n", 0, 0, TRUE, CA_MQTT_SETTINGS_QUEUE},
     {"[telemetry]\nhomeassistant=true\n", CA_AGENT_SETTINGS_HOMEASSISTANT, 0, FALSE},
     {"[telemetry]\ninterval=5\n", 0, 0, FALSE},
     {"[sms]\nenabled=false\n", CA_AGENT_SETTINGS_WIRING, 0, FALSE},
@@ -176,6 +177,10 @@ test_diff(void)
         g_assert_cmpint(ca_agent_settings_diff(&aa, &ab), ==, dc->agent);
         g_assert_cmpint(ca_remote_settings_diff(&ra, &rb), ==, dc->remote);
         g_assert_cmpint(!ca_mqtt_settings_equal(&ma, &mb), ==, dc->mqtt_changed);
+        if (dc->mqtt)
+            g_assert_cmpint(ca_mqtt_settings_diff(&ma, &mb), ==, dc->mqtt);
+        else if (dc->mqtt_changed)
+            g_assert_cmpint(ca_mqtt_settings_diff(&ma, &mb), ==, CA_MQTT_SETTINGS_CONNECTION);
         ca_agent_settings_clear(&aa);
         ca_agent_settings_clear(&ab);
         ca_remote_settings_clear(&ra);
