@@ -7,6 +7,7 @@
 
 #include "autocleanups.h"
 #include "error.h"
+#include "json-strict.h"
 #include "log.h"
 #include "timestamp.h"
 
@@ -72,6 +73,7 @@ ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **
                          GError **error)
 {
     g_autoptr(cJSON) root = NULL;
+    g_autoptr(GError) local = NULL;
     const cJSON *id;
     cJSON *args;
 
@@ -82,9 +84,21 @@ ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **
                     "payload too large (%zu bytes, limit %d)", len, CA_COMMAND_MAX_PAYLOAD);
         return FALSE;
     }
-    root = cJSON_ParseWithLength(payload, len);
+    root = ca_json_parse_strict(payload, len, &local);
     if (!root) {
-        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid JSON");
+        /* "invalid JSON" alone for text that is no JSON at all, as documented; the reason
+         * for JSON that is refused although cJSON would take it. */
+        if (g_str_equal(local->message, "payload: not valid JSON"))
+            g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid JSON");
+        else
+            g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid JSON (%s)",
+                        local->message);
+        return FALSE;
+    }
+    /* Before the id is read: a truncated or ambiguous id must not name the answer. */
+    if (!ca_json_check_strict(root, payload, len, &local)) {
+        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid request (%s)",
+                    local->message);
         return FALSE;
     }
     if (!cJSON_IsObject(root)) {

@@ -79,6 +79,17 @@ test_parse(void)
         {"{\"id\":\"\"}", FALSE, NULL, FALSE, "invalid id"},
         {"{\"id\":\"a b\"}", FALSE, NULL, FALSE, "invalid id"},
         {"{\"id\":\"r2\",\"args\":[1]}", FALSE, "r2", FALSE, "invalid args"},
+        /* Strict: what cJSON alone would accept or silently change. */
+        {"{\"id\":\"r3\\u0000x\"}", FALSE, NULL, FALSE, "NUL character"},
+        {"{\"id\":\"r4\",\"args\":{\"level\":\"de\\u0000bug\"}}", FALSE, NULL, FALSE,
+         "NUL character"},
+        {"{\"id\":\"r5\",\"id\":\"r6\"}", FALSE, NULL, FALSE, "given more than once"},
+        {"{\"id\":\"r7\",\"args\":{\"a\":1,\"a\":2}}", FALSE, NULL, FALSE, "given more than once"},
+        {"{\"id\":\"r8\"} junk", FALSE, NULL, FALSE, "data after the JSON value"},
+        {"{\"id\":\"r9\"}{}", FALSE, NULL, FALSE, "data after the JSON value"},
+        {"{\"id\":\"r10\"}  \n", TRUE, "r10", FALSE, NULL},
+        {"{\"id\":\"r11\",\"args\":{\"a\":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}}", FALSE, NULL,
+         FALSE, "nested deeper"},
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
