@@ -487,9 +487,10 @@ ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint6
     if (!ca_sms_command_has_shape(text))
         return;
     reason = ca_sms_command_parse(text, &parsed, &detail);
-    /* Text that merely starts with a number ("1500 ok", "123456 is your code") is a command
-     * only from an allowed sender, or when a 6-digit code is followed by a known command. */
-    if (!r && !parsed.command[0])
+    /* A command is a 6-digit code followed by a known command word, whoever sends it. Text
+     * that merely starts with a number ("10 min late", "123456 is your code") is an ordinary
+     * SMS, from an allowed sender too: it goes to sms/in. */
+    if (!parsed.command[0])
         return;
     out->is_command = TRUE;
     out->parsed = parsed;

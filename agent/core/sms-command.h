@@ -116,7 +116,8 @@ void ca_sms_guard_free(CaSmsGuard *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaSmsGuard, ca_sms_guard_free)
 
 /* Judge one received SMS. now_ms: a monotonic clock (lockouts, rate window); unix_time:
- * the wall clock (TOTP). Order: command or not; sender allowed; sender locked out; parse;
+ * the wall clock (TOTP). Order: command or not (a command is exactly a 6-digit code and a
+ * known command word, from any sender; anything else is an ordinary SMS); sender allowed; sender locked out; parse;
  * failure budget over all senders; code. Failures (wrong or replayed codes only) count
  * per sender and toward max-failures-per-hour; max-failures in a row lock the sender out
  * for lockout seconds, doubling per further lockout up to 24 h; an accepted command or
