@@ -328,6 +328,7 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
     CaSmsDecision d;
     g_autoptr(cJSON) audit = NULL;
     g_autofree char *masked = NULL;
+    g_autofree char *audit_id = NULL;
     CaSmsCommandText parsed;
     const char *detail;
 
@@ -345,7 +346,7 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
         cJSON_AddStringToObject(audit, "outcome", "rejected");
         cJSON_AddStringToObject(audit, "command", parsed.command);
         cJSON_AddStringToObject(audit, "reason", "SMS commands unavailable (secret-file)");
-        cJSON_AddStringToObject(audit, "sms_id", id ? id : "");
+        cJSON_AddStringToObject(audit, "sms_id", audit_id = ca_sms_command_audit_id(NULL, id));
         publish_event(self, "sms-command", audit);
         ca_warn("SMS command %s from %s refused: SMS commands unavailable", parsed.command, masked);
         return TRUE;
@@ -355,7 +356,8 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
     if (!d.is_command)
         return FALSE;
     audit = ca_sms_decision_audit_json(&d, from, ca_log_get_personal_info());
-    cJSON_AddStringToObject(audit, "sms_id", id ? id : "");
+    audit_id = ca_sms_command_audit_id(self->secret, id);
+    cJSON_AddStringToObject(audit, "sms_id", audit_id);
     if (!d.accepted) {
         publish_event(self, "sms-command", audit);
         ca_msg("SMS command %s from %s rejected: %s%s%s%s",

@@ -570,3 +570,23 @@ ca_sms_decision_audit_json(const CaSmsDecision *d, const char *raw_sender, gbool
         cJSON_AddNumberToObject(o, "lockout", (double) (d->lockout_ms / 1000));
     return o;
 }
+
+char *
+ca_sms_command_audit_id(GBytes *secret, const char *sms_id)
+{
+    g_autofree char *hex = NULL;
+
+    if (secret && g_bytes_get_size(secret) > 0) {
+        gsize len = 0;
+        const guint8 *key = g_bytes_get_data(secret, &len);
+        g_autoptr(GHmac) hmac = g_hmac_new(G_CHECKSUM_SHA256, key, len);
+
+        g_hmac_update(hmac, (const guchar *) (sms_id ? sms_id : ""), -1);
+        hex = g_strdup(g_hmac_get_string(hmac));
+    } else {
+        hex = g_strdup_printf("%08x%08x%08x%08x", g_random_int(), g_random_int(), g_random_int(),
+                              g_random_int());
+    }
+    hex[32] = '\0';
+    return g_strconcat("cmd-", hex, NULL);
+}

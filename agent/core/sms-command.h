@@ -129,6 +129,13 @@ gint64 ca_sms_guard_get_last_used(const CaSmsGuard *self);
 /* TRUE when sender (any form) is locked out at now_ms. */
 gboolean ca_sms_guard_is_locked_out(const CaSmsGuard *self, const char *sender, gint64 now_ms);
 
+/* The id of a command SMS in audit events: HMAC-SHA256 of its sms/in-style id (a hash of
+ * sender, SMSC time and text) keyed with the TOTP secret, "cmd-" + 32 hex digits. The plain
+ * id would let anyone who sees the event recover the 6-digit code by trying all million
+ * (sender and time are known); without the secret this one gives nothing away, and the same
+ * SMS always gets the same audit id. With no secret (SMS commands unusable): a random id. */
+char *ca_sms_command_audit_id(GBytes *secret, const char *sms_id);
+
 /* The audit event fields (type "sms-command"): "from" (masked unless personal),
  * "outcome" ("accepted"/"rejected"), "command" (known commands only, else null),
  * "reason" and "detail" when rejected, "failures", "lockout" (seconds) when one started.

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "log.h"
 #include "remote.h"
+#include "sms-command.h"
 #include "totp.h"
 
 #include <glib/gstdio.h>
@@ -346,7 +347,20 @@ test_sms_commands(void)
     g_assert_true(g_str_has_prefix(f.events->pdata[0],
                                    "sms-command {\"from\":\"+*********678\",\"outcome\":"
                                    "\"accepted\",\"command\":\"modem-reset\",\"failures\":0,"
-                                   "\"sms_id\":\"m3\",\"command_id\":\"sms-"));
+                                   "\"sms_id\":\"cmd-"));
+    /* The audit id is keyed with the secret: the SMS's own id (a plain hash of sender, time
+     * and text, from which the code could be recovered by trying all million) never shows. */
+    {
+        g_autoptr(GBytes) key = g_bytes_new_static(rfc_secret, 20);
+        g_autofree char *want = ca_sms_command_audit_id(key, "m3");
+        g_autofree char *other = ca_sms_command_audit_id(key, "m4");
+        g_autofree char *field = g_strdup_printf("\"sms_id\":\"%s\",\"command_id\":\"sms-", want);
+
+        g_assert_nonnull(strstr(f.events->pdata[0], field));
+        g_assert_null(strstr(f.events->pdata[0], "\"m3\""));
+        g_assert_cmpstr(want, !=, other);
+        g_assert_cmpuint(strlen(want), ==, 4 + 32);
+    }
     g_assert_true(g_str_has_prefix(f.events->pdata[1],
                                    "command {\"command\":\"modem-reset\",\"source\":\"sms\","));
     g_assert_cmpuint(f.sms->len, ==, 1);
