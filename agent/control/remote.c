@@ -10,6 +10,7 @@
 #include "error.h"
 #include "log.h"
 #include "sms-command.h"
+#include "timestamp.h"
 #include "totp.h"
 
 #include <errno.h>
@@ -352,7 +353,7 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
         return TRUE;
     }
     ca_sms_guard_check(self->guard, from ? from : "", text ? text : "",
-                       g_get_monotonic_time() / 1000, g_get_real_time() / G_USEC_PER_SEC, &d);
+                       g_get_real_time() / G_USEC_PER_SEC, &d);
     if (!d.is_command)
         return FALSE;
     audit = ca_sms_decision_audit_json(&d, from, ca_log_get_personal_info());
@@ -364,8 +365,18 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
                d.parsed.command[0] ? d.parsed.command : "(unknown)", masked,
                ca_sms_reason_to_string(d.reason), d.detail ? " (" : "", d.detail ? d.detail : "",
                d.detail ? ")" : "");
-        if (d.lockout_ms > 0)
-            ca_warn("sender %s locked out for %" G_GINT64_FORMAT " s", masked, d.lockout_ms / 1000);
+        if (d.lockout_ms > 0) {
+            g_autoptr(cJSON) locked = cJSON_CreateObject();
+            g_autofree char *until = ca_timestamp_format(g_get_real_time() + d.lockout_ms * 1000);
+
+            cJSON_AddNumberToObject(locked, "failures", d.failures);
+            cJSON_AddNumberToObject(locked, "seconds", (double) (d.lockout_ms / 1000));
+            cJSON_AddStringToObject(locked, "until", until);
+            publish_event(self, "sms-commands-locked", locked);
+            ca_warn("SMS commands locked out for %" G_GINT64_FORMAT " s after %u failed codes "
+                    "within an hour (last from %s)",
+                    d.lockout_ms / 1000, d.failures, masked);
+        }
         return TRUE;
     }
     {
