@@ -346,7 +346,6 @@ prune_failures(CaSmsGuard *self, gint64 unix_time)
 static void
 load_failures(CaSmsGuard *self, GKeyFile *kf, gint64 unix_time)
 {
-    g_autofree gint64 *times = NULL;
     gsize n = 0;
     g_auto(GStrv) list = g_key_file_get_string_list(kf, FAILURES_GROUP, "times", &n, NULL);
     g_autofree char *until = g_key_file_get_value(kf, FAILURES_GROUP, "locked-until", NULL);

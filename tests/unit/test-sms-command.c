@@ -551,7 +551,9 @@ test_guard_national_senders_refused(void)
     g_assert_nonnull(strstr(error->message, "allowed-senders"));
     g_assert_nonnull(strstr(error->message, "international"));
     g_assert_true(ca_phone_check_international("0044 20 7946 0000", &why));
+    g_assert_null(why);
     g_assert_false(ca_phone_check_international("0722000111", &why));
+    g_clear_pointer(&why, g_free);
     g_assert_false(ca_phone_check_international("MPESA", &why));
 }
 
