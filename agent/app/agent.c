@@ -92,6 +92,16 @@ wire_mqtt(CaAgent *self)
 {
     self->mqtt = ca_mqtt_new(self->config);
     self->commands = ca_commands_new();
+    {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *journal = g_build_filename(
+            ca_config_get_string(self->config, "agent", "state-dir"), "commands.journal", NULL);
+
+        if (!ca_commands_set_journal(self->commands, journal, &error))
+            ca_warn("command ids are kept in memory only (%s): a request repeated after a "
+                    "restart could run again",
+                    error->message);
+    }
     ca_commands_register(self->commands, "ping", ping_cb, self, NULL);
     self->commands_mqtt = ca_commands_mqtt_new(self->commands, self->mqtt);
 }

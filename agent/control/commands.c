@@ -6,14 +6,16 @@
 #include "commands.h"
 
 #include "autocleanups.h"
+#include "dedupe.h"
 #include "error.h"
+#include "json-strict.h"
 #include "log.h"
 #include "timestamp.h"
 
 #include <stdarg.h>
 #include <string.h>
 
-#define RECENT_MAX 256 /* (name, id) pairs remembered for duplicate detection */
+#define RECENT_MAX 1000 /* (name, id) pairs remembered for duplicate detection */
 
 typedef struct {
     CaCommandHandler handler;
@@ -28,6 +30,7 @@ typedef struct {
     GQueue recent_order;        /* keys, oldest first (owned by the hash table) */
     CaCommandObserver observer; /* cleared when the registry goes */
     gpointer observer_data;
+    CaDedupe *journal; /* the same pairs on disk (ca_commands_set_journal), or NULL */
 } Recent;
 
 struct _CaCommands {
@@ -69,22 +72,37 @@ ca_command_name_is_valid(const char *name)
 
 gboolean
 ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **out_args,
-                         GError **error)
+                         gint64 *out_expires_us, GError **error)
 {
     g_autoptr(cJSON) root = NULL;
+    g_autoptr(GError) local = NULL;
     const cJSON *id;
+    const cJSON *expires;
     cJSON *args;
 
     *out_id = NULL;
     *out_args = NULL;
+    *out_expires_us = 0;
     if (len > CA_COMMAND_MAX_PAYLOAD) {
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
                     "payload too large (%zu bytes, limit %d)", len, CA_COMMAND_MAX_PAYLOAD);
         return FALSE;
     }
-    root = cJSON_ParseWithLength(payload, len);
+    root = ca_json_parse_strict(payload, len, &local);
     if (!root) {
-        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid JSON");
+        /* "invalid JSON" alone for text that is no JSON at all, as documented; the reason
+         * for JSON that is refused although cJSON would take it. */
+        if (g_str_equal(local->message, "payload: not valid JSON"))
+            g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid JSON");
+        else
+            g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid JSON (%s)",
+                        local->message);
+        return FALSE;
+    }
+    /* Before the id is read: a truncated or ambiguous id must not name the answer. */
+    if (!ca_json_check_strict(root, payload, len, &local)) {
+        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "invalid request (%s)",
+                    local->message);
         return FALSE;
     }
     if (!cJSON_IsObject(root)) {
@@ -103,6 +121,20 @@ ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **
         return FALSE;
     }
     *out_id = g_strdup(id->valuestring);
+    expires = cJSON_GetObjectItemCaseSensitive(root, "expires");
+    if (expires) {
+        g_autoptr(GDateTime) t = cJSON_IsString(expires)
+                                     ? g_date_time_new_from_iso8601(expires->valuestring, NULL)
+                                     : NULL;
+
+        if (!t) {
+            g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                                "invalid expires: must be an RFC 3339 time with a zone "
+                                "(2026-12-05T10:00:00Z)");
+            return FALSE;
+        }
+        *out_expires_us = g_date_time_to_unix(t) * G_USEC_PER_SEC;
+    }
     args = cJSON_GetObjectItemCaseSensitive(root, "args");
     if (args && !cJSON_IsNull(args)) {
         if (!cJSON_IsObject(args)) {
@@ -163,6 +195,7 @@ recent_unref(Recent *r)
         return;
     g_queue_clear(&r->recent_order);
     g_hash_table_unref(r->recent);
+    g_clear_pointer(&r->journal, ca_dedupe_free);
     g_free(r);
 }
 
@@ -172,11 +205,24 @@ recent_key(const char *name, const char *id)
     return g_strconcat(name, "\037", id, NULL);
 }
 
+/* Remember (name, id) with its answer ("" while running), on disk too when there is a
+ * journal: written before the handler runs, so a request repeated after a restart (or a
+ * reboot the command itself caused) is never run again. */
 static void
 recent_put(Recent *r, const char *name, const char *id, const char *result)
 {
     char *key = recent_key(name, id);
 
+    if (r->journal) {
+        g_autoptr(cJSON) value = cJSON_CreateObject();
+        g_autoptr(GError) error = NULL;
+
+        cJSON_AddStringToObject(value, "r", result);
+        if (!ca_dedupe_record(r->journal, key, value, g_get_real_time() / G_USEC_PER_SEC, &error))
+            ca_warn("command \"%s\" id \"%s\" not recorded (%s): a repeat after a restart "
+                    "could run it again",
+                    name, id, error->message);
+    }
     if (g_hash_table_contains(r->recent, key)) {
         g_hash_table_insert(r->recent, key, g_strdup(result)); /* keeps the stored key */
         return;
@@ -412,10 +458,11 @@ ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gs
     g_autoptr(GError) error = NULL;
     g_autofree char *key = NULL;
     const char *previous;
+    gint64 expires_us = 0;
     Entry *e;
 
     g_return_if_fail(self != NULL && name != NULL);
-    if (!ca_command_parse_request(payload, len, &cmd->id, &cmd->args, &error)) {
+    if (!ca_command_parse_request(payload, len, &cmd->id, &cmd->args, &expires_us, &error)) {
         ca_command_return_gerror(cmd, error);
         return;
     }
@@ -438,6 +485,14 @@ ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gs
         ca_command_return_error(cmd, "unknown command");
         return;
     }
+    if (expires_us && g_get_real_time() >= expires_us) {
+        g_autofree char *when = ca_timestamp_format(expires_us);
+
+        /* Remembered like an answer: a repeat gets the same refusal. */
+        cmd->recent = recent_ref(self->recent);
+        ca_command_return_error(cmd, "expired at %s", when);
+        return;
+    }
     if (self->validator && !self->validator(name, cmd->args, &error, self->validator_data)) {
         ca_command_return_gerror(cmd, error);
         return;
@@ -446,4 +501,54 @@ ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gs
     recent_put(self->recent, name, cmd->id, "");
     ca_info("command \"%s\" id \"%s\" from %s", name, cmd->id, cmd->source);
     e->handler(cmd, e->user_data);
+}
+
+/* Collects (key, result) pairs from the journal, oldest first. */
+static void
+journal_entry_cb(const char *id, const cJSON *value, gint64 time_s, gpointer user_data)
+{
+    GPtrArray *out = user_data;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(value, "r");
+
+    if (!cJSON_IsString(r))
+        return;
+    g_ptr_array_add(out, g_strdup(id));
+    g_ptr_array_add(out, g_strdup(r->valuestring));
+}
+
+gboolean
+ca_commands_set_journal(CaCommands *self, const char *path, GError **error)
+{
+    g_autoptr(CaDedupe) journal = NULL;
+    g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func(g_free);
+    gint64 now = g_get_real_time();
+
+    g_return_val_if_fail(self != NULL && self->recent->journal == NULL, FALSE);
+    journal = ca_dedupe_open(path, RECENT_MAX, CA_COMMAND_JOURNAL_DAYS * 86400,
+                             now / G_USEC_PER_SEC, error);
+    if (!journal)
+        return FALSE;
+    ca_dedupe_foreach(journal, journal_entry_cb, keys);
+    for (guint i = 0; i + 1 < keys->len; i += 2) {
+        const char *key = keys->pdata[i];
+        const char *result = keys->pdata[i + 1];
+        const char *sep = strchr(key, '\037');
+        g_autofree char *name = sep ? g_strndup(key, (gsize) (sep - key)) : NULL;
+
+        if (!name)
+            continue;
+        /* Running when the agent stopped (a crash, or the reboot it asked for): it counts as
+         * run; a repeat is answered, never run again. */
+        if (!*result) {
+            g_autofree char *text = ca_command_encode_result(
+                sep + 1, FALSE, NULL, "interrupted: the agent stopped while it ran", now);
+
+            recent_put(self->recent, name, sep + 1, text);
+        } else {
+            recent_put(self->recent, name, sep + 1, result);
+        }
+    }
+    self->recent->journal = g_steal_pointer(&journal);
+    return TRUE;
 }

@@ -56,6 +56,16 @@ void ca_commands_unregister(CaCommands *self, const char *name);
  * handler; FALSE (with error set, CA_ERROR_INVALID_INPUT) answers ok:false with the
  * message and the handler never runs. */
 void ca_commands_set_validator(CaCommands *self, CaCommandValidator validator, gpointer user_data);
+/* Days a (name, id) pair is remembered on disk (and at most 1000 pairs). */
+#define CA_COMMAND_JOURNAL_DAYS 30
+
+/* Remember request ids durably in the journal at path (created when missing): a request is
+ * recorded before its handler runs, so a repeat after an agent restart or a reboot (a
+ * retained message, a QoS 1 redelivery, a backend retrying) is never run again; one that was
+ * still running when the agent stopped is answered "interrupted". Call once, before the
+ * first dispatch. Error: CA_ERROR_IO (the registry then works from memory only). */
+gboolean ca_commands_set_journal(CaCommands *self, const char *path, GError **error);
+
 /* Set the one observer (NULL to remove); it is never called after ca_commands_free, even
  * for requests still in flight. */
 void ca_commands_set_observer(CaCommands *self, CaCommandObserver observer, gpointer user_data);
@@ -97,11 +107,13 @@ void ca_command_return_gerror(CaCommand *cmd, const GError *error);
 
 /* Command names: 1-32 of a-z 0-9 - (a single MQTT topic level). */
 gboolean ca_command_name_is_valid(const char *name);
-/* Parse a request. On success *out_id and *out_args (NULL when absent) are set. On failure
+/* Parse a request. On success *out_id, *out_args (NULL when absent) and *out_expires_us
+ * (the optional "expires" field, an RFC 3339 time, as g_get_real_time() microseconds; 0 when
+ * absent) are set. On failure
  * FALSE with CA_ERROR_INVALID_INPUT and a reason for the reply ("invalid JSON", "missing
  * id", ...); *out_id is still set when the id itself was valid, so the answer can name it. */
 gboolean ca_command_parse_request(const char *payload, gsize len, char **out_id, cJSON **out_args,
-                                  GError **error);
+                                  gint64 *out_expires_us, GError **error);
 /* Encode a result: {"id":id|null,"ok":ok,"ts":TS} + "result" (when ok and result) or
  * "error" (when !ok). result is not consumed. */
 char *ca_command_encode_result(const char *id, gboolean ok, const cJSON *result, const char *error,

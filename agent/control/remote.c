@@ -11,6 +11,7 @@
 #include "log.h"
 #include "remote-settings.h"
 #include "sms-command.h"
+#include "timestamp.h"
 #include "totp.h"
 
 #include <errno.h>
@@ -330,6 +331,7 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
     CaSmsDecision d;
     g_autoptr(cJSON) audit = NULL;
     g_autofree char *masked = NULL;
+    g_autofree char *audit_id = NULL;
     CaSmsCommandText parsed;
     const char *detail;
 
@@ -347,25 +349,36 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
         cJSON_AddStringToObject(audit, "outcome", "rejected");
         cJSON_AddStringToObject(audit, "command", parsed.command);
         cJSON_AddStringToObject(audit, "reason", "SMS commands unavailable (secret-file)");
-        cJSON_AddStringToObject(audit, "sms_id", id ? id : "");
+        cJSON_AddStringToObject(audit, "sms_id", audit_id = ca_sms_command_audit_id(NULL, id));
         publish_event(self, "sms-command", audit);
         ca_warn("SMS command %s from %s refused: SMS commands unavailable", parsed.command, masked);
         return TRUE;
     }
     ca_sms_guard_check(self->guard, from ? from : "", text ? text : "",
-                       g_get_monotonic_time() / 1000, g_get_real_time() / G_USEC_PER_SEC, &d);
+                       g_get_real_time() / G_USEC_PER_SEC, &d);
     if (!d.is_command)
         return FALSE;
     audit = ca_sms_decision_audit_json(&d, from, ca_log_get_personal_info());
-    cJSON_AddStringToObject(audit, "sms_id", id ? id : "");
+    audit_id = ca_sms_command_audit_id(self->secret, id);
+    cJSON_AddStringToObject(audit, "sms_id", audit_id);
     if (!d.accepted) {
         publish_event(self, "sms-command", audit);
         ca_msg("SMS command %s from %s rejected: %s%s%s%s",
                d.parsed.command[0] ? d.parsed.command : "(unknown)", masked,
                ca_sms_reason_to_string(d.reason), d.detail ? " (" : "", d.detail ? d.detail : "",
                d.detail ? ")" : "");
-        if (d.lockout_ms > 0)
-            ca_warn("sender %s locked out for %" G_GINT64_FORMAT " s", masked, d.lockout_ms / 1000);
+        if (d.lockout_ms > 0) {
+            g_autoptr(cJSON) locked = cJSON_CreateObject();
+            g_autofree char *until = ca_timestamp_format(g_get_real_time() + d.lockout_ms * 1000);
+
+            cJSON_AddNumberToObject(locked, "failures", d.failures);
+            cJSON_AddNumberToObject(locked, "seconds", (double) (d.lockout_ms / 1000));
+            cJSON_AddStringToObject(locked, "until", until);
+            publish_event(self, "sms-commands-locked", locked);
+            ca_warn("SMS commands locked out for %" G_GINT64_FORMAT " s after %u failed codes "
+                    "within an hour (last from %s)",
+                    d.lockout_ms / 1000, d.failures, masked);
+        }
         return TRUE;
     }
     {

@@ -139,19 +139,18 @@ static const CaConfigKey keys[] = {
     /* [sms-commands] */
     {"sms-commands", "enabled", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
      "Accept commands by SMS, each starting with a one-time TOTP code (docs/commands.md)"},
-    {"sms-commands", "allowed-senders", CA_KEY_STRING, "", NULL, 3, 32, NULL, ca_phone_check,
-     CA_KEY_FLAG_LIST,
-     "Numbers allowed to send commands, compared exactly after removing spaces - . ( ) and "
-     "writing a leading 00 as +; +CC... and national forms never match each other"},
+    {"sms-commands", "allowed-senders", CA_KEY_STRING, "", NULL, 3, 32, NULL,
+     ca_phone_check_international, CA_KEY_FLAG_LIST,
+     "International numbers (+CC... or 00CC...) allowed to send commands, compared exactly "
+     "after removing spaces - . ( ); national forms are refused (a sender name can spell one)"},
     {"sms-commands", "secret-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
      "File with the shared TOTP secret in base32 (at least 16 bytes; not readable by others)"},
-    {"sms-commands", "max-failures", CA_KEY_INT, "3", NULL, 1, 100, NULL, NULL, 0,
-     "Wrong or replayed codes in a row before a sender is locked out"},
-    {"sms-commands", "lockout", CA_KEY_INT, "900", NULL, 1, 86400, NULL, NULL, 0,
-     "Seconds a sender stays locked out; doubles with each further lockout, up to 24 h"},
+    {"sms-commands", "lockout", CA_KEY_INT, "3600", NULL, 60, 86400, NULL, NULL, 0,
+     "Seconds every SMS command is refused once max-failures-per-hour codes failed; kept "
+     "across restarts"},
     {"sms-commands", "max-failures-per-hour", CA_KEY_INT, "10", NULL, 1, 1000, NULL, NULL, 0,
-     "Wrong or replayed codes per hour over all senders; beyond it no code is checked until "
-     "the oldest is an hour old"},
+     "Wrong or replayed codes per hour over all senders (never per claimed sender) that "
+     "start the lockout"},
 
     /* [sms-alerts] */
     {"sms-alerts", "enabled", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,

@@ -9,6 +9,8 @@
 #include "error.h"
 #include "log.h"
 
+#include <gio/gio.h>
+
 #include <string.h>
 
 /*****************************************************************************/
@@ -500,6 +502,18 @@ require_when_enabled(CaConfig *c, const char *group, const char *key)
         problem(c->errors, enabled->file, enabled->line, group, key, "required when enabled=true");
 }
 
+/* localhost, *.localhost, 127.0.0.0/8, ::1: no network is crossed. */
+static gboolean
+host_is_loopback(const char *host)
+{
+    g_autoptr(GInetAddress) addr = NULL;
+
+    if (g_ascii_strcasecmp(host, "localhost") == 0 || g_str_has_suffix(host, ".localhost"))
+        return TRUE;
+    addr = g_inet_address_new_from_string(host);
+    return addr && g_inet_address_get_is_loopback(addr);
+}
+
 /* Rules that involve more than one key. */
 static void
 cross_check(CaConfig *c)
@@ -531,6 +545,18 @@ cross_check(CaConfig *c)
     require_when_enabled(c, "sms-commands", "secret-file");
     require_when_enabled(c, "sms-commands", "allowed-senders");
     require_when_enabled(c, "sms-alerts", "numbers");
+    /* Allowed, but said at every start and by --check-config: the password, the commands
+     * and the SMS texts would cross the network in clear. */
+    if (!ca_config_get_bool(c, "mqtt", "tls") &&
+        !host_is_loopback(ca_config_get_string(c, "mqtt", "host"))) {
+        g_autofree char *vk = ca_config_vkey("mqtt", "tls");
+        const Value *v = g_hash_table_lookup(c->values, vk);
+
+        problem(c->warnings, v ? v->file : NULL, v ? v->line : 0, "mqtt", "tls",
+                "false while host \"%s\" is not on this machine: the broker password, "
+                "commands and SMS texts travel unencrypted; set tls=true",
+                ca_config_get_string(c, "mqtt", "host"));
+    }
 }
 
 static CaConfig *

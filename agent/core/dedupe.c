@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -28,10 +29,13 @@ struct _CaDedupe {
     gboolean dirty;      /* a failed append may have left a torn line: rewrite first */
     guint max_entries;
     gint64 max_age_s;
+    guint quarantined; /* damaged lines moved to <path>.bad when the journal was opened */
 };
 
 /* Compact when the journal holds this many more lines than live entries. */
 #define SLACK_LINES 256
+/* <path>.bad grows no further than this (the first damaged lines are the telling ones). */
+#define QUARANTINE_MAX (256 * 1024)
 
 static void
 entry_free(gpointer data)
@@ -160,12 +164,33 @@ maybe_compact(CaDedupe *self, GError **error)
     return compact(self, error);
 }
 
+/* Append the damaged lines to <path>.bad, synced, so a person can see what was lost; the
+ * journal itself is rewritten without them. Best effort: a failure here loses nothing more
+ * than the copy. */
+static void
+quarantine(CaDedupe *self, const GString *bad)
+{
+    g_autofree char *path = g_strconcat(self->path, ".bad", NULL);
+    struct stat st;
+    int fd;
+
+    if (stat(path, &st) == 0 && st.st_size + (off_t) bad->len > QUARANTINE_MAX)
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (write(fd, bad->str, bad->len) == (ssize_t) bad->len)
+        fsync(fd);
+    close(fd);
+}
+
 /* Read the journal; TRUE in *out_dirty when it must be rewritten (bad or torn lines). */
 static gboolean
 load(CaDedupe *self, gboolean *out_dirty, GError **error)
 {
     g_autofree char *data = NULL;
     g_autoptr(GError) local = NULL;
+    g_autoptr(GString) bad = g_string_new(NULL);
     gsize len = 0;
     char *p;
 
@@ -181,6 +206,7 @@ load(CaDedupe *self, gboolean *out_dirty, GError **error)
     p = data;
     while (p < data + len) {
         char *nl = memchr(p, '\n', (gsize) (data + len - p));
+        const char *start;
         g_autoptr(cJSON) line = NULL;
         const cJSON *id, *t, *v;
 
@@ -188,6 +214,7 @@ load(CaDedupe *self, gboolean *out_dirty, GError **error)
             break;
         *nl = '\0';
         self->lines++;
+        start = p;
         line = cJSON_Parse(p);
         p = nl + 1;
         id = cJSON_GetObjectItemCaseSensitive(line, "id");
@@ -195,9 +222,17 @@ load(CaDedupe *self, gboolean *out_dirty, GError **error)
         v = cJSON_GetObjectItemCaseSensitive(line, "v");
         if (!cJSON_IsString(id) || !cJSON_IsNumber(t) || !v) {
             *out_dirty = TRUE;
+            g_string_append(bad, start);
+            g_string_append_c(bad, '\n');
             continue;
         }
         put(self, id->valuestring, cJSON_Duplicate(v, TRUE), (gint64) t->valuedouble);
+    }
+    if (bad->len) {
+        self->quarantined = 0;
+        for (gsize i = 0; i < bad->len; i++)
+            self->quarantined += bad->str[i] == '\n';
+        quarantine(self, bad);
     }
     return TRUE;
 }
@@ -314,4 +349,10 @@ guint
 ca_dedupe_journal_lines(CaDedupe *self)
 {
     return self->lines;
+}
+
+guint
+ca_dedupe_get_quarantined(CaDedupe *self)
+{
+    return self->quarantined;
 }

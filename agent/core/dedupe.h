@@ -2,7 +2,7 @@
  * object, e.g. the last sms/out result), bounded by count (least recently updated dropped
  * first) and by age. Stored as an append-only journal of JSON lines, fsync'ed per record
  * and compacted (tmp, fsync, rename, fsync dir) when it holds too many stale lines; a torn
- * last line after power loss is dropped.
+ * last line after power loss is dropped; other damaged lines are quarantined to <path>.bad.
  * Owns: one journal file. Does not own: what ids and values mean. */
 #pragma once
 #include <cjson/cJSON.h>
@@ -40,5 +40,9 @@ void ca_dedupe_foreach(CaDedupe *self, CaDedupeFunc func, gpointer user_data);
 guint ca_dedupe_count(CaDedupe *self);
 /* Lines currently in the journal (for tests of compaction). */
 guint ca_dedupe_journal_lines(CaDedupe *self);
+/* Damaged lines found when the journal was opened (not a torn last line, which a power cut
+ * leaves and which is dropped): they were copied to "<path>.bad" (synced, at most 256 KiB
+ * kept) and left out. The owner reports them (an event), since each may be a forgotten id. */
+guint ca_dedupe_get_quarantined(CaDedupe *self);
 
 G_END_DECLS

@@ -2,6 +2,7 @@
 #include "modem-facts.h"
 
 #include "error.h"
+#include "secret-file.h"
 
 #include <math.h>
 #include <string.h>
@@ -151,18 +152,13 @@ ca_modem_read_pin_file(const char *path, GError **error)
 {
     g_autofree char *text = NULL;
     g_autoptr(GError) local = NULL;
-    char *nl;
     gsize len;
 
-    if (!g_file_get_contents(path, &text, NULL, &local)) {
-        g_set_error(error, CA_ERROR, CA_ERROR_IO, "cannot read pin-file %s: %s", path,
-                    local->message);
+    text = ca_secret_file_read_line(path, &local);
+    if (!text) {
+        g_set_error(error, CA_ERROR, local->code, "pin-file: %s", local->message);
         return NULL;
     }
-    nl = strpbrk(text, "\r\n");
-    if (nl)
-        *nl = '\0';
-    g_strstrip(text);
     len = strlen(text);
     if (len < 4 || len > 8) {
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,

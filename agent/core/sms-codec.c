@@ -5,6 +5,7 @@
 
 #include "autocleanups.h"
 #include "error.h"
+#include "json-strict.h"
 #include "timestamp.h"
 
 #include <string.h>
@@ -205,26 +206,6 @@ check_text(const char *text, GError **error)
     return TRUE;
 }
 
-/* A JSON escape \u0000 anywhere in the (already parsed, so well-formed) payload: cJSON
- * would silently cut the string there, so the request is refused instead. Every escape is
- * a backslash and one character (or uXXXX), and backslashes occur only inside strings. */
-static gboolean
-has_escaped_nul(const char *payload, gsize len)
-{
-    gsize i = 0;
-
-    while (i < len) {
-        if (payload[i] != '\\') {
-            i++;
-            continue;
-        }
-        if (i + 5 < len && payload[i + 1] == 'u' && strncmp(payload + i + 2, "0000", 4) == 0)
-            return TRUE;
-        i += 2;
-    }
-    return FALSE;
-}
-
 static const char *const request_fields[] = {"id",       "to", "text", "delivery_report",
                                              "validity", NULL};
 
@@ -317,20 +298,9 @@ ca_sms_request_parse(const char *payload, gsize len, guint max_parts, char **out
                     CA_SMS_MAX_REQUEST);
         return NULL;
     }
-    if (memchr(payload, '\0', len)) {
-        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
-                            "payload: contains a NUL byte");
+    root = ca_json_parse_strict(payload, len, error);
+    if (!root)
         return NULL;
-    }
-    if (!g_utf8_validate(payload, len, NULL)) {
-        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "payload: not valid UTF-8");
-        return NULL;
-    }
-    root = cJSON_ParseWithLength(payload, len);
-    if (!root) {
-        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "payload: not valid JSON");
-        return NULL;
-    }
     if (!cJSON_IsObject(root)) {
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
                     "payload: must be a JSON object, not %s", json_type_name(root));
@@ -351,11 +321,8 @@ ca_sms_request_parse(const char *payload, gsize len, guint max_parts, char **out
 
     if (!check_members(root, error))
         return NULL;
-    if (has_escaped_nul(payload, len)) {
-        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
-                            "payload: a string contains a NUL character (\\u0000)");
+    if (!ca_json_check_strict(root, payload, len, error))
         return NULL;
-    }
     if (!(s = get_string(root, "to", error)))
         return NULL;
     if (!ca_sms_number_is_valid(s)) {

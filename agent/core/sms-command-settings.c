@@ -11,7 +11,6 @@ ca_sms_command_settings_load(CaSmsCommandSettings *out, const CaConfig *config)
     out->secret_file = g_strdup(ca_config_get_string(config, "sms-commands", "secret-file"));
     out->allowed_senders =
         g_strdupv((char **) ca_config_get_list(config, "sms-commands", "allowed-senders"));
-    out->max_failures = (guint) ca_config_get_int(config, "sms-commands", "max-failures");
     out->lockout_ms = ca_config_get_int(config, "sms-commands", "lockout") * 1000;
     out->max_failures_per_hour =
         (guint) ca_config_get_int(config, "sms-commands", "max-failures-per-hour");
@@ -33,6 +32,5 @@ ca_sms_command_settings_equal(const CaSmsCommandSettings *a, const CaSmsCommandS
     return a->enabled == b->enabled && ca_settings_str_equal(a->secret_file, b->secret_file) &&
            ca_settings_strv_equal((const char *const *) a->allowed_senders,
                                   (const char *const *) b->allowed_senders) &&
-           a->max_failures == b->max_failures && a->lockout_ms == b->lockout_ms &&
-           a->max_failures_per_hour == b->max_failures_per_hour;
+           a->lockout_ms == b->lockout_ms && a->max_failures_per_hour == b->max_failures_per_hour;
 }

@@ -7,11 +7,10 @@
 
 typedef struct {
     gboolean enabled;
-    char *secret_file;     /* read by remote.c when it builds the guard */
-    GStrv allowed_senders; /* as written; the guard normalises them */
-    guint max_failures;    /* in a row, per sender, before a lockout */
-    gint64 lockout_ms;     /* the first lockout; doubles per further one */
-    guint max_failures_per_hour;
+    char *secret_file;           /* read by remote.c when it builds the guard */
+    GStrv allowed_senders;       /* as written; the guard normalises them */
+    gint64 lockout_ms;           /* every command refused this long once the budget is spent */
+    guint max_failures_per_hour; /* the budget: failed codes per hour over all senders */
 } CaSmsCommandSettings;
 
 /* Fill out (zeroed or cleared first) from config. */

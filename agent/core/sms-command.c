@@ -1,6 +1,6 @@
 /* sms-command: deciding whether a received SMS is a command and whether to run it.
- * Owns: the parse rules, sender matching, failure records, the failure budget, the replay
- * state file. Does not own: running commands, replies, events (agent.c wiring). */
+ * Owns: the parse rules, sender matching, the failure budget and its lockout, the state
+ * file (replay state and failures, both surviving restarts). Does not own: running commands, replies, events (agent.c wiring). */
 #define CA_LOG_MODULE "sms-command"
 #include "sms-command.h"
 
@@ -29,9 +29,7 @@ ca_sms_reason_to_string(CaSmsReason reason)
     case CA_SMS_REASON_SENDER:
         return "sender not allowed";
     case CA_SMS_REASON_LOCKED_OUT:
-        return "sender locked out";
-    case CA_SMS_REASON_RATE_LIMITED:
-        return "rate limited";
+        return "locked out";
     case CA_SMS_REASON_MALFORMED:
         return "malformed";
     case CA_SMS_REASON_UNKNOWN_COMMAND:
@@ -125,6 +123,20 @@ ca_phone_mask(const char *number, gboolean personal)
         }
     }
     return g_string_free(s, FALSE);
+}
+
+gboolean
+ca_phone_check_international(const char *value, char **why)
+{
+    g_autofree char *n = ca_phone_normalize(value);
+
+    if (!n || n[0] != '+') {
+        *why = g_strdup("must be an international number: + (or 00) and the country code, "
+                        "3-15 digits; a national form could be spelled by an alphanumeric "
+                        "sender name");
+        return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean
@@ -262,42 +274,36 @@ ca_sms_command_parse(const char *text, CaSmsCommandText *out, const char **detai
 /*****************************************************************************/
 /* The guard */
 
-typedef struct {
-    guint failures;      /* failed code checks since the last success or lockout */
-    guint lockouts;      /* lockouts in a row (the next one doubles) */
-    gint64 locked_until; /* monotonic ms; 0 = not locked */
-    gint64 last_failure; /* monotonic ms of the latest failure */
-} SenderRecord;
-
 struct _CaSmsGuard {
-    GHashTable *senders; /* normalised number -> SenderRecord* (allowed senders only) */
-    guint max_failures;
-    gint64 lockout_ms;
-    guint budget;    /* failed code checks allowed per CA_SMS_COMMAND_RATE_WINDOW_MS */
-    gint64 *recent;  /* ring of the latest failure times, budget entries */
-    guint recent_n;  /* entries used */
-    guint recent_at; /* next slot */
+    GHashTable *senders; /* normalised international numbers allowed to send commands */
+    guint budget;        /* failed code checks allowed per CA_SMS_COMMAND_RATE_WINDOW_S */
+    gint64 lockout_s;    /* how long every command is refused once the budget is spent */
+    gint64 *failures;    /* unix times of the latest failed checks, oldest first */
+    guint n_failures;    /* entries used (at most budget) */
+    gint64 locked_until; /* unix time; 0 = not locked */
     GBytes *secret;
     char *secret_id;
     char *state_path;
     gint64 last_used; /* latest accepted TOTP step, -1 none */
 };
 
-#define STATE_GROUP "totp-used"
+#define STATE_GROUP    "totp-used"
+#define FAILURES_GROUP "failures"
 /* State entries of other (earlier) secrets kept in the file. */
 #define STATE_MAX_SECRETS 8
 
 static gint64
-load_last_used(CaSmsGuard *self, gint64 unix_time, char **warning)
+load_last_used(CaSmsGuard *self, GKeyFile *kf, const GError *load_error, gint64 unix_time,
+               char **warning)
 {
-    g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) error = NULL;
     g_autofree char *text = NULL;
     gint64 v;
 
-    if (!g_key_file_load_from_file(kf, self->state_path, G_KEY_FILE_NONE, &error)) {
-        if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    if (load_error) {
+        if (g_error_matches(load_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
             return -1;
+        error = g_error_copy(load_error);
         goto fail_closed;
     }
     text = g_key_file_get_value(kf, STATE_GROUP, self->secret_id, NULL);
@@ -315,14 +321,61 @@ fail_closed:
     return ca_totp_counter(unix_time) + CA_TOTP_SKEW;
 }
 
-/* Write last_used durably (before the command runs). */
+/* Forget failures outside the window. Times in the future (the clock was set back) count as
+ * now, so a clock jump can neither erase the record nor stretch it. */
+static void
+prune_failures(CaSmsGuard *self, gint64 unix_time)
+{
+    guint kept = 0;
+
+    for (guint i = 0; i < self->n_failures; i++) {
+        gint64 t = MIN(self->failures[i], unix_time);
+
+        if (unix_time - t < CA_SMS_COMMAND_RATE_WINDOW_S)
+            self->failures[kept++] = t;
+    }
+    self->n_failures = kept;
+    if (self->locked_until && self->locked_until > unix_time + self->lockout_s)
+        self->locked_until = unix_time + self->lockout_s;
+    if (self->locked_until && unix_time >= self->locked_until)
+        self->locked_until = 0;
+}
+
+/* The failure record from the state file; a missing or damaged one is an empty record (the
+ * replay state, not this, is what fails closed). */
+static void
+load_failures(CaSmsGuard *self, GKeyFile *kf, gint64 unix_time)
+{
+    gsize n = 0;
+    g_auto(GStrv) list = g_key_file_get_string_list(kf, FAILURES_GROUP, "times", &n, NULL);
+    g_autofree char *until = g_key_file_get_value(kf, FAILURES_GROUP, "locked-until", NULL);
+    gint64 v;
+
+    for (gsize i = 0; list && list[i]; i++) {
+        if (!g_ascii_string_to_signed(list[i], 10, 0, G_MAXINT64 / 2, &v, NULL))
+            continue;
+        if (self->n_failures == self->budget) {
+            memmove(self->failures, self->failures + 1,
+                    (self->budget - 1) * sizeof(self->failures[0]));
+            self->n_failures--;
+        }
+        self->failures[self->n_failures++] = v;
+    }
+    if (until && g_ascii_string_to_signed(until, 10, 0, G_MAXINT64 / 2, &v, NULL))
+        self->locked_until = v;
+    prune_failures(self, unix_time);
+}
+
+/* Write the state durably: the last used step (before a command runs) and the failure
+ * record (after each failure, so a restart does not reset the budget). */
 static gboolean
-save_last_used(CaSmsGuard *self, gint64 counter, GError **error)
+save_state(CaSmsGuard *self, GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autofree char *dir = g_path_get_dirname(self->state_path);
     g_autofree char *data = NULL;
     g_auto(GStrv) keys = NULL;
+    g_autoptr(GPtrArray) times = g_ptr_array_new_with_free_func(g_free);
     gsize len = 0;
 
     /* Keep entries of other secrets (a rotated-back secret keeps its state), bounded. */
@@ -335,7 +388,14 @@ save_last_used(CaSmsGuard *self, gint64 counter, GError **error)
                 g_key_file_remove_key(kf, STATE_GROUP, keys[i], NULL);
         }
     }
-    g_key_file_set_int64(kf, STATE_GROUP, self->secret_id, counter);
+    if (self->last_used >= 0)
+        g_key_file_set_int64(kf, STATE_GROUP, self->secret_id, self->last_used);
+    for (guint i = 0; i < self->n_failures; i++)
+        g_ptr_array_add(times, g_strdup_printf("%" G_GINT64_FORMAT, self->failures[i]));
+    g_ptr_array_add(times, NULL);
+    g_key_file_set_string_list(kf, FAILURES_GROUP, "times", (const char *const *) times->pdata,
+                               self->n_failures);
+    g_key_file_set_int64(kf, FAILURES_GROUP, "locked-until", self->locked_until);
     data = g_key_file_to_data(kf, &len, NULL);
     if (g_mkdir_with_parents(dir, 0700) < 0) {
         int e = errno;
@@ -355,17 +415,21 @@ ca_sms_guard_new(const CaSmsCommandSettings *settings, GBytes *secret, const cha
 {
     const char *const *allowed = (const char *const *) settings->allowed_senders;
     g_autoptr(CaSmsGuard) self = g_new0(CaSmsGuard, 1);
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) load_error = NULL;
 
-    self->senders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    self->senders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (guint i = 0; allowed && allowed[i]; i++) {
         char *n = ca_phone_normalize(allowed[i]);
 
-        if (!n) {
+        if (!n || n[0] != '+') {
+            g_free(n);
             g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,
-                        "[sms-commands] allowed-senders: \"%s\" is not a phone number", allowed[i]);
+                        "[sms-commands] allowed-senders: \"%s\" is not an international number",
+                        allowed[i]);
             return NULL;
         }
-        g_hash_table_replace(self->senders, n, g_new0(SenderRecord, 1));
+        g_hash_table_add(self->senders, n);
     }
     if (g_hash_table_size(self->senders) > CA_SMS_COMMAND_MAX_SENDERS) {
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,
@@ -373,14 +437,16 @@ ca_sms_guard_new(const CaSmsCommandSettings *settings, GBytes *secret, const cha
                     CA_SMS_COMMAND_MAX_SENDERS);
         return NULL;
     }
-    self->max_failures = settings->max_failures;
-    self->lockout_ms = settings->lockout_ms;
+    self->lockout_s = settings->lockout_ms / 1000;
     self->budget = settings->max_failures_per_hour;
-    self->recent = g_new0(gint64, self->budget);
+    self->failures = g_new0(gint64, self->budget);
     self->secret = g_bytes_ref(secret);
     self->secret_id = ca_totp_secret_id(secret);
     self->state_path = g_strdup(state_path);
-    self->last_used = load_last_used(self, unix_time, warning);
+    g_key_file_load_from_file(kf, self->state_path, G_KEY_FILE_NONE, &load_error);
+    self->last_used = load_last_used(self, kf, load_error, unix_time, warning);
+    if (!load_error)
+        load_failures(self, kf, unix_time);
     return g_steal_pointer(&self);
 }
 
@@ -390,7 +456,7 @@ ca_sms_guard_free(CaSmsGuard *self)
     if (!self)
         return;
     g_clear_pointer(&self->senders, g_hash_table_unref);
-    g_free(self->recent);
+    g_free(self->failures);
     g_clear_pointer(&self->secret, g_bytes_unref);
     g_free(self->secret_id);
     g_free(self->state_path);
@@ -403,77 +469,47 @@ ca_sms_guard_get_last_used(const CaSmsGuard *self)
     return self->last_used;
 }
 
-/* The sender's record with stale history forgotten. */
-static SenderRecord *
-sender_record(const CaSmsGuard *self, const char *normalised, gint64 now_ms)
+gint64
+ca_sms_guard_locked_until(CaSmsGuard *self, gint64 unix_time)
 {
-    SenderRecord *r = normalised ? g_hash_table_lookup(self->senders, normalised) : NULL;
-
-    if (r && r->locked_until && now_ms >= r->locked_until) {
-        /* Quiet time counts from the end of the lockout, not from the failure before it. */
-        r->last_failure = MAX(r->last_failure, r->locked_until);
-        r->locked_until = 0;
-    }
-    if (r && !r->locked_until && r->last_failure &&
-        now_ms - r->last_failure >= CA_SMS_COMMAND_MAX_LOCKOUT_MS) {
-        r->failures = 0;
-        r->lockouts = 0;
-        r->last_failure = 0;
-    }
-    return r;
+    prune_failures(self, unix_time);
+    return self->locked_until;
 }
 
-gboolean
-ca_sms_guard_is_locked_out(const CaSmsGuard *self, const char *sender, gint64 now_ms)
+guint
+ca_sms_guard_get_failures(CaSmsGuard *self, gint64 unix_time)
 {
-    g_autofree char *n = ca_phone_normalize(sender);
-    SenderRecord *r = sender_record(self, n, now_ms);
-
-    return r && r->locked_until;
+    prune_failures(self, unix_time);
+    return self->n_failures;
 }
 
-/* Failures within the window over all senders. */
-static guint
-recent_failures(const CaSmsGuard *self, gint64 now_ms)
-{
-    guint count = 0;
-
-    for (guint i = 0; i < self->recent_n; i++) {
-        if (now_ms - self->recent[i] < CA_SMS_COMMAND_RATE_WINDOW_MS)
-            count++;
-    }
-    return count;
-}
-
+/* Count a failed code check (over all senders) and start the lockout when the budget is
+ * spent; written to the state file at once. */
 static void
-note_failure(CaSmsGuard *self, SenderRecord *r, gint64 now_ms, CaSmsDecision *out)
+note_failure(CaSmsGuard *self, gint64 unix_time, CaSmsDecision *out)
 {
-    self->recent[self->recent_at] = now_ms;
-    self->recent_at = (self->recent_at + 1) % self->budget;
-    self->recent_n = MIN(self->recent_n + 1, self->budget);
+    g_autoptr(GError) error = NULL;
 
-    r->failures++;
-    r->last_failure = now_ms;
-    out->failures = r->failures;
-    if (r->failures >= self->max_failures) {
-        gint64 d = self->lockout_ms;
-
-        for (guint i = 0; i < r->lockouts && d < CA_SMS_COMMAND_MAX_LOCKOUT_MS; i++)
-            d *= 2;
-        d = MIN(d, MAX(CA_SMS_COMMAND_MAX_LOCKOUT_MS, self->lockout_ms));
-        r->lockouts++;
-        r->failures = 0;
-        r->locked_until = now_ms + d;
-        out->lockout_ms = d;
+    if (self->n_failures == self->budget) {
+        memmove(self->failures, self->failures + 1, (self->budget - 1) * sizeof(self->failures[0]));
+        self->n_failures--;
     }
+    self->failures[self->n_failures++] = unix_time;
+    out->failures = self->n_failures;
+    if (self->n_failures >= self->budget) {
+        self->locked_until = unix_time + self->lockout_s;
+        out->lockout_ms = self->lockout_s * 1000;
+    }
+    if (!save_state(self, &error))
+        out->detail = "the failure record could not be saved";
 }
 
 void
-ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint64 now_ms,
-                   gint64 unix_time, CaSmsDecision *out)
+ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint64 unix_time,
+                   CaSmsDecision *out)
 {
     g_autofree char *normalised = ca_phone_normalize(sender);
-    SenderRecord *r = sender_record(self, normalised, now_ms);
+    gboolean allowed = normalised && g_hash_table_contains(self->senders, normalised);
     CaSmsCommandText parsed;
     const char *detail = NULL;
     CaSmsReason reason;
@@ -487,32 +523,29 @@ ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint6
     if (!ca_sms_command_has_shape(text))
         return;
     reason = ca_sms_command_parse(text, &parsed, &detail);
-    /* Text that merely starts with a number ("1500 ok", "123456 is your code") is a command
-     * only from an allowed sender, or when a 6-digit code is followed by a known command. */
-    if (!r && !parsed.command[0])
+    /* A command is a 6-digit code followed by a known command word, whoever sends it. Text
+     * that merely starts with a number ("10 min late", "123456 is your code") is an ordinary
+     * SMS, from an allowed sender too: it goes to sms/in. */
+    if (!parsed.command[0])
         return;
+    prune_failures(self, unix_time);
     out->is_command = TRUE;
     out->parsed = parsed;
     if (normalised && strlen(normalised) < sizeof(out->sender))
         memcpy(out->sender, normalised, strlen(normalised) + 1);
-    if (r)
-        out->failures = r->failures;
+    out->failures = self->n_failures;
 
-    if (!r) {
+    if (!allowed) {
         out->reason = CA_SMS_REASON_SENDER;
         return;
     }
-    if (r->locked_until) {
+    if (self->locked_until) {
         out->reason = CA_SMS_REASON_LOCKED_OUT;
         return;
     }
     if (reason != CA_SMS_REASON_NONE) {
         out->reason = reason;
         out->detail = detail;
-        return;
-    }
-    if (recent_failures(self, now_ms) >= self->budget) {
-        out->reason = CA_SMS_REASON_RATE_LIMITED;
         return;
     }
     key = g_bytes_get_data(self->secret, &key_len);
@@ -522,26 +555,22 @@ ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint6
     case CA_TOTP_WRONG:
     case CA_TOTP_MALFORMED: /* excluded by the parser */
         out->reason = CA_SMS_REASON_WRONG_CODE;
-        note_failure(self, r, now_ms, out);
+        note_failure(self, unix_time, out);
         return;
     case CA_TOTP_REPLAYED:
         out->reason = CA_SMS_REASON_REPLAYED_CODE;
-        note_failure(self, r, now_ms, out);
+        note_failure(self, unix_time, out);
         return;
     }
     /* Used in memory at once; on disk before anything runs. If the disk refuses, fail
      * closed: the command does not run (and this code stays used). */
     self->last_used = counter;
     out->counter = counter;
-    if (!save_last_used(self, counter, &error)) {
+    if (!save_state(self, &error)) {
         out->reason = CA_SMS_REASON_STATE;
         out->detail = "the state directory is not writable";
         return;
     }
-    r->failures = 0;
-    r->lockouts = 0;
-    r->last_failure = 0;
-    out->failures = 0;
     out->accepted = TRUE;
 }
 
@@ -568,4 +597,24 @@ ca_sms_decision_audit_json(const CaSmsDecision *d, const char *raw_sender, gbool
     if (d->lockout_ms > 0)
         cJSON_AddNumberToObject(o, "lockout", (double) (d->lockout_ms / 1000));
     return o;
+}
+
+char *
+ca_sms_command_audit_id(GBytes *secret, const char *sms_id)
+{
+    g_autofree char *hex = NULL;
+
+    if (secret && g_bytes_get_size(secret) > 0) {
+        gsize len = 0;
+        const guint8 *key = g_bytes_get_data(secret, &len);
+        g_autoptr(GHmac) hmac = g_hmac_new(G_CHECKSUM_SHA256, key, len);
+
+        g_hmac_update(hmac, (const guchar *) (sms_id ? sms_id : ""), -1);
+        hex = g_strdup(g_hmac_get_string(hmac));
+    } else {
+        hex = g_strdup_printf("%08x%08x%08x%08x", g_random_int(), g_random_int(), g_random_int(),
+                              g_random_int());
+    }
+    hex[32] = '\0';
+    return g_strconcat("cmd-", hex, NULL);
 }

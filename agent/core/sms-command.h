@@ -22,10 +22,8 @@ G_BEGIN_DECLS
 #define CA_SMS_COMMAND_MAX_ARGS 64
 /* At most this many allowed senders (each keeps a small failure record). */
 #define CA_SMS_COMMAND_MAX_SENDERS 32
-/* A lockout doubles with each further lockout of the same sender, up to this. */
-#define CA_SMS_COMMAND_MAX_LOCKOUT_MS (24 * 3600 * G_GINT64_CONSTANT(1000))
-/* Failed code checks over all senders are counted over this window. */
-#define CA_SMS_COMMAND_RATE_WINDOW_MS (3600 * G_GINT64_CONSTANT(1000))
+/* Failed code checks over all senders are counted over this window (seconds). */
+#define CA_SMS_COMMAND_RATE_WINDOW_S 3600
 
 /* The commands an SMS may carry, NULL-terminated: status, reconnect, modem-reset,
  * mqtt-reconnect, reboot. None takes arguments today. */
@@ -47,8 +45,12 @@ gboolean ca_phone_equal(const char *a, const char *b);
  * but the last three replaced by '*' ("+254*******678"). Other characters than a leading
  * '+' and digits become '?'; at most 32 characters are shown. */
 char *ca_phone_mask(const char *number, gboolean personal);
-/* Config validator for numbers in allowed-senders and [sms-alerts] numbers. */
+/* Config validator for [sms-alerts] numbers (any form ca_phone_normalize takes). */
 gboolean ca_phone_check(const char *value, char **why);
+/* Config validator for allowed-senders: international numbers only (+ or 00 and the country
+ * code). A national form ("0712345678") is refused: an alphanumeric sender name can spell it,
+ * and the network does not tell the two apart in what ModemManager reports. */
+gboolean ca_phone_check_international(const char *value, char **why);
 
 /*****************************************************************************/
 /* Parsing */
@@ -62,8 +64,7 @@ typedef struct {
 typedef enum {
     CA_SMS_REASON_NONE,            /* accepted */
     CA_SMS_REASON_SENDER,          /* sender not in allowed-senders */
-    CA_SMS_REASON_LOCKED_OUT,      /* sender locked out after max-failures */
-    CA_SMS_REASON_RATE_LIMITED,    /* too many failed code checks over all senders */
+    CA_SMS_REASON_LOCKED_OUT,      /* the failure budget is spent: every command refused */
     CA_SMS_REASON_MALFORMED,       /* too long, bad characters, code not 6 digits */
     CA_SMS_REASON_UNKNOWN_COMMAND, /* the word is not a command */
     CA_SMS_REASON_BAD_ARGS,        /* arguments the command does not take */
@@ -100,35 +101,48 @@ typedef struct {
     const char *detail;      /* static extra detail for MALFORMED, or NULL */
     CaSmsCommandText parsed; /* command is "" unless it was a known command */
     char sender[17];         /* normalised sender, "" when not a phone number */
-    guint failures;          /* the sender's failure count after this message */
+    guint failures;          /* failed code checks over all senders in the last hour */
     gint64 lockout_ms;       /* > 0: this message started a lockout this long */
     gint64 counter;          /* accepted: the TOTP step that was used */
 } CaSmsDecision;
 
-/* A guard for settings ([sms-commands]) with the decoded secret. Replay state lives in
- * state_path (a small key file, one "last used step" per secret id, written atomically
- * and synced before a command is accepted). A missing file means nothing was used; an
- * unreadable or corrupt one is treated as "used up to now + skew" (fail closed, self-
- * healing within a minute), with a warning in *warning (may be NULL). unix_time: now.
- * Errors (CA_ERROR_INVALID_CONFIG): more than CA_SMS_COMMAND_MAX_SENDERS senders. */
+/* A guard for settings ([sms-commands]) with the decoded secret. State lives in state_path
+ * (a small key file written atomically and synced: one "last used step" per secret id,
+ * before a command is accepted; the failure record, after each failure). A missing file
+ * means nothing was used; an unreadable or corrupt one is treated as "used up to now + skew"
+ * (fail closed, self-healing within a minute), with a warning in *warning (may be NULL).
+ * A missing or damaged failure record is an empty one. unix_time: now.
+ * Errors (CA_ERROR_INVALID_CONFIG): more than CA_SMS_COMMAND_MAX_SENDERS senders, or one
+ * that is not an international number. */
 CaSmsGuard *ca_sms_guard_new(const CaSmsCommandSettings *settings, GBytes *secret,
                              const char *state_path, gint64 unix_time, char **warning,
                              GError **error);
 void ca_sms_guard_free(CaSmsGuard *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaSmsGuard, ca_sms_guard_free)
 
-/* Judge one received SMS. now_ms: a monotonic clock (lockouts, rate window); unix_time:
- * the wall clock (TOTP). Order: command or not; sender allowed; sender locked out; parse;
- * failure budget over all senders; code. Failures (wrong or replayed codes only) count
- * per sender and toward max-failures-per-hour; max-failures in a row lock the sender out
- * for lockout seconds, doubling per further lockout up to 24 h; an accepted command or
- * 24 h without a failure clears the sender's record. */
-void ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint64 now_ms,
-                        gint64 unix_time, CaSmsDecision *out);
+/* Judge one received SMS at unix_time (the wall clock: TOTP, and the failure record that
+ * must survive restarts; a clock set back counts failures "in the future" as now). Order:
+ * command or not (a command is exactly a 6-digit code and a known command word, from any
+ * sender; anything else is an ordinary SMS); sender allowed; locked out; parse; code.
+ * Failures (wrong or replayed codes only) are counted over all senders, never per claimed
+ * sender (a forged sender must not lock out the real one alone while the attacker keeps
+ * guessing as another): max-failures-per-hour of them lock every SMS command out for
+ * lockout seconds. The record survives restarts. */
+void ca_sms_guard_check(CaSmsGuard *self, const char *sender, const char *text, gint64 unix_time,
+                        CaSmsDecision *out);
 /* The last step accepted for the guard's secret (-1: none). */
 gint64 ca_sms_guard_get_last_used(const CaSmsGuard *self);
-/* TRUE when sender (any form) is locked out at now_ms. */
-gboolean ca_sms_guard_is_locked_out(const CaSmsGuard *self, const char *sender, gint64 now_ms);
+/* The end of the lockout (unix time), 0 when commands are not locked out at unix_time. */
+gint64 ca_sms_guard_locked_until(CaSmsGuard *self, gint64 unix_time);
+/* Failed code checks counted in the hour before unix_time. */
+guint ca_sms_guard_get_failures(CaSmsGuard *self, gint64 unix_time);
+
+/* The id of a command SMS in audit events: HMAC-SHA256 of its sms/in-style id (a hash of
+ * sender, SMSC time and text) keyed with the TOTP secret, "cmd-" + 32 hex digits. The plain
+ * id would let anyone who sees the event recover the 6-digit code by trying all million
+ * (sender and time are known); without the secret this one gives nothing away, and the same
+ * SMS always gets the same audit id. With no secret (SMS commands unusable): a random id. */
+char *ca_sms_command_audit_id(GBytes *secret, const char *sms_id);
 
 /* The audit event fields (type "sms-command"): "from" (masked unless personal),
  * "outcome" ("accepted"/"rejected"), "command" (known commands only, else null),

@@ -5,6 +5,7 @@
 #include "totp.h"
 
 #include "error.h"
+#include "secret-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -217,59 +218,19 @@ ca_totp_verify(const guint8 *key, gsize key_len, const char *code, gint64 unix_t
 /*****************************************************************************/
 /* The secret file */
 
-#define SECRET_FILE_MAX 1024
-
 GBytes *
 ca_totp_load_secret(const char *path, GError **error)
 {
-    char buf[SECRET_FILE_MAX + 1];
-    struct stat st;
+    g_autoptr(GBytes) data = ca_secret_file_read(path, error);
     g_autoptr(GBytes) secret = NULL;
     g_autoptr(GError) derr = NULL;
-    ssize_t n;
-    gsize got = 0;
-    int fd;
+    /* The read buffer always has a NUL after the data (secret-file.c). */
+    const char *buf;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        g_set_error(error, CA_ERROR, CA_ERROR_IO, "cannot open %s: %s", path, g_strerror(e));
+    if (!data)
         return NULL;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG, "%s is not a regular file", path);
-        return NULL;
-    }
-    if (st.st_mode & 0007) {
-        close(fd);
-        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,
-                    "%s is accessible to others (mode %04o); chmod o-rwx it", path,
-                    (unsigned) (st.st_mode & 07777));
-        return NULL;
-    }
-    while (got <= SECRET_FILE_MAX) {
-        n = read(fd, buf + got, sizeof(buf) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (gsize) n;
-    }
-    close(fd);
-    if (got > SECRET_FILE_MAX) {
-        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG, "%s is larger than %d bytes", path,
-                    SECRET_FILE_MAX);
-        return NULL;
-    }
-    buf[got] = '\0';
-    if (strlen(buf) != got) {
-        memset(buf, 0, sizeof(buf));
-        g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG, "%s contains a NUL byte", path);
-        return NULL;
-    }
-    secret = ca_base32_decode(buf, &derr);
-    memset(buf, 0, sizeof(buf));
+    buf = g_bytes_get_data(data, NULL);
+    secret = ca_base32_decode(buf ? buf : "", &derr);
     if (!secret) {
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG, "%s: %s", path, derr->message);
         return NULL;

@@ -99,7 +99,8 @@ check_parse(const char *payload, gsize len)
     g_autoptr(GError) error = NULL;
     g_autofree char *id = NULL;
     cJSON *args = NULL;
-    gboolean ok = ca_command_parse_request(payload, len, &id, &args, &error);
+    gint64 expires = 0;
+    gboolean ok = ca_command_parse_request(payload, len, &id, &args, &expires, &error);
 
     ca_fuzz_assert(ok == (error == NULL));
     ca_fuzz_assert(!ok || id != NULL);

@@ -68,6 +68,12 @@ def test_cli():
     assert any(l.startswith(bad + ":2: [agent] device-id") for l in lines), lines
     assert any(l.startswith(bad + ":5: [mqtt] port") for l in lines), lines
     assert len(lines) == 2, lines
+    # tls=false towards a broker elsewhere: valid, but --check-config warns (naming the key).
+    clear = h.write_config(os.path.join(d, "clear.conf"), {"mqtt": {"host": "broker.example.com"}})
+    r = subprocess.run([h.CELLAGENT, "--check-config", "--config", clear], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0, r
+    assert "warning: [mqtt] tls: false while host \"broker.example.com\"" in r.stderr, r.stderr
     missing = subprocess.run([h.CELLAGENT, "--config", os.path.join(d, "nope.conf")],
                              capture_output=True, text=True, timeout=10)
     assert missing.returncode == 1 and "cannot read" in missing.stderr, missing

@@ -8,11 +8,13 @@ not announce new SMS again until ModemManager re-enables messaging).
 
 Covers: status, telemetry and sms-resync over MQTT (valid call, invalid args); SMS
 commands: a valid code from an allowed sender runs the command and the reply SMS is in the
-emulator's dump; a wrong code, a replayed code, an unknown sender and a locked-out sender
-make no action, no reply and one audit event each, and none reaches sms/in while ordinary
-SMS still do; reboot refused by policy answers by SMS; mqtt-reconnect and reconnect by
-SMS; modem-reset by SMS and by MQTT reach the emulator, with the "command" event naming
-who asked.
+emulator's dump; a wrong code, a replayed code and an unknown sender make no action, no
+reply and one audit event each, and none reaches sms/in while ordinary SMS still do (also an
+allowed sender's that starts with a number); reboot refused by policy answers by SMS;
+mqtt-reconnect and reconnect by SMS; modem-reset by SMS and by MQTT reach the emulator, with
+the "command" event naming who asked. Last, the failure budget: wrong codes claiming either
+operator's number count together, the lockout refuses every sender's valid code with an
+event, and it survives an agent restart.
 """
 import datetime
 import os
@@ -26,7 +28,7 @@ import commands_helpers as ch  # noqa: E402
 
 BASE = "cellagent/dev1"
 OPERATOR = "+254700000001"      # allowed
-OPERATOR2 = "+254700000002"     # allowed, gets locked out
+OPERATOR2 = "+254700000002"     # allowed; a forger claims this number too
 STRANGER = "+254799999999"      # not allowed
 
 lab = broker = sub = agent = codes = None
@@ -48,17 +50,22 @@ def setUpModule():
         "watchdog": {"enabled": False},
         "sms-commands": {"enabled": True, "secret-file": secret_file,
                          "allowed-senders": "%s; %s" % (OPERATOR, OPERATOR2),
-                         "max-failures": 3, "lockout": 600},
+                         "max-failures-per-hour": 5, "lockout": 600},
     }
     # CA_AGENT_WRAPPER: a command prefix for the agent, e.g.
     # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
-    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env,
-                          wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
-                          ).start()
-    agent.wait_log(r"SMS commands enabled for 2 sender", timeout=20)
-    agent.wait_log(r"using the Messaging interface", timeout=60)
+    agent = start_agent(settings)
+
+
+def start_agent(settings, name="agent"):
+    a = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name=name,
+                      wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
+                      ).start()
+    a.wait_log(r"SMS commands enabled for 2 sender", timeout=20)
+    a.wait_log(r"using the Messaging interface", timeout=60)
     lablib.wait_until(lambda: (status().get("registration") == "home"), 60,
                       "the modem registered (status)")
+    return a
 
 
 def tearDownModule():
@@ -189,17 +196,13 @@ class Commands(unittest.TestCase):
         a = deliver("%s modem-reset" % codes.valid(), STRANGER)
         self.assertEqual((a["outcome"], a["reason"], a["from"]),
                          ("rejected", "sender not allowed", "+*********999"))
-        for i in range(1, 4):
-            a = deliver("%s modem-reset" % codes.wrong(), OPERATOR2)
-            self.assertEqual((a["reason"], a["failures"]), ("wrong code", i))
-        self.assertEqual(a["lockout"], 600)
-        a = deliver("%s modem-reset" % codes.valid(), OPERATOR2)
-        self.assertEqual((a["outcome"], a["reason"]), ("rejected", "sender locked out"))
-        # An ordinary SMS from an allowed sender still goes to sms/in.
-        lab.modem.deliver_sms("Pump 3 is fine, thanks", sender=OPERATOR)
-        sub.wait_for(BASE + "/sms/in", lambda m: (m["json"] or {}).get("text") == "Pump 3 is fine, thanks", 30)
-        lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
-                          "the ordinary SMS deleted from the modem")
+        # Ordinary SMS from an allowed sender still go to sms/in, also one that starts with
+        # a number (it is no command: only a 6-digit code and a known command word are).
+        for text in ("Pump 3 is fine, thanks", "10 min late"):
+            lab.modem.deliver_sms(text, sender=OPERATOR)
+            sub.wait_for(BASE + "/sms/in", lambda m, t=text: (m["json"] or {}).get("text") == t, 30)
+            lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
+                              "the ordinary SMS deleted from the modem")
 
         # Barrier: an accepted command from the operator. SMS are handled in order, so a
         # reply to any rejected one would have been sent before this one's.
@@ -217,8 +220,8 @@ class Commands(unittest.TestCase):
         # No command event for any rejected SMS (status changes nothing: none either);
         # only the ordinary SMS reached sms/in.
         self.assertEqual([e["command"] for e in events("command") if e["source"] == "sms"], ["reboot"])
-        self.assertEqual([m["text"] for m in sms_in()[in_before:]], ["Pump 3 is fine, thanks"])
-        agent.wait_log(r"sender \+\*+002 locked out for 600 s")
+        self.assertEqual([m["text"] for m in sms_in()[in_before:]],
+                         ["Pump 3 is fine, thanks", "10 min late"])
 
     def test_04b_sms_reconnects(self):
         """mqtt-reconnect and reconnect by SMS: run, and the outcome comes back by SMS."""
@@ -266,6 +269,36 @@ class Commands(unittest.TestCase):
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "mqtt", True))
         # The refused request made no reset and no event.
         self.assertEqual(len(resets()), before + 1)
+
+    def test_07_failure_budget(self):
+        """A forger alternating the operators' numbers gets no more guesses than one sender:
+        failures count over all senders; the budget spent locks every SMS command out, with
+        an event, and a restart of the agent does not lift it."""
+        global agent
+        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        # After the resets above the emulator announces no new SMS until ModemManager enables
+        # messaging again: a resync (disable, enable) does that.
+        self.assertTrue(ask("sms-resync", timeout=60)["ok"])
+        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        resets_before = len(resets())
+        # test_04 left two failures (a replay and a wrong code) within the hour: 3 more.
+        for i, sender in enumerate((OPERATOR2, OPERATOR, OPERATOR2), start=3):
+            a = deliver("%s modem-reset" % codes.wrong(), sender)
+            self.assertEqual((a["reason"], a["failures"]), ("wrong code", i))
+        self.assertEqual(a["lockout"], 600)
+        locked = lablib.wait_until(lambda: events("sms-commands-locked"), 10,
+                                   "the sms-commands-locked event")[0]
+        self.assertEqual((locked["failures"], locked["seconds"]), (5, 600))
+        # The real operator with a valid code: refused, not run, and the code not spent.
+        a = deliver("%s modem-reset" % codes.valid(), OPERATOR)
+        self.assertEqual((a["outcome"], a["reason"]), ("rejected", "locked out"))
+        # Restart the agent: the lockout is kept in state-dir.
+        rc, _ = agent.stop(timeout=10)
+        self.assertEqual(rc, 0)
+        agent = start_agent(agent.settings, name="agent-restarted")
+        a = deliver("%s modem-reset" % codes.valid(), OPERATOR)
+        self.assertEqual((a["outcome"], a["reason"]), ("rejected", "locked out"))
+        self.assertEqual(len(resets()), resets_before)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,9 @@ class FullScenario(unittest.TestCase):
                     and m.get("signal_quality") == 70          # the emulator's CSQ 22
                     and s.get("rsrp") == ident["rsrp"] and s.get("rsrq") == ident["rsrq"]
                     and m.get("imei") == ident["imei"]
+                    # The SIM's properties arrive on their own D-Bus object, possibly in a
+                    # later telemetry message (seen under valgrind): wait for them too.
+                    and t.get("sim", {}).get("iccid") == ident["iccid"]
                     and n.get("operator_code") == ident["operator_code"]
                     and n.get("registration") == "home")
         t = self.wait_on("telemetry", since, real, timeout, "telemetry with the emulator's values")

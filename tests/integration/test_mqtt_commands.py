@@ -2,9 +2,11 @@
 """Commands over MQTT against the real agent: cmd/ping round trip (with and without args);
 unknown command; invalid JSON; missing and invalid id; a payload over 64 KiB refused without
 being parsed; a repeated id answered with the same result and not run again; a command sent
-while the agent was down (kill -9) answered after it is back (persistent session)."""
+while the agent was down (kill -9) answered after it is back (persistent session); a retained
+request runs once, not again at the next start (request ids kept in state-dir)."""
 # ctest: labels=integration;mqtt timeout=120
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -79,7 +81,25 @@ def test():
     r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "offline-1", 15)[-1]["json"]
     assert r["ok"] is True, r
     agent2.wait_log(r"session resumed")
+
+    # A retained request (a backend's mistake, or an attacker's) is delivered again at every
+    # start: request ids are kept in state-dir, so it runs once and is only answered again.
+    h.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"ret-1"}', retain=True)
+    r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "ret-1", 15)[-1]["json"]
+    assert r["ok"] is True, r
     rc, _ = agent2.stop()
+    assert rc == 0
+    agent3 = h.Agent(d, settings, env=env, name="agent3", wrapper=mh.WRAPPER)
+    h.on_failure(agent3.dump_log)
+    agent3.start()
+    again = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "ret-1", 15,
+                         count=2)[-1]["json"]
+    assert again == r, (r, again)
+    agent3.wait_log(r'command "ping" id "ret-1" repeated')
+    assert 'command "ping" id "ret-1" from mqtt' not in agent3.log_text()
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", f"{BASE}/cmd/ping",
+                    "-r", "-n"], check=True, timeout=10)  # clear the retained request
+    rc, _ = agent3.stop()
     assert rc == 0
 
 

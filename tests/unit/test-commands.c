@@ -6,7 +6,9 @@
 #include "commands.h"
 #include "error.h"
 #include "log.h"
+#include "timestamp.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 static void
@@ -79,14 +81,26 @@ test_parse(void)
         {"{\"id\":\"\"}", FALSE, NULL, FALSE, "invalid id"},
         {"{\"id\":\"a b\"}", FALSE, NULL, FALSE, "invalid id"},
         {"{\"id\":\"r2\",\"args\":[1]}", FALSE, "r2", FALSE, "invalid args"},
+        /* Strict: what cJSON alone would accept or silently change. */
+        {"{\"id\":\"r3\\u0000x\"}", FALSE, NULL, FALSE, "NUL character"},
+        {"{\"id\":\"r4\",\"args\":{\"level\":\"de\\u0000bug\"}}", FALSE, NULL, FALSE,
+         "NUL character"},
+        {"{\"id\":\"r5\",\"id\":\"r6\"}", FALSE, NULL, FALSE, "given more than once"},
+        {"{\"id\":\"r7\",\"args\":{\"a\":1,\"a\":2}}", FALSE, NULL, FALSE, "given more than once"},
+        {"{\"id\":\"r8\"} junk", FALSE, NULL, FALSE, "data after the JSON value"},
+        {"{\"id\":\"r9\"}{}", FALSE, NULL, FALSE, "data after the JSON value"},
+        {"{\"id\":\"r10\"}  \n", TRUE, "r10", FALSE, NULL},
+        {"{\"id\":\"r11\",\"args\":{\"a\":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}}", FALSE, NULL,
+         FALSE, "nested deeper"},
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *id = NULL;
         g_autoptr(cJSON) args = NULL;
         g_autoptr(GError) error = NULL;
+        gint64 expires = -1;
         gboolean ok = ca_command_parse_request(cases[i].payload, strlen(cases[i].payload), &id,
-                                               &args, &error);
+                                               &args, &expires, &error);
 
         g_assert_cmpint(ok, ==, cases[i].ok);
         g_assert_cmpstr(id, ==, cases[i].id);
@@ -108,11 +122,12 @@ test_parse_oversized(void)
     g_autofree char *id = NULL;
     g_autoptr(cJSON) args = NULL;
     g_autoptr(GError) error = NULL;
+    gint64 expires = 0;
 
     /* Valid JSON, but too large: refused by size, not parsed. */
     memset(big, ' ', n);
     memcpy(big, "{\"id\":\"r1\"}", 11);
-    g_assert_false(ca_command_parse_request(big, n, &id, &args, &error));
+    g_assert_false(ca_command_parse_request(big, n, &id, &args, &expires, &error));
     g_assert_error(error, CA_ERROR, CA_ERROR_INVALID_INPUT);
     g_assert_nonnull(strstr(error->message, "too large"));
     g_assert_null(id);
@@ -307,16 +322,110 @@ test_recent_bounded(void)
     ca_commands_register(reg, "echo", echo_handler, &f, NULL);
     /* Far more distinct ids than remembered: each runs once; the first, long forgotten,
      * runs again. */
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 2000; i++) {
         g_autofree char *p = g_strdup_printf("{\"id\":\"i%d\"}", i);
         dispatch(reg, &f, "echo", p);
     }
-    g_assert_cmpint(f.runs, ==, 1000);
+    g_assert_cmpint(f.runs, ==, 2000);
     dispatch(reg, &f, "echo", "{\"id\":\"i0\"}");
-    g_assert_cmpint(f.runs, ==, 1001);
-    dispatch(reg, &f, "echo", "{\"id\":\"i999\"}");
-    g_assert_cmpint(f.runs, ==, 1001);
+    g_assert_cmpint(f.runs, ==, 2001);
+    dispatch(reg, &f, "echo", "{\"id\":\"i1999\"}");
+    g_assert_cmpint(f.runs, ==, 2001);
     g_ptr_array_unref(f.replies);
+}
+
+/* "expires": a request that arrives late (the device was offline) is refused, not run;
+ * the refusal is remembered like an answer. */
+static void
+test_expires(void)
+{
+    g_autoptr(CaCommands) reg = ca_commands_new();
+    Fixture f = {g_ptr_array_new_with_free_func(g_free), 0, NULL, 0};
+    g_autoptr(cJSON) r = NULL;
+    g_autofree char *future =
+        ca_timestamp_format(g_get_real_time() + G_GINT64_CONSTANT(3600) * G_USEC_PER_SEC);
+    g_autofree char *ok_req = g_strdup_printf("{\"id\":\"x2\",\"expires\":\"%s\"}", future);
+    const char *bad_req = "{\"id\":\"x3\",\"expires\":12}";
+    gint64 expires = 0;
+    g_autofree char *id = NULL;
+    g_autoptr(cJSON) args = NULL;
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true(ca_commands_register(reg, "echo", echo_handler, &f, NULL));
+    dispatch(reg, &f, "echo", "{\"id\":\"x1\",\"expires\":\"2020-01-01T00:00:00Z\"}");
+    r = last_reply(&f);
+    g_assert_false(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+    g_assert_cmpstr(cJSON_GetObjectItem(r, "error")->valuestring, ==,
+                    "expired at 2020-01-01T00:00:00Z");
+    g_assert_cmpint(f.runs, ==, 0);
+    g_clear_pointer(&r, cJSON_Delete);
+    dispatch(reg, &f, "echo", ok_req);
+    g_assert_cmpint(f.runs, ==, 1);
+    /* Malformed: refused with the reason. */
+    g_assert_false(
+        ca_command_parse_request(bad_req, strlen(bad_req), &id, &args, &expires, &error));
+    g_assert_nonnull(strstr(error->message, "invalid expires"));
+    g_ptr_array_unref(f.replies);
+}
+
+/* Request ids survive a restart: a repeat (a retained message, a redelivery) is answered
+ * from the journal and never run again; one that was running when the agent stopped is
+ * answered "interrupted". */
+static void
+test_journal(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("test-commands-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "commands.journal", NULL);
+    g_autofree char *crashed = g_build_filename(dir, "crashed.journal", NULL);
+    g_autofree char *snapshot = NULL;
+    gsize snapshot_len = 0;
+    Fixture f = {g_ptr_array_new_with_free_func(g_free), 0, NULL, 0};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(cJSON) r = NULL;
+
+    {
+        g_autoptr(CaCommands) reg = ca_commands_new();
+
+        g_assert_true(ca_commands_set_journal(reg, path, &error));
+        g_assert_no_error(error);
+        g_assert_true(ca_commands_register(reg, "echo", echo_handler, &f, NULL));
+        g_assert_true(ca_commands_register(reg, "later", later_handler, &f, NULL));
+        dispatch(reg, &f, "echo", "{\"id\":\"j1\",\"args\":{\"a\":1}}");
+        dispatch(reg, &f, "later", "{\"id\":\"j2\"}");
+        g_assert_cmpint(f.runs, ==, 2);
+        /* The agent dies while "later" runs: the journal as it is on disk now. */
+        g_assert_true(g_file_get_contents(path, &snapshot, &snapshot_len, NULL));
+        g_assert_true(g_file_set_contents(crashed, snapshot, (gssize) snapshot_len, NULL));
+        g_clear_pointer(&f.held, ca_command_unref);
+    }
+    {
+        g_autoptr(CaCommands) reg = ca_commands_new();
+        guint before;
+
+        g_assert_true(ca_commands_set_journal(reg, crashed, &error));
+        g_assert_true(ca_commands_register(reg, "echo", echo_handler, &f, NULL));
+        g_assert_true(ca_commands_register(reg, "later", later_handler, &f, NULL));
+        before = f.replies->len;
+        dispatch(reg, &f, "echo", "{\"id\":\"j1\",\"args\":{\"a\":1}}");
+        g_assert_cmpint(f.runs, ==, 2);
+        g_assert_cmpuint(f.replies->len, ==, before + 1);
+        r = last_reply(&f);
+        g_assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+        g_clear_pointer(&r, cJSON_Delete);
+        dispatch(reg, &f, "later", "{\"id\":\"j2\"}");
+        g_assert_cmpint(f.runs, ==, 2);
+        r = last_reply(&f);
+        g_assert_false(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+        g_assert_nonnull(strstr(cJSON_GetObjectItem(r, "error")->valuestring, "interrupted"));
+        g_clear_pointer(&r, cJSON_Delete);
+        /* A new id still runs. */
+        dispatch(reg, &f, "echo", "{\"id\":\"j3\"}");
+        g_assert_cmpint(f.runs, ==, 3);
+    }
+    g_ptr_array_unref(f.replies);
+    g_remove(path);
+    g_remove(crashed);
+    g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
 int
@@ -332,5 +441,7 @@ main(int argc, char **argv)
     g_test_add_func("/commands/dispatch", test_dispatch);
     g_test_add_func("/commands/dispatch-oversized", test_oversized_dispatch);
     g_test_add_func("/commands/recent-bounded", test_recent_bounded);
+    g_test_add_func("/commands/expires", test_expires);
+    g_test_add_func("/commands/journal", test_journal);
     return g_test_run();
 }

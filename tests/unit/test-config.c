@@ -196,6 +196,42 @@ test_unknown_keys(void)
     g_assert_cmpstr(w[1], ==, "test.conf:4: [bogus] unknown group, ignored");
 }
 
+/* tls=false towards a broker that is not on this machine: a warning naming the key. */
+static void
+test_tls_warning(void)
+{
+    static const struct {
+        const char *mqtt;
+        const char *warning; /* NULL: none */
+    } tls_cases[] = {
+        {"host=broker.example.com\n", "[mqtt] tls: false while host \"broker.example.com\""},
+        {"host=192.0.2.10\ntls=false\n", "test.conf:5: [mqtt] tls: false while host"},
+        {"host=broker.example.com\ntls=true\n", NULL},
+        {"host=localhost\n", NULL},
+        {"host=127.0.0.53\n", NULL},
+        {"host=::1\n", NULL},
+        {"host=mqtt.localhost\n", NULL},
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(tls_cases); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *text =
+            g_strconcat("[agent]\ndevice-id=d\n[mqtt]\n", tls_cases[i].mqtt, NULL);
+        g_autoptr(CaConfig) c = load(text, &error);
+        const char *const *w;
+
+        g_assert_no_error(error);
+        w = ca_config_get_warnings(c);
+        if (!tls_cases[i].warning) {
+            g_assert_cmpuint(g_strv_length((char **) w), ==, 0);
+        } else {
+            g_assert_cmpuint(g_strv_length((char **) w), ==, 1);
+            g_assert_nonnull(strstr(w[0], tls_cases[i].warning));
+            g_assert_nonnull(strstr(w[0], "unencrypted"));
+        }
+    }
+}
+
 /* Drop-ins in name order, later wins; errors name the drop-in file. */
 static void
 test_dropins(void)
@@ -302,6 +338,7 @@ main(int argc, char **argv)
     g_test_add_func("/config/all-problems", test_all_problems);
     g_test_add_func("/config/unknown-keys", test_unknown_keys);
     g_test_add_func("/config/dropins", test_dropins);
+    g_test_add_func("/config/tls-warning", test_tls_warning);
     g_test_add_func("/config/missing-explicit-file", test_missing_explicit_file);
     g_test_add_func("/config/group-equal", test_group_equal);
     g_test_add_func("/config/dump", test_dump);

@@ -163,6 +163,21 @@ test_dedupe_torn(void)
     g_assert_cmpstr(text, ==,
                     "{\"id\":\"a\",\"t\":7,\"v\":{\"status\":\"sent\"}}\n"
                     "{\"id\":\"c\",\"t\":11,\"v\":{\"status\":\"delivered\"}}\n");
+    /* The damaged lines (not the torn last one a power cut leaves) are kept in <path>.bad
+     * and counted, so the owner can report them instead of forgetting ids silently. */
+    g_assert_cmpuint(ca_dedupe_get_quarantined(d), ==, 2);
+    {
+        g_autofree char *bad_path = g_strconcat(path, ".bad", NULL);
+        g_autofree char *bad = NULL;
+
+        g_assert_true(g_file_get_contents(bad_path, &bad, NULL, NULL));
+        g_assert_cmpstr(bad, ==, "garbage line\n{\"id\":\"b\",\"t\":6}\n");
+    }
+    /* Reopened: nothing damaged any more. */
+    g_clear_pointer(&d, ca_dedupe_free);
+    d = ca_dedupe_open(path, 10, 1000, 12, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(ca_dedupe_get_quarantined(d), ==, 0);
     rm_rf(dir);
 }
 

@@ -66,8 +66,10 @@ test_pin_file(void)
         g_autofree char *pin = NULL;
 
         g_unlink(path);
-        if (c->content)
+        if (c->content) {
             g_assert_true(g_file_set_contents(path, c->content, -1, NULL));
+            g_assert_cmpint(g_chmod(path, 0600), ==, 0);
+        }
         pin = ca_modem_read_pin_file(path, &error);
         if (c->want) {
             g_assert_no_error(error);

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "log.h"
 #include "remote.h"
+#include "sms-command.h"
 #include "totp.h"
 
 #include <glib/gstdio.h>
@@ -76,7 +77,7 @@ load_config(Fixture *f, const char *extra)
     g_autoptr(GError) error = NULL;
     g_autofree char *text = g_strdup_printf("[agent]\ndevice-id=dev1\nstate-dir=%s/state\n"
                                             "[sms-commands]\nenabled=true\nsecret-file=%s\n"
-                                            "allowed-senders=+254712345678;0722000111\n%s",
+                                            "allowed-senders=+254712345678;+254722000111\n%s",
                                             f->dir, f->secret_file, extra ? extra : "");
     CaConfig *c = ca_config_load_from_data("t.conf", text, strlen(text), &error);
 
@@ -346,7 +347,20 @@ test_sms_commands(void)
     g_assert_true(g_str_has_prefix(f.events->pdata[0],
                                    "sms-command {\"from\":\"+*********678\",\"outcome\":"
                                    "\"accepted\",\"command\":\"modem-reset\",\"failures\":0,"
-                                   "\"sms_id\":\"m3\",\"command_id\":\"sms-"));
+                                   "\"sms_id\":\"cmd-"));
+    /* The audit id is keyed with the secret: the SMS's own id (a plain hash of sender, time
+     * and text, from which the code could be recovered by trying all million) never shows. */
+    {
+        g_autoptr(GBytes) key = g_bytes_new_static(rfc_secret, 20);
+        g_autofree char *want = ca_sms_command_audit_id(key, "m3");
+        g_autofree char *other = ca_sms_command_audit_id(key, "m4");
+        g_autofree char *field = g_strdup_printf("\"sms_id\":\"%s\",\"command_id\":\"sms-", want);
+
+        g_assert_nonnull(strstr(f.events->pdata[0], field));
+        g_assert_null(strstr(f.events->pdata[0], "\"m3\""));
+        g_assert_cmpstr(want, !=, other);
+        g_assert_cmpuint(strlen(want), ==, 4 + 32);
+    }
     g_assert_true(g_str_has_prefix(f.events->pdata[1],
                                    "command {\"command\":\"modem-reset\",\"source\":\"sms\","));
     g_assert_cmpuint(f.sms->len, ==, 1);
@@ -374,15 +388,15 @@ test_sms_commands(void)
     /* Wrong code: audited, counted. */
     wrong =
         g_strdup_printf("%06u status", (guint) (g_ascii_strtoull(code, NULL, 10) + 1) % 1000000);
-    g_assert_true(ca_remote_handle_sms(f.remote, "m6", "0722000111", wrong));
+    g_assert_true(ca_remote_handle_sms(f.remote, "m6", "+254722000111", wrong));
     g_assert_nonnull(strstr(f.events->pdata[4], "\"reason\":\"wrong code\""));
     g_assert_cmpuint(f.sms->len, ==, 1);
 
     /* The status command answers with the status text. */
-    g_assert_true(ca_remote_handle_sms(f.remote, "m7", "0722000111", text));
+    g_assert_true(ca_remote_handle_sms(f.remote, "m7", "+254722000111", text));
     g_assert_cmpuint(f.sms->len, ==, 2);
-    g_assert_true(
-        g_str_has_suffix(f.sms->pdata[1], "|0722000111|dev1: up 0 s; uplink wired; modem 55% Op"));
+    g_assert_true(g_str_has_suffix(f.sms->pdata[1],
+                                   "|+254722000111|dev1: up 0 s; uplink wired; modem 55% Op"));
 
     fixture_close(&f);
 
@@ -392,7 +406,7 @@ test_sms_commands(void)
     {
         g_autofree char *c2 = code_now(0);
         g_autofree char *t2 = g_strdup_printf("%s reboot", c2);
-        g_assert_true(ca_remote_handle_sms(f.remote, "m8", "0722000111", t2));
+        g_assert_true(ca_remote_handle_sms(f.remote, "m8", "+254722000111", t2));
         g_assert_cmpuint(f.sms->len, ==, 1);
         g_assert_true(g_str_has_suffix(
             f.sms->pdata[0],

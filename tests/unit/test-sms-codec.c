@@ -127,6 +127,11 @@ static const ReqCase req_cases[] = {
     {"array", "[1,2]", NULL, "payload: must be a JSON object, not an array"},
     {"string", "\"x\"", NULL, "payload: must be a JSON object, not a string"},
     {"truncated", "{\"id\":\"x\",\"to\":\"123\"", NULL, "payload: not valid JSON"},
+    {"trailing-junk", "{\"id\":\"x\",\"to\":\"123\",\"text\":\"x\"} again", NULL,
+     "payload: data after the JSON value"},
+    {"trailing-second-object", "{\"id\":\"x\",\"to\":\"123\",\"text\":\"x\"}{}", NULL,
+     "payload: data after the JSON value"},
+    {"trailing-space", "{\"id\":\"x\",\"to\":\"123\",\"text\":\"x\"}\r\n ", "x", NULL},
     {"bad-utf8", "{\"id\":\"x\",\"to\":\"123\",\"text\":\"\xff\xfe\"}", NULL,
      "payload: not valid UTF-8"},
     /* id */
