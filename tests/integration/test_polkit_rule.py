@@ -6,7 +6,7 @@ exactly the actions docs/polkit.md lists and grants nothing to anyone else.
 The test re-runs itself in a private mount namespace (unshare --mount) where:
 - /etc/passwd and /etc/group are copies that add the users cellagent and ca-polkit-other;
 - /usr/share/polkit-1/rules.d holds only the repository's rule file (bind-mounted, so the
-  file under test is the one in the tree) and /etc/polkit-1/rules.d is empty;
+  file under test is the one in the tree); the other rules directories are empty;
 - /run is an empty tmpfs: no login sessions are visible (every subject gets a policy's
   "allow_any" default, like a system service) and /run/dbus/system_bus_socket is a private
   dbus-daemon's, so nothing here can reach the host's system bus.
@@ -126,9 +126,11 @@ def private_users(d):
 
 
 def private_rules():
-    """Only the repository's rule: in /usr/share/polkit-1/rules.d, where packages put it."""
-    if os.path.isdir("/etc/polkit-1/rules.d"):
-        mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/etc/polkit-1/rules.d")
+    """Only the repository's rule: in /usr/share/polkit-1/rules.d, where packages put it.
+    (/run/polkit-1/rules.d, read by polkit 126, goes with /run.)"""
+    for other in ("/etc/polkit-1/rules.d", "/usr/local/share/polkit-1/rules.d"):
+        if os.path.isdir(other):
+            mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", other)
     mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/usr/share/polkit-1/rules.d")
     target = "/usr/share/polkit-1/rules.d/50-cellagent.rules"
     open(target, "w").close()
