@@ -64,6 +64,7 @@ DEFAULTS = {
     "storage_capacity": 50,
     "report_delay": 0.5,       # seconds before a requested status report
     "report_status": 0,        # TP-ST, 0 = received by the recipient
+    "apn": "",                 # ECM: the only APN the network grants a session for ("": any)
 }
 
 ACT_NAMES = {"gsm": 0, "umts": 2, "edge": 3, "hsdpa": 4, "hsupa": 5, "hspa": 6, "lte": 7}
@@ -868,8 +869,12 @@ class Modem:
             if a[0] == "1":
                 if not self.registered():
                     raise cme(30)
+                apn = self.pdp.get(cid, {}).get("apn", "")
+                if self.s["apn"] and apn.lower() != self.s["apn"].lower():
+                    self.emu.event("session-rejected", cid=cid, apn=apn)
+                    raise cme(33)        # requested service option not subscribed
                 self.session, self.session_cid = True, cid
-                self.emu.event("session-up", cid=cid)
+                self.emu.event("session-up", cid=cid, apn=apn)
                 self.emu.net_link(True)
             else:
                 self.session = False

@@ -4,8 +4,9 @@
 ModemManager (fibocom plugin) and NetworkManager share the device namespace;
 activating the seeded `gsm` profile gives a DHCP lease on usb0 and traffic to
 the operator and the internet. The ECM controls (blackhole, operator link
-down, session dropped with and without +CGEV) do what they claim, and SMS
-work on this personality too.
+down, session dropped with and without +CGEV) do what they claim, the network
+grants a session only for its APN when one is set, and SMS work on this
+personality too.
 """
 
 import os
@@ -85,6 +86,22 @@ class EcmTest(unittest.TestCase):
         lab.modem.deliver_sms("ECM SMS ok", sender="+254711000401")
         info = lab.mm.wait_received(lambda s: s.get("sms.content.number") == "+254711000401")
         self.assertEqual(info["sms.content.text"], "ECM SMS ok")
+
+    def test_7_network_grants_only_its_apn(self):
+        lab.nm.nmcli("connection", "down", "cellular", check=False)
+        lab.modem.set(apn="only.this")
+        try:
+            self.assertRaises(lablib.LabError, lab.nm.nmcli, "connection", "up", "cellular",
+                              timeout=90)
+            self.assertFalse(cellular_active())
+            events = lab.modem.dump()["events"]
+            self.assertTrue(any(e["type"] == "session-rejected" and e["apn"] == "internet"
+                                for e in events), events[-5:])
+        finally:
+            lab.modem.set(apn="")
+        connect()
+        self.assertTrue(any(e["type"] == "session-up" and e["apn"] == "internet"
+                            for e in lab.modem.dump()["events"]))
 
 
 if __name__ == "__main__":
