@@ -19,10 +19,10 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402  (puts tests/lib on sys.path)
-import harness  # noqa: E402
-import commands_helpers as ch  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.commands  # noqa: E402
 
 BASE = "cellagent/dev1"
 OPERATOR = "+254700000001"      # allowed
@@ -34,11 +34,11 @@ lab = broker = sub = agent = codes = None
 
 def setUpModule():
     global lab, broker, sub, agent, codes
-    lab = lablib.Lab(personality="ecm", enable=True).start()
+    lab = ct.lab.Lab(personality="ecm", enable=True).start()
     broker = lab.start_broker()
     sub = broker.subscribe([BASE + "/#"])
     secret_file = os.path.join(lab.run_dir, "sms-secret")
-    codes = ch.CodeBook(ch.write_secret(secret_file))
+    codes = ct.commands.CodeBook(ct.commands.write_secret(secret_file))
     settings = {
         "agent": {"state-dir": os.path.join(lab.run_dir, "agent-state")},
         "mqtt": {"host": broker.host, "port": broker.port},
@@ -52,12 +52,12 @@ def setUpModule():
     }
     # CA_AGENT_WRAPPER: a command prefix for the agent, e.g.
     # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
-    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env,
+    agent = ct.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env,
                           wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
                           ).start()
     agent.wait_log(r"SMS commands enabled for 2 sender", timeout=20)
     agent.wait_log(r"using the Messaging interface", timeout=60)
-    lablib.wait_until(lambda: (status().get("registration") == "home"), 60,
+    ct.wait_until(lambda: (status().get("registration") == "home"), 60,
                       "the modem registered (status)")
 
 
@@ -114,13 +114,13 @@ def deliver(text, sender, timestamp=None):
     """An SMS arrives; returns the audit event it caused (one per command SMS)."""
     n = len(audits())
     lab.modem.deliver_sms(text, sender=sender, timestamp=timestamp)
-    lablib.wait_until(lambda: len(audits()) > n, 30, "the audit event of %r" % text)
+    ct.wait_until(lambda: len(audits()) > n, 30, "the audit event of %r" % text)
     got = audits()
     assert len(got) == n + 1, got[n:]
     # Handled means deleted from the modem too. Wait for it before the next SMS: with
     # ModemManager 1.20 a new-message notice that arrives while the previous message is
-    # still being read or deleted can be missed (LAB.md).
-    lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
+    # still being read or deleted can be missed (docs/lab.md).
+    ct.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
                       "the modem's storage empty again")
     return got[n]
 
@@ -147,13 +147,13 @@ class Commands(unittest.TestCase):
         r = ask("sms-resync", timeout=60)
         self.assertTrue(r["ok"], r)
         self.assertIn("messages", r["result"])
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
                                10, "the sms-resync event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("sms-resync", "mqtt", True))
         r = ask("sms-resync", {"all": 1})
         self.assertFalse(r["ok"])
         self.assertEqual(r["error"], "args.all: unknown argument")
-        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        ct.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
 
     def test_03_sms_status_reply(self):
         before = len(sent_to(OPERATOR))
@@ -198,7 +198,7 @@ class Commands(unittest.TestCase):
         # An ordinary SMS from an allowed sender still goes to sms/in.
         lab.modem.deliver_sms("Pump 3 is fine, thanks", sender=OPERATOR)
         sub.wait_for(BASE + "/sms/in", lambda m: (m["json"] or {}).get("text") == "Pump 3 is fine, thanks", 30)
-        lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
+        ct.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
                           "the ordinary SMS deleted from the modem")
 
         # Barrier: an accepted command from the operator. SMS are handled in order, so a
@@ -211,7 +211,7 @@ class Commands(unittest.TestCase):
         self.assertEqual(len(sent_to(OPERATOR2)), sent_before[OPERATOR2])
         self.assertEqual(len(sent_to(STRANGER)), sent_before[STRANGER])
         self.assertEqual(len(resets()), resets_before)
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
                                10, "the reboot event")[0]
         self.assertEqual((ev["source"], ev["ok"]), ("sms", False))
         # No command event for any rejected SMS (status changes nothing: none either);
@@ -227,7 +227,7 @@ class Commands(unittest.TestCase):
         a = deliver("%s mqtt-reconnect" % codes.next(), OPERATOR)
         self.assertEqual((a["outcome"], a["command"]), ("accepted", "mqtt-reconnect"))
         agent.wait_log(r"reconnecting now \(requested\)")
-        lablib.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 30,
+        ct.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 30,
                           "a new broker connection")
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 1)[-1]
         self.assertEqual(reply["text"], "dev1: mqtt-reconnect ok")
@@ -237,7 +237,7 @@ class Commands(unittest.TestCase):
         self.assertEqual((a["outcome"], a["command"]), ("accepted", "reconnect"))
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 2)[-1]
         self.assertEqual(reply["text"], "dev1: reconnect failed: no uplink is in use")
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
                                10, "the reconnect event")[0]
         self.assertEqual((ev["source"], ev["ok"], ev["error"]), ("sms", False, "no uplink is in use"))
 
@@ -246,22 +246,22 @@ class Commands(unittest.TestCase):
         sent_before = len(sent_to(OPERATOR))
         a = deliver("%s Modem-Reset" % codes.next(), OPERATOR)
         self.assertEqual((a["outcome"], a["command"]), ("accepted", "modem-reset"))
-        lablib.wait_until(lambda: len(resets()) > before, 30, "AT+CFUN=15 from the SMS command")
+        ct.wait_until(lambda: len(resets()) > before, 30, "AT+CFUN=15 from the SMS command")
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 60, sent_before + 1)[-1]
         self.assertEqual(reply["text"], "dev1: modem-reset ok")
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
                                10, "the modem-reset event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "sms", True))
 
     def test_06_mqtt_modem_reset(self):
-        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        ct.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
         before = len(resets())
         r = ask("modem-reset", {"hard": True})
         self.assertEqual(r["error"], "args.hard: unknown argument")
         r = ask("modem-reset", timeout=60)
         self.assertTrue(r["ok"], r)
-        lablib.wait_until(lambda: len(resets()) == before + 1, 30, "AT+CFUN=15 from cmd/modem-reset")
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
+        ct.wait_until(lambda: len(resets()) == before + 1, 30, "AT+CFUN=15 from cmd/modem-reset")
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
                                10, "the modem-reset event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "mqtt", True))
         # The refused request made no reset and no event.
@@ -269,4 +269,4 @@ class Commands(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

@@ -2,10 +2,10 @@
 
 One process, one event loop (selectors): the pty masters of the AT ports,
 the control socket and its clients, and a timer heap. The AT dialogue is
-the one ModemManager 1.20.4 needs (LAB.md sections 2 and 6) for two
+the one ModemManager 1.20.4 needs (docs/lab.md) for two
 personalities: "simtech" (SIMCOM A7670E, simtech plugin) and "ecm"
 (Fibocom L610 in ECM mode, fibocom plugin, net port usb0).
-Not here: the fake sysfs, the mounts and the daemons (see lablib.py).
+Not here: the fake sysfs, the mounts and the daemons (see lab.py).
 """
 
 import datetime
@@ -23,7 +23,7 @@ import termios
 import time
 import tty
 
-import smspdu
+from cellagent_test import smspdu
 
 PERSONALITIES = {
     "simtech": {
