@@ -77,7 +77,7 @@ def run_driver(mod):
             f"after {count} {rss2} kB ({per_op:.1f} B/op after the first tenth); {ctx.env.kind}")
     cmd = ct.bench.reproduce(__file__, f"CA_BENCH_GROWTH={mod.KEY}")
     ok = ct.bench.record("growth", f"RSS after {count} {mod.NAME}", rss2, "kB", rss0,
-                  f"<= {mod.BOUND}x", cmd, note)
+                         f"<= {mod.BOUND}x", cmd, note)
     rc, _ = ctx.agent.stop()
     ctx.env.stop()
     assert rc == 0, f"agent exit code {rc}"

@@ -59,7 +59,7 @@ def test():
     # device id. Before the MQTT module existed the agent never connected; say so.
     try:
         ct.wait_until(lambda: re.search(r"New client connected .* as bench \(", env.broker_log()),
-                     30, "the agent's MQTT connection")
+                      30, "the agent's MQTT connection")
         connected = "agent connected to the broker"
     except AssertionError:
         connected = "agent NOT connected to the broker"
@@ -77,7 +77,7 @@ def test():
     ok &= ct.bench.record("idle", "private memory", a["Private"], "kB", z["Private"], None, cmd, note)
     ok &= ct.bench.record("idle", "RSS", a["Rss"], "kB", z["Rss"], None, cmd, note)
     ok &= ct.bench.record("idle", "wakeups", a["wakeups"], "1/s", z["wakeups"] or None, "< 0.2", cmd,
-                   note + f"; baseline {z['wakeups']:.3f}/s")
+                          note + f"; baseline {z['wakeups']:.3f}/s")
     agent.stop()
     env.stop()
     assert ok, "a target was missed (see above)"

@@ -113,8 +113,8 @@ def main():
                                         "text": "bench %d" % i}) + "\n")
             pub.stdin.flush()
             ct.wait_until(lambda: sub.find(ct.sms.BASE + "/sms/out/result",
-                                               lambda p: p.get("id") == rid and
-                                               p.get("status") == "sent"), 30, "sent")
+                                           lambda p: p.get("id") == rid and
+                                           p.get("status") == "sent"), 30, "sent")
             t_agent = cmgs_after(rig.lab, t0, since)
             # Baseline: mmcli create + send -> AT+CMGS.
             since = len(lab_commands(rig))
@@ -137,8 +137,8 @@ def main():
             added_before = len(watch.seen)
             rig.lab.modem.deliver_sms("incoming %d" % i, sender=sender)
             got = ct.wait_until(lambda: sub.find(ct.sms.BASE + "/sms/in",
-                                                     lambda p: p.get("from") == sender), 30,
-                                    "sms/in")
+                                                 lambda p: p.get("from") == sender), 30,
+                                "sms/in")
             stored = next(e for e in rig.lab.modem.dump()["events"][nevents:]
                           if e["type"] == "sms-stored")
             t_cmti = wall(stored["ts"])

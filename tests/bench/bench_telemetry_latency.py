@@ -86,9 +86,9 @@ def main():
         sub = broker.subscribe(ct.modem.TELEMETRY, on_message=lambda m: arrivals.append(
             (time.monotonic(), ct.modem.field(m["json"], "modem.signal_quality"))))
         agent = ct.modem.start_agent(lab, broker, args=["--log-level", "info"],
-                               telemetry={"signal-rate": 30})
+                                     telemetry={"signal-rate": 30})
         ct.modem.wait_telemetry(sub, lambda t: ct.modem.field(t, "modem.state") == "registered"
-                          and ct.modem.field(t, "modem.signal_quality") == 70, timeout=40)
+                                and ct.modem.field(t, "modem.signal_quality") == 70, timeout=40)
         watch = DbusWatch(lab.env)
         time.sleep(0.5)  # let dbus-monitor attach before the first change
         quality = {LOW: None, HIGH: 70}

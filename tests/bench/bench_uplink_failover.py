@@ -64,7 +64,7 @@ def one_run(lab, broker, kind, health, with_agent, timeout):
     agent = None
     if with_agent:
         settings = ct.uplink.agent_settings(lab, broker, UPLINKS,
-                                     dict(health, probes=PROBES, **{"hold-down": 5}))
+                                            dict(health, probes=PROBES, **{"hold-down": 5}))
         ct.uplink.clear_retained(broker)
         sub = ct.uplink.subscribe(broker)
         agent = ct.uplink.start_agent(lab, settings)

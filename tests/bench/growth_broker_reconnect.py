@@ -28,4 +28,4 @@ def run(ctx, start, stop):
         ct.wait_until(lambda: _connections(ctx) > n, 60, f"the agent back after restart {i + 1}")
         ct.publish(broker.port, "cellagent/bench/cmd/mqtt-reconnect", '{"id":"r%d"}' % i)
         ct.wait_until(lambda: _connections(ctx) > n + 1, 60,
-                     f"the agent back after cmd/mqtt-reconnect {i + 1}")
+                      f"the agent back after cmd/mqtt-reconnect {i + 1}")

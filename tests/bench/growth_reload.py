@@ -13,4 +13,4 @@ def run(ctx, start, stop):
     for i in range(start, stop):
         ctx.agent.proc.send_signal(signal.SIGHUP)
         ct.wait_until(lambda: ctx.agent.log_text().count("configuration reloaded") > i, 10,
-                     f"reload {i + 1}")
+                      f"reload {i + 1}")

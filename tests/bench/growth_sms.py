@@ -42,7 +42,7 @@ def ready(ctx):
     ctx.sub.wait_for(BASE + "/telemetry", lambda m: m["json"] and (m["json"].get("modem") or {})
                      .get("state") not in (None, "absent"), 60)
     ct.wait_until(lambda: "using the Messaging interface" in ctx.agent.log_text(), 60,
-                 "the SMS bridge on the modem")
+                  "the SMS bridge on the modem")
 
 
 def _sent(ctx):
@@ -64,11 +64,11 @@ def run(ctx, start, stop):
                                             "text": "growth out %d" % i}) + "\n")
         ctx.pub.stdin.flush()
         ct.wait_until(lambda: _sent(ctx) >= sent0 + (b1 - start), 120,
-                     f"sms/out results up to {b1}")
+                      f"sms/out results up to {b1}")
         for i in range(b0, b1):
             modem.deliver_sms("growth in %d" % i, sender="+254700009002")
             ct.wait_until(lambda: _received(ctx) >= recv0 + (i + 1 - start), 60,
-                         f"SMS in {i + 1} on sms/in")
+                          f"SMS in {i + 1} on sms/in")
             # The agent deleted it from the modem: ModemManager is idle for the next one.
             ct.wait_until(lambda: not modem.status()["storage"]["ME"]["indices"], 30,
-                         f"SMS in {i + 1} deleted from the modem")
+                          f"SMS in {i + 1} deleted from the modem")

@@ -43,4 +43,4 @@ def run(ctx, start, stop):
             ctx.pub.stdin.write(json.dumps({"id": "t%d" % i}) + "\n")
         ctx.pub.stdin.flush()
         ct.wait_until(lambda: _results(ctx) >= base + (b1 - start), 120,
-                     f"results of telemetry requests up to {b1}")
+                      f"results of telemetry requests up to {b1}")

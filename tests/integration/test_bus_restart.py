@@ -24,13 +24,13 @@ def test():
     broker = ct.Broker(d).start()
     bus = ct.PrivateBus(d).start()
     agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}},
-                    env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address})
+                     env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address})
     ct.on_failure(agent.dump_log)
     agent.start()
     ct.mqtt.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
     pid = agent.proc.pid
     ct.wait_until(lambda: bus.client_pids().count(pid) == 2, ct.scaled(20),
-                 "the agent's two bus connections (modem and uplink)")
+                  "the agent's two bus connections (modem and uplink)")
     agent.wait_log(r"\[uplink\] connected to NetworkManager \(not running yet\)")
     agent.wait_log(r"\[modem\] waiting for ModemManager on the system bus")
 
@@ -43,11 +43,11 @@ def test():
         assert agent.alive(), f"the agent died when the bus closed (restart {i})"
         bus.start()
         ct.wait_until(lambda: bus.client_pids().count(pid) == 2, ct.scaled(30),
-                     f"the agent's two bus connections after restart {i}")
+                      f"the agent's two bus connections after restart {i}")
         ct.wait_until(lambda: agent.log_text().count("[uplink] connected to NetworkManager") > n_nm
-                     and agent.log_text().count("[modem] waiting for ModemManager on the system "
+                      and agent.log_text().count("[modem] waiting for ModemManager on the system "
                                                 "bus") > n_mm,
-                     ct.scaled(30), f"both adapters following the bus again after restart {i}")
+                      ct.scaled(30), f"both adapters following the bus again after restart {i}")
         assert agent.alive(), f"the agent died after restart {i}"
 
     text = agent.log_text()

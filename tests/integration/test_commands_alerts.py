@@ -51,7 +51,7 @@ def setUpModule():
     # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
     settings["agent"]["state-dir"] = os.path.join(lab.run_dir, "agent-state")
     agent = ct.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name="agent",
-                          wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split())
+                     wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split())
     agent.start()
     agent.wait_log(r"using the Messaging interface", timeout=60)
     ct.uplink.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up")
@@ -122,7 +122,7 @@ class Alerts(unittest.TestCase):
                          ("command", "reconnect", "mqtt", True))
         # NetworkManager re-activated it: a new active connection, activated on eth1.
         ct.wait_until(lambda: active_path("uplink1") not in (None, before), 30,
-                          "a new activation of uplink1")
+                      "a new activation of uplink1")
         lab.nm.wait_connected("eth1")
         ct.uplink.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up again")
 
@@ -143,7 +143,7 @@ class Alerts(unittest.TestCase):
         # The kernel's default route follows, and the link says why.
         ct.wait_until(lambda: lab.net.route_dev() == "eth2", 20, "the default route via eth2")
         link = ct.uplink.wait_link(sub, lambda l: l.get("forced") == "wan2" and l["active"] == "wan2", 20,
-                            "wan2 forced in the link")
+                                   "wan2 forced in the link")
         self.assertEqual(link["uplinks"]["wan1"]["state"], "up")  # not a failover
         sw = ct.uplink.wait_event(sub, "uplink-forced", lambda e: e["to"] == "wan2", timeout=15)
         self.assertEqual(sw["from"], "wan1")
@@ -155,7 +155,7 @@ class Alerts(unittest.TestCase):
         self.assertEqual((r["ok"], r["result"]), (True, {"mode": "auto", "uplink": None, "active": "wan1"}))
         ct.wait_until(lambda: lab.net.route_dev() == "eth1", 20, "the default route via eth1")
         ct.uplink.wait_link(sub, lambda l: l.get("forced") is None and l["active"] == "wan1", 20,
-                     "automatic choice in the link")
+                            "automatic choice in the link")
 
     def test_01_one_alert_one_recovery(self):
         self.assertEqual(alerts_sent(), [])
@@ -183,7 +183,7 @@ class Alerts(unittest.TestCase):
         # Exactly one of each: anything else would have been sent before the recovery.
         self.assertEqual([m["text"] for m in alerts_sent()], [alert["text"], recovery["text"]])
         ev = ct.wait_until(lambda: alert_events() if len(alert_events()) >= 2 else None, 15,
-                               "both sms-alert events")
+                           "both sms-alert events")
         self.assertEqual([(e["kind"], e["sms"]) for e in ev], [("down", 1), ("recovered", 1)])
         self.assertEqual(ev[0]["text"], alert["text"])
         self.assertEqual(ev[1]["text"], recovery["text"])
@@ -199,7 +199,7 @@ class Alerts(unittest.TestCase):
         ct.uplink.wait_link(sub, all_down, 40, "every uplink down again")
         # Past data-down-after the policy holds the alert back (its state is logged).
         ct.wait_until(lambda: agent_alert_state() == "suppressed", DOWN_AFTER + 20,
-                          "the alert held back by min-interval")
+                      "the alert held back by min-interval")
         lab.net.restore(1)
         lab.net.restore(2)
         ct.uplink.wait_link(sub, lambda l: any(u["state"] == "up" for u in l["uplinks"].values()), 40, "an uplink up")

@@ -53,12 +53,12 @@ def setUpModule():
     # CA_AGENT_WRAPPER: a command prefix for the agent, e.g.
     # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
     agent = ct.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env,
-                          wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
-                          ).start()
+                     wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
+                     ).start()
     agent.wait_log(r"SMS commands enabled for 2 sender", timeout=20)
     agent.wait_log(r"using the Messaging interface", timeout=60)
     ct.wait_until(lambda: (status().get("registration") == "home"), 60,
-                      "the modem registered (status)")
+                  "the modem registered (status)")
 
 
 def tearDownModule():
@@ -121,7 +121,7 @@ def deliver(text, sender, timestamp=None):
     # ModemManager 1.20 a new-message notice that arrives while the previous message is
     # still being read or deleted can be missed (docs/lab.md).
     ct.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
-                      "the modem's storage empty again")
+                  "the modem's storage empty again")
     return got[n]
 
 
@@ -148,7 +148,7 @@ class Commands(unittest.TestCase):
         self.assertTrue(r["ok"], r)
         self.assertIn("messages", r["result"])
         ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
-                               10, "the sms-resync event")[0]
+                           10, "the sms-resync event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("sms-resync", "mqtt", True))
         r = ask("sms-resync", {"all": 1})
         self.assertFalse(r["ok"])
@@ -199,7 +199,7 @@ class Commands(unittest.TestCase):
         lab.modem.deliver_sms("Pump 3 is fine, thanks", sender=OPERATOR)
         sub.wait_for(BASE + "/sms/in", lambda m: (m["json"] or {}).get("text") == "Pump 3 is fine, thanks", 30)
         ct.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
-                          "the ordinary SMS deleted from the modem")
+                      "the ordinary SMS deleted from the modem")
 
         # Barrier: an accepted command from the operator. SMS are handled in order, so a
         # reply to any rejected one would have been sent before this one's.
@@ -212,7 +212,7 @@ class Commands(unittest.TestCase):
         self.assertEqual(len(sent_to(STRANGER)), sent_before[STRANGER])
         self.assertEqual(len(resets()), resets_before)
         ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
-                               10, "the reboot event")[0]
+                           10, "the reboot event")[0]
         self.assertEqual((ev["source"], ev["ok"]), ("sms", False))
         # No command event for any rejected SMS (status changes nothing: none either);
         # only the ordinary SMS reached sms/in.
@@ -228,7 +228,7 @@ class Commands(unittest.TestCase):
         self.assertEqual((a["outcome"], a["command"]), ("accepted", "mqtt-reconnect"))
         agent.wait_log(r"reconnecting now \(requested\)")
         ct.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 30,
-                          "a new broker connection")
+                      "a new broker connection")
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 1)[-1]
         self.assertEqual(reply["text"], "dev1: mqtt-reconnect ok")
         # No uplink is managed in this lab ([uplink-cellular] activate=never): the failure
@@ -238,7 +238,7 @@ class Commands(unittest.TestCase):
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 2)[-1]
         self.assertEqual(reply["text"], "dev1: reconnect failed: no uplink is in use")
         ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
-                               10, "the reconnect event")[0]
+                           10, "the reconnect event")[0]
         self.assertEqual((ev["source"], ev["ok"], ev["error"]), ("sms", False, "no uplink is in use"))
 
     def test_05_sms_modem_reset(self):
@@ -250,7 +250,7 @@ class Commands(unittest.TestCase):
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 60, sent_before + 1)[-1]
         self.assertEqual(reply["text"], "dev1: modem-reset ok")
         ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
-                               10, "the modem-reset event")[0]
+                           10, "the modem-reset event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "sms", True))
 
     def test_06_mqtt_modem_reset(self):
@@ -262,7 +262,7 @@ class Commands(unittest.TestCase):
         self.assertTrue(r["ok"], r)
         ct.wait_until(lambda: len(resets()) == before + 1, 30, "AT+CFUN=15 from cmd/modem-reset")
         ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
-                               10, "the modem-reset event")[0]
+                           10, "the modem-reset event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "mqtt", True))
         # The refused request made no reset and no event.
         self.assertEqual(len(resets()), before + 1)

@@ -109,7 +109,7 @@ def test():
     assert r["ok"] is True, r
     agent.wait_log(r"reconnecting now \(requested\)")
     ct.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 20,
-                 "a new broker connection")
+                  "a new broker connection")
     ev = client.wait_event(lambda e: e.get("type") == "command" and e.get("id") == "mr1")
     assert ev["ok"] is True and ev["source"] == "mqtt", ev
     # Still answering afterwards.

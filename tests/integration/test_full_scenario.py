@@ -89,7 +89,7 @@ class FullScenario(unittest.TestCase):
         self.wait_on("link", since, lambda l: l["uplinks"]["cellular"]["state"] == "up", timeout,
                      "cellular up in <base>/link")
         ct.wait_until(lambda: self.lab.net.route_dev() == "usb0", scaled(10),
-                           "the default route via usb0")
+                      "the default route via usb0")
 
     def telemetry_with_values(self, since, timeout):
         """Telemetry from the modem with the emulator's values."""
@@ -137,7 +137,7 @@ class FullScenario(unittest.TestCase):
         self.assertEqual(msg["timestamp"], TS_UTC)
         # Deleted from the modem once the broker had it.
         ct.wait_until(lambda: not self.lab.modem.status()["storage"]["ME"]["indices"],
-                           scaled(10), "the modem's storage empty")
+                      scaled(10), "the modem's storage empty")
         self.assertEqual(len(self.on("sms/in", since, lambda j: j.get("from") == sender)), 1)
 
     # ---------------------------------------------------------------- the scenario

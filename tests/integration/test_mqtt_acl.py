@@ -32,7 +32,7 @@ def test():
                 "# test only: one topic refused, to see PUBACK 135\n"
                 "pattern deny cellagent/%u/forbidden\n")
     broker = ct.Broker(d, allow_anonymous=False,
-                      extra_conf=f"user root\npassword_file {pw}\nacl_file {acl}\n"
+                       extra_conf=f"user root\npassword_file {pw}\nacl_file {acl}\n"
                                  # the client id is the user name: no one can take dev1's id
                                  "use_username_as_clientid true\n").start()
     ct.on_failure(lambda: print(open(broker.log).read()[-3000:]))
@@ -44,7 +44,7 @@ def test():
         f.write(users["dev1"] + "\n")
 
     agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "username": "dev1",
-                                 "password-file": pwfile}}, env=env, wrapper=ct.mqtt.WRAPPER)
+                                  "password-file": pwfile}}, env=env, wrapper=ct.mqtt.WRAPPER)
     ct.on_failure(agent.dump_log)
     agent.start()
     ct.mqtt.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online", extra_args=ops)
@@ -77,7 +77,7 @@ def test():
 
     # A refused publish under MQTT 5: error to the caller, log line, event.
     drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "username": "dev1",
-                                 "password-file": pwfile, "client-id": "dev1-driver"}})
+                                      "password-file": pwfile, "client-id": "dev1-driver"}})
     ct.on_failure(drv.dump)
     drv.send("start")
     drv.expect(r"^connected$", 15)
@@ -93,8 +93,8 @@ def test():
 
     # Under MQTT 3.1.1 the broker cannot say no: the same refused publish looks delivered.
     drv3 = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "username": "dev1",
-                                  "password-file": pwfile, "client-id": "dev1-driver3", "protocol": "3.1.1"}},
-                     name="driver3")
+                                       "password-file": pwfile, "client-id": "dev1-driver3", "protocol": "3.1.1"}},
+                          name="driver3")
     ct.on_failure(drv3.dump)
     drv3.send("start")
     drv3.expect(r"^connected$", 15)

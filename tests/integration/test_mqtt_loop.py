@@ -120,7 +120,7 @@ def test():
     # Keepalive: PINGREQs keep an otherwise silent connection alive.
     log_start = len(open(broker.log, errors="replace").read())
     drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive": 5}},
-                    name="driver3")
+                         name="driver3")
     ct.on_failure(drv.dump)
     drv.send("start")
     drv.expect(r"^connected$", 5)
@@ -128,7 +128,7 @@ def test():
     def broker_since():
         return open(broker.log, errors="replace").read()[log_start:]
     ct.wait_until(lambda: broker_since().count("Received PINGREQ from dev1") >= 3, ct.scaled(40),
-                 "three PINGREQs from the idle client")
+                  "three PINGREQs from the idle client")
     # Steady state: after a PINGREQ the keepalive timer sleeps until the next one can be due
     # (keepalive + 1 s), so a keepalive period costs the driver's main thread about two
     # wakeups (that timer, the PINGRESP); polling every keepalive/4 would cost five or more.
@@ -136,7 +136,7 @@ def test():
         n0 = broker_since().count("Received PINGREQ from dev1")
         sw0 = ctxt_switches(drv.proc.pid)
         ct.wait_until(lambda: broker_since().count("Received PINGREQ from dev1") >= n0 + 3,
-                     ct.scaled(40), "three more PINGREQs")
+                      ct.scaled(40), "three more PINGREQs")
         per_ping = (ctxt_switches(drv.proc.pid) - sw0) / 3
         print(f"keepalive 5 s: {per_ping:.1f} wakeups of the driver's main thread per PINGREQ")
         assert per_ping <= 3.5, f"{per_ping:.1f} wakeups per keepalive period"

@@ -21,7 +21,7 @@ def test():
     # Under ASan freed memory sits in quarantine and would count as growth: no quarantine.
     asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=0"]))
     drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": port, "queue-limit": 1000}},
-                    env={"ASAN_OPTIONS": asan})
+                         env={"ASAN_OPTIONS": asan})
     ct.on_failure(drv.dump)
     drv.send("start")
     drv.wait_log(r"connection to 127\.0\.0\.1:%d failed" % port)

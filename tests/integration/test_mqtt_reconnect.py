@@ -31,7 +31,7 @@ def restart_round(d, broker, drv, sub, tag, n, expect_session):
         drv.send(f'pub {tag}{i} events 1 0 normal {{"tag":"{tag}","n":{i}}}')
     # Let the client fail a few times so the backoff grows.
     ct.wait_until(lambda: len(re.findall(r"connection to \S+ failed", drv.log_text())) >= fails_before + 3,
-                 30, "three failed attempts")
+                  30, "three failed attempts")
     st = drv.stats()
     assert not st["connected"] and st["queue"] >= n, st
     assert not drv.matching(rf"^done {tag}"), "completed while the broker was down"

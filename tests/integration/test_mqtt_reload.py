@@ -85,7 +85,7 @@ def test():
 
     # Another broker and another device id.
     ct.write_config(agent.config, {"agent": dict(agent.settings["agent"], **{"device-id": "dev7"}),
-                                  "mqtt": {"host": "127.0.0.1", "port": b.port, "keepalive": 20}})
+                                   "mqtt": {"host": "127.0.0.1", "port": b.port, "keepalive": 20}})
     agent.proc.send_signal(signal.SIGHUP)
     agent.wait_log(r"broker settings changed: reconnecting to 127\.0\.0\.1:%d, base topic \"cellagent/dev7\"" % b.port)
     ct.mqtt.wait_retained(b.port, "cellagent/dev7/status", lambda s: s.get("state") == "online")

@@ -18,7 +18,7 @@ import cellagent_test as ct  # noqa: E402
 def scenario(d, broker, env, protocol):
     name = f"agent-{protocol}"
     agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": protocol}},
-                    env=env, name=name, wrapper=ct.mqtt.WRAPPER)
+                     env=env, name=name, wrapper=ct.mqtt.WRAPPER)
     ct.on_failure(agent.dump_log)
     agent.start()
     ct.mqtt.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
@@ -48,7 +48,7 @@ def scenario(d, broker, env, protocol):
     ct.mqtt.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online", timeout=60)
     # The last connection lasts: the last "connected to" is not followed by a disconnect.
     ct.wait_until(lambda: re.search(r"connected to 127[^\n]*\n(?![\s\S]*disconnected from)", agent.log_text()),
-                 60, "a lasting connection")
+                  60, "a lasting connection")
     rc, _ = agent.stop()
     assert rc == 0
 

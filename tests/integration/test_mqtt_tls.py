@@ -93,8 +93,8 @@ def test():
         f.write("not-the-password\n")
     for protocol in ("5", "3.1.1"):
         ok = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
-                                  "password-file": good_pw, "protocol": protocol}}, env=env, name=f"pw-{protocol}",
-                     wrapper=ct.mqtt.WRAPPER)
+                                   "password-file": good_pw, "protocol": protocol}}, env=env, name=f"pw-{protocol}",
+                      wrapper=ct.mqtt.WRAPPER)
         ct.on_failure(ok.dump_log)
         ok.start()
         ct.mqtt.wait_retained(auth.port, "cellagent/dev1/status", online, extra_args=backend)
@@ -102,8 +102,8 @@ def test():
         assert secret not in ok.log_text()
 
         wrong = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
-                                     "password-file": bad_pw, "protocol": protocol}}, env=env,
-                        name=f"badpw-{protocol}", wrapper=ct.mqtt.WRAPPER)
+                                      "password-file": bad_pw, "protocol": protocol}}, env=env,
+                         name=f"badpw-{protocol}", wrapper=ct.mqtt.WRAPPER)
         ct.on_failure(wrong.dump_log)
         wrong.start()
         wrong.wait_log(r"broker refused the connection: .*(authori[sz]ed|[Bb]ad user name or password)", 15)

@@ -115,7 +115,7 @@ class Stuck(unittest.TestCase):
         msg = rig.wait_incoming(from_("+254711000401"), timeout=60)[0]
         self.assertEqual(msg["text"], text)
         stuck = ct.wait_until(lambda: [e for e in rig.events("sms-resync")[resyncs:]
-                                           if e.get("reason") == "stuck"], 10, "the resync event")
+                                       if e.get("reason") == "stuck"], 10, "the resync event")
         self.assertTrue(stuck[0]["ok"], stuck)
         ct.wait_until(lambda: rig.stored() == [], 10, "the modem storage to be empty")
 
@@ -149,7 +149,7 @@ class KeepOnModem(unittest.TestCase):
             rig.stop_agent()
             rig.start_agent()
             ev = ct.wait_until(lambda: rig.events("sms-storage-full"), 30,
-                                   "sms-storage-full")[0]
+                               "sms-storage-full")[0]
             self.assertEqual(ev["stored"], 3)
             self.assertEqual(ev["threshold"], 3)
             # Listed again after the restart, but not published again.

@@ -40,7 +40,7 @@ class BearerTest(unittest.TestCase):
         mark = ct.modem.mark(sub)
         lab.nm.nmcli("connection", "up", "cellular")
         t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "bearer.connected") is True,
-                              timeout=30, since=mark)
+                                    timeout=30, since=mark)
         self.assertEqual(t["bearer"]["interface"], "usb0")
         ct.modem.wait_telemetry(sub, ct.modem.state_is("connected"), timeout=10, since=mark)
         ct.modem.wait_event(sub, "modem-state-changed", lambda e: e["to"] == "connected", 10, mark)
@@ -60,7 +60,7 @@ class BearerTest(unittest.TestCase):
         mark = ct.modem.mark(sub)
         lab.nm.nmcli("connection", "down", "cellular")
         t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "bearer.connected") is False,
-                              timeout=30, since=mark)
+                                    timeout=30, since=mark)
         self.assertIsNone(t["bearer"]["interface"])
         ct.modem.wait_telemetry(sub, ct.modem.state_is("registered"), timeout=10, since=mark)
 

@@ -54,7 +54,7 @@ class TelemetryTest(unittest.TestCase):
         t = ct.modem.wait_telemetry(sub, registered_with_signal, timeout=30)
         # The telemetry that settles last is the one to compare (values trickle in).
         ct.wait_until(lambda: registered_with_signal(ct.modem.telemetry(sub)[-1]), 10,
-                          "complete registered telemetry")
+                      "complete registered telemetry")
         t = ct.modem.telemetry(sub)[-1]
         ident = lab.emu.identity
         info = lab.mm.info()
@@ -135,7 +135,7 @@ class TelemetryTest(unittest.TestCase):
         t0 = time.monotonic()
         lab.modem.set_signal(csq=12)
         t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") not in (70, None),
-                              timeout=2, since=mark)
+                                    timeout=2, since=mark)
         elapsed = time.monotonic() - t0
         self.assertLess(elapsed, 2.0)
         self.assertEqual(t["modem"]["signal_quality"],
@@ -151,17 +151,17 @@ class TelemetryTest(unittest.TestCase):
         # CSQ 12 -> 13: a couple of points; RSRP -105 -> -104: 1 dB. ModemManager sees both.
         lab.modem.set_signal(csq=13, rsrp=-104)
         ct.wait_until(lambda: int(lab.mm.info()["modem.generic.signal-quality.value"])
-                          != quality, 5, "ModemManager to see the small quality change")
+                      != quality, 5, "ModemManager to see the small quality change")
         ct.wait_until(lambda: ct.modem.mm_number(ct.modem.mmcli_kv(lab, "-m", "any", "--signal-get")
-                                               ["modem.signal.lte.rsrp"]) == -104,
-                          5, "ModemManager to see the small RSRP change")
+                                                 ["modem.signal.lte.rsrp"]) == -104,
+                      5, "ModemManager to see the small RSRP change")
         small_quality = int(lab.mm.info()["modem.generic.signal-quality.value"])
         self.assertLess(abs(small_quality - quality), 5)
         # Now a change beyond the deadband: it must be the first telemetry since the mark,
         # i.e. the small changes (which ModemManager signalled before it) published nothing.
         lab.modem.set_signal(csq=22, rsrp=-95)
         t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") == 70, timeout=5,
-                              since=mark)
+                                    since=mark)
         published = ct.modem.telemetry(sub, mark)
         self.assertIs(published[0], t, "inside-deadband change was published: %s" % published)
 
@@ -169,25 +169,25 @@ class TelemetryTest(unittest.TestCase):
         mark = ct.modem.mark(sub)
         lab.modem.set_registration(stat="searching")
         t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "network.registration") == "searching",
-                              timeout=5, since=mark)
+                                    timeout=5, since=mark)
         self.assertEqual(t["modem"]["state"], "searching")
         e = ct.modem.wait_event(sub, "registration-changed", lambda e: e["to"] == "searching",
-                          timeout=5, since=mark)
+                                timeout=5, since=mark)
         self.assertEqual(e["from"], "home")
         self.assertTrue(e["ts"].endswith("Z"))
         ct.modem.wait_event(sub, "modem-state-changed",
-                      lambda e: e["from"] == "registered" and e["to"] == "searching",
-                      timeout=5, since=mark)
+                            lambda e: e["from"] == "registered" and e["to"] == "searching",
+                            timeout=5, since=mark)
         mark = ct.modem.mark(sub)
         lab.modem.set_registration(stat="roaming")
         ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "network.registration") == "roaming", timeout=5,
-                          since=mark)
+                                since=mark)
         ct.modem.wait_event(sub, "registration-changed", lambda e: e["to"] == "roaming", 5, mark)
         lab.modem.set_registration(stat="home")
         ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "network.registration") == "home"
-                          and ct.modem.field(x, "modem.state") == "registered", timeout=5, since=mark)
+                                and ct.modem.field(x, "modem.state") == "registered", timeout=5, since=mark)
         ct.modem.wait_event(sub, "registration-changed",
-                      lambda e: e["from"] == "roaming" and e["to"] == "home", 5, mark)
+                            lambda e: e["from"] == "roaming" and e["to"] == "home", 5, mark)
 
     def test_05_cmd_telemetry(self):
         mark = ct.modem.mark(sub)
@@ -208,7 +208,7 @@ class TelemetryTest(unittest.TestCase):
             time.sleep(0.2)   # pacing the noise source, not waiting for a result
         # 10 changes over 2 s: the first at once, the rest coalesced after the spacing.
         ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") == 70, timeout=8,
-                          since=mark)
+                                since=mark)
         window = time.monotonic() - t0
         count = len(ct.modem.telemetry(sub, mark))
         self.assertLessEqual(count, 1 + int(window / 3) + 1)
@@ -250,20 +250,20 @@ class TelemetryTest(unittest.TestCase):
         mark = ct.modem.mark(sub)
         ct.modem.reload_agent(agent, telemetry={"homeassistant": False})
         ct.wait_until(lambda: len([m for m in sub.messages[mark:]
-                                       if m["topic"].startswith("homeassistant/")
-                                       and m["payloadlen"] == 0]) >= len(configs),
-                          10, "empty discovery configs")
+                                   if m["topic"].startswith("homeassistant/")
+                                   and m["payloadlen"] == 0]) >= len(configs),
+                      10, "empty discovery configs")
         ct.modem.reload_agent(agent, telemetry={"homeassistant": True})
         late = broker.subscribe("homeassistant/#")
         ct.wait_until(lambda: len(late.matching()) >= len(configs), 10,
-                          "discovery configs published again")
+                      "discovery configs published again")
         late.close()
 
     def test_08_match(self):
         """[modem] match: a non-matching IMEI selects nothing; the IMEI or the physical
         device path (applied by a reload) select the modem."""
         other = ct.modem.start_agent(lab, broker, name="agent-match",
-                               agent={"device-id": "dev2"}, modem={"match": "000000000000000"})
+                                     agent={"device-id": "dev2"}, modem={"match": "000000000000000"})
         try:
             topic = "cellagent/dev2/telemetry"
             sub.wait_for(topic, lambda m: m["json"]["modem"] == {"state": "absent"}, timeout=15)
@@ -325,10 +325,10 @@ class TelemetryTest(unittest.TestCase):
         mark = ct.modem.mark(sub)
         lab.modem.set_signal(csq=10)
         ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") not in (70, None),
-                          timeout=5, since=mark)
+                                timeout=5, since=mark)
         lab.modem.set_signal(csq=22)
         ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") == 70, timeout=5,
-                          since=mark)
+                                since=mark)
 
     def test_13_modemmanager_frozen(self):
         """SIGSTOP for 10 s: commands answered, keepalive intact; recovers after SIGCONT."""
@@ -357,11 +357,11 @@ class TelemetryTest(unittest.TestCase):
         self.assertFalse([s for s in statuses if s.get("state") == "offline"], statuses)
         # Recovers: the queued Signal.Setup completes and changes flow again.
         ct.wait_until(lambda: ct.modem.mmcli_kv(lab, "-m", "any", "--signal-get")
-                          ["modem.signal.refresh.rate"] == "2", 30, "signal rate 2")
+                      ["modem.signal.refresh.rate"] == "2", 30, "signal rate 2")
         mark = ct.modem.mark(sub)
         lab.modem.set_signal(csq=10)
         ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") not in (70, None),
-                          timeout=5, since=mark)
+                                timeout=5, since=mark)
 
     def test_14_clean_stop_publishes_no_absent(self):
         mark = ct.modem.mark(sub)

@@ -74,7 +74,7 @@ class SimTest(unittest.TestCase):
         self.assertEqual(e["lock"], "sim-pin")
         ct.modem.wait_event(sub, "sim-unlocked", timeout=15, since=mark)
         t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.state") == "registered"
-                              and ct.modem.field(x, "sim.iccid") is not None, timeout=30, since=mark)
+                                    and ct.modem.field(x, "sim.iccid") is not None, timeout=30, since=mark)
         self.assertEqual(t["sim"]["iccid"], lab.emu.identity["iccid"])
         self.assertEqual(t["sim"]["pin"], "unlocked")
         self.assertEqual(t["sim"]["lock"], "none")
@@ -113,7 +113,7 @@ class SimTest(unittest.TestCase):
         agent.stop()
         mark = ct.modem.mark(sub)
         agent = ct.modem.start_agent(lab, broker, name="agent2", modem={"pin-file": pin_file},
-                               agent={"state-dir": os.path.join(lab.run_dir, "state-agent")})
+                                     agent={"state-dir": os.path.join(lab.run_dir, "state-agent")})
         ct.modem.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
         self.assertEqual(pin_attempts("1234"), 1)
         self.assertEqual(lab.modem.status()["settings"]["pin_retries"], 2)

@@ -56,7 +56,7 @@ class Budget(unittest.TestCase):
             # The ladder goes on (re-activation keeps being tried) but no more reboots.
             t0 = time.monotonic()
             ct.wait_until(lambda: len(ct.uplink.events(sub, "watchdog", after=t0)) >= 2, 40,
-                              "the watchdog carrying on")
+                          "the watchdog carrying on")
             self.assertEqual(reboots(), BUDGET)
             steps = [e["step"] for e in ct.uplink.events(sub, "watchdog")]
             self.assertEqual(steps.count("reboot"), BUDGET)
@@ -74,8 +74,8 @@ class Budget(unittest.TestCase):
             agent = ct.uplink.start_agent(lab, settings, name="budget-2")
             t1 = time.monotonic()
             ct.wait_until(lambda: len([e for e in ct.uplink.events(sub, "watchdog", after=t1)
-                                           if e["step"] == "reactivate"]) >= 3, 40,
-                              "three re-activations after the restart")
+                                       if e["step"] == "reactivate"]) >= 3, 40,
+                          "three re-activations after the restart")
             self.assertIn("down", ct.uplink.link(sub)["uplinks"]["wan1"]["state"])
             self.assertEqual(reboots(), BUDGET)
             self.assertEqual([e for e in ct.uplink.events(sub, "watchdog", after=t1) if e["step"] == "reboot"], [])

@@ -54,7 +54,7 @@ class Cellular(unittest.TestCase):
         self.settings = {"agent": {"device-id": "dev1"},
                          "mqtt": {"host": broker.host, "port": broker.port},
                          "health": dict(ct.uplink.FAST, probes="icmp:%s;dns:%s" % (ct.lab.INTERNET_PROBE,
-                                                                            ct.lab.INTERNET_DNS)),
+                                                                                   ct.lab.INTERNET_DNS)),
                          "watchdog": wd}
         self.agent = None
 
@@ -72,7 +72,7 @@ class Cellular(unittest.TestCase):
 
     def wait_recovered(self, after, timeout):
         up = ct.uplink.wait_event(self.sub, "uplink-up", lambda e: e["uplink"] == "cellular", after=after,
-                           timeout=timeout)
+                                  timeout=timeout)
         ct.wait_until(connected, 10, "cellular connected in NetworkManager")
         self.assertTrue(lab.net.ping(ct.lab.INTERNET_PROBE, iface="usb0"))
         return up
@@ -93,7 +93,7 @@ class Cellular(unittest.TestCase):
         t0 = time.monotonic()
         lab.modem.drop_session(notify=True)
         down = ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
-                             timeout=15)
+                                    timeout=15)
         print("session drop (+CGEV): down after %.2f s: %s" % (down["_rx"] - t0, down["reason"]))
         up = self.wait_recovered(t0, 40)
         print("session drop (+CGEV): back up after %.2f s" % (up["_rx"] - t0))
@@ -103,7 +103,7 @@ class Cellular(unittest.TestCase):
         t0 = time.monotonic()
         lab.modem.drop_session(notify=False)
         down = ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
-                             timeout=ct.uplink.silent_bound() + 10)
+                                    timeout=ct.uplink.silent_bound() + 10)
         print("silent session drop: down after %.2f s: %s" % (down["_rx"] - t0, down["reason"]))
         self.wait_recovered(t0, 60)
 
@@ -112,11 +112,11 @@ class Cellular(unittest.TestCase):
         t0 = time.monotonic()
         lab.modem.operator_link(False)
         ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
-                      timeout=ct.uplink.silent_bound() + 10)
+                             timeout=ct.uplink.silent_bound() + 10)
         # NetworkManager keeps the connection "activated" on a dead link: only the agent's
         # re-activation (a new data session raises the operator link) brings it back.
         step = ct.uplink.wait_event(self.sub, "watchdog", lambda e: e["step"] == "reactivate", after=t0,
-                             timeout=30)
+                                    timeout=30)
         self.assertFalse(any(p["ok"] for p in step["evidence"]["probes"]))
         self.wait_recovered(t0, 60)
 
@@ -128,7 +128,7 @@ class Cellular(unittest.TestCase):
         steps = []
         for name in ("reactivate", "modem-reset", "power-cycle", "reboot"):
             steps.append(ct.uplink.wait_event(self.sub, "watchdog", lambda e, n=name: e["step"] == n,
-                                       after=t0, timeout=90))
+                                              after=t0, timeout=90))
         order = [e["step"] for e in sorted(steps, key=lambda e: e["_rx"])]
         self.assertEqual(order, ["reactivate", "modem-reset", "power-cycle", "reboot"])
         # Each step after the previous one's cooldown (1 s of tolerance for delivery).
@@ -148,7 +148,7 @@ class Cellular(unittest.TestCase):
         cmds = [c["cmd"] for c in lab.modem.commands()]
         self.assertTrue(any(c in ("AT+CFUN=15", "AT+CFUN=1,1") for c in cmds), cmds[-20:])
         ct.wait_until(lambda: os.path.exists(os.path.join(self.records, "reboot")), 10,
-                          "reboot recorded")
+                      "reboot recorded")
         with open(os.path.join(self.records, "power-cycle")) as f:
             self.assertEqual(len(f.read().split()), 1)
         results = ct.uplink.events(self.sub, "watchdog-result", after=t0)
@@ -169,7 +169,7 @@ class Cellular(unittest.TestCase):
             if connected():   # (left up by an earlier test) the network drops it
                 lab.modem.drop_session(notify=True)
             ct.wait_until(lambda: "cellular' failed to autoconnect; 0 tries left"
-                              in self.nm_log(log_start), 60, "NetworkManager giving up autoconnect")
+                          in self.nm_log(log_start), 60, "NetworkManager giving up autoconnect")
             lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, ct.lab.OPERATOR_INDEX)
             # NetworkManager does not try again by itself (docs/lab.md).
             self.assertRaises(AssertionError, ct.wait_until, connected, 5, "connected")

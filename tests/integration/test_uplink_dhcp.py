@@ -61,7 +61,7 @@ class DhcpGone(unittest.TestCase):
         agent = ct.uplink.start_agent(lab, ct.uplink.agent_settings(lab, broker, UPLINKS))
         try:
             ct.uplink.wait_link(sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
-                         30, "wan1 active and up")
+                                30, "wan1 active and up")
             watch = ct.uplink.RouteWatch(lab)
             t0 = time.monotonic()
             dhcp.stop()
@@ -74,7 +74,7 @@ class DhcpGone(unittest.TestCase):
             # NetworkManager alone would fail the device and give up after its retries; the
             # agent keeps re-activating it (its DHCP transaction runs up to 45 s each time).
             ct.uplink.wait_event(sub, "watchdog", lambda e: e["uplink"] == "wan1" and e["step"] == "reactivate",
-                          after=t_route, timeout=30)
+                                 after=t_route, timeout=30)
             t1 = time.monotonic()
             dhcp = short_lease_dhcp()
             up = ct.uplink.wait_event(sub, "uplink-up", lambda e: e["uplink"] == "wan1", after=t1, timeout=150)

@@ -58,7 +58,7 @@ class Loss(unittest.TestCase):
     def start(self, health):
         self.agent = ct.uplink.start_agent(lab, ct.uplink.agent_settings(lab, broker, UPLINKS, health))
         ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
-                     30, "wan1 active and up")
+                            30, "wan1 active and up")
 
     def rounds(self, name, outcome):
         return self.agent.log_text().count("[uplink] %s: probe round %s" % (name, outcome))
@@ -88,7 +88,7 @@ class Loss(unittest.TestCase):
         lab.net.loss(1, 10)
         # Run until the primary went down at least twice (typically well under a minute).
         ct.wait_until(lambda: len([e for e in ct.uplink.events(self.sub, "uplink-down")
-                                       if e["uplink"] == "wan1"]) >= 2, 300, "two flaps")
+                                   if e["uplink"] == "wan1"]) >= 2, 300, "two flaps")
         downs = [e for e in ct.uplink.events(self.sub, "uplink-down") if e["uplink"] == "wan1"]
         backs = ct.uplink.events(self.sub, "failback")
         overs = ct.uplink.events(self.sub, "failover")

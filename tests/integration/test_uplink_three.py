@@ -55,7 +55,7 @@ class ThreeUplinks(unittest.TestCase):
             print("wan2 blackholed: route via usb0 (cellular) after %.2f s" % (t - t1))
             self.assertLessEqual(t - t1, ct.uplink.switch_deadline())
             ct.uplink.wait_event(sub, "failover", lambda e: e["from"] == "wan2" and e["to"] == "cellular",
-                          after=t1, timeout=10)
+                                 after=t1, timeout=10)
 
             t2 = time.monotonic()
             lab.net.restore(2)
@@ -68,7 +68,7 @@ class ThreeUplinks(unittest.TestCase):
             t_back = watch.wait_for("eth1", t3, 40)
             self.assertGreaterEqual(t_back - up["_rx"], hold - 0.5)
             ct.uplink.wait_event(sub, "failback", lambda e: e["from"] == "wan2" and e["to"] == "wan1",
-                          after=t3, timeout=10)
+                                 after=t3, timeout=10)
             # Cellular stayed up (activate=always) and probed all along.
             self.assertEqual(ct.uplink.link(sub)["uplinks"]["cellular"]["state"], "up")
             watch.close()

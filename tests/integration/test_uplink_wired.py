@@ -65,7 +65,7 @@ class WiredFailover(unittest.TestCase):
     def start(self, uplinks=None, health=None):
         self.agent = ct.uplink.start_agent(lab, ct.uplink.agent_settings(lab, broker, uplinks or self.uplinks, health))
         ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
-                     30, "wan1 active and up")
+                            30, "wan1 active and up")
         ct.wait_until(lambda: lab.net.route_dev() == "eth1", 10, "route via eth1")
         self.watch = ct.uplink.RouteWatch(lab)
 
@@ -84,12 +84,12 @@ class WiredFailover(unittest.TestCase):
         down = ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "wan1", timeout=5)
         self.assertTrue(down["reason"])
         ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan2" and l["uplinks"]["wan1"]["state"] == "down",
-                     10, "link: wan2 active, wan1 down")
+                            10, "link: wan2 active, wan1 down")
         # MQTT reconnected over eth2 at once (keepalive is 60 s): a new online status,
         # from eth2's address (the broker sees the new path).
         ct.wait_until(lambda: [m for m in self.sub.matching(ct.uplink.BASE + "/status")
-                                   if m.get("_rx", 0) > t0 and m["json"].get("state") == "online"],
-                          5, "MQTT online again after the switch")
+                               if m.get("_rx", 0) > t0 and m["json"].get("state") == "online"],
+                      5, "MQTT online again after the switch")
         with open(lab.log_path("mosquitto")) as f:
             self.assertIn("connected from 10.201.2.2", f.read())
 
@@ -132,7 +132,7 @@ class WiredFailover(unittest.TestCase):
         n0 = len(re.findall(rounds, self.agent.log_text()))
         links0 = len(self.sub.matching(ct.uplink.BASE + "/link"))
         ct.wait_until(lambda: len(re.findall(rounds, self.agent.log_text())) >= n0 + 10, 60,
-                          "ten more probe rounds (interval %d s)" % ct.uplink.FAST["interval"])
+                      "ten more probe rounds (interval %d s)" % ct.uplink.FAST["interval"])
         links = self.sub.matching(ct.uplink.BASE + "/link")[links0:]
         self.assertEqual(lab.net.route_dev(), "eth1")
         self.assertEqual(links, [], "link republished with nothing changed: %s" % links[:2])
@@ -143,7 +143,7 @@ class WiredFailover(unittest.TestCase):
         self.start(uplinks)
         # NetworkManager had brought uplink2 up by itself: the agent takes it down.
         ct.wait_until(lambda: "uplink2" not in lab.nm.active_connections(), 15,
-                          "uplink2 deactivated (not needed)")
+                      "uplink2 deactivated (not needed)")
         ct.uplink.wait_link(self.sub, lambda l: l["uplinks"]["wan2"]["state"] == "standby", 10, "wan2 standby")
         t0 = time.monotonic()
         lab.net.carrier(1, False)
@@ -156,14 +156,14 @@ class WiredFailover(unittest.TestCase):
         t_back = self.watch.wait_for("eth1", t1, 60)
         self.assertGreaterEqual(t_back - t1, HOLD, "failback before hold-down")
         ct.wait_until(lambda: "uplink2" not in lab.nm.active_connections(), 15,
-                          "uplink2 taken down again after failback")
+                      "uplink2 taken down again after failback")
         ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan2"]["state"] == "standby",
-                     10, "wan1 active, wan2 standby")
+                            10, "wan1 active, wan2 standby")
 
     def test_link_topic(self):
         self.start()
         ct.wait_until(lambda: (ct.uplink.link(self.sub) or {}).get("uplinks", {}).get("wan2", {}).get("rtt_ms"),
-                          20, "link with probe results")
+                      20, "link with probe results")
         l = ct.uplink.link(self.sub)
         w1, w2 = l["uplinks"]["wan1"], l["uplinks"]["wan2"]
         self.assertEqual((w1["device"], w1["interface"], w2["device"]), ("eth1", "eth1", "eth2"))

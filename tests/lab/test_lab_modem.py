@@ -69,10 +69,10 @@ class ModemTest(unittest.TestCase):
     def test_3_runtime_signal_and_registration(self):
         lab.modem.set_signal(csq=10)       # unsolicited +CSQ (AUTOCSQ)
         ct.wait_until(lambda: lab.mm.info()["modem.generic.signal-quality.value"] == "32",
-                          5, "signal quality 32 %")
+                      5, "signal quality 32 %")
         lab.modem.set_registration(stat="roaming")
         ct.wait_until(lambda: lab.mm.info()["modem.3gpp.registration-state"] == "roaming",
-                          5, "roaming")
+                      5, "roaming")
         lab.modem.set_registration(stat="searching")
         lab.mm.wait_state("searching", timeout=5)
         lab.modem.set_registration(stat="home")

@@ -225,7 +225,7 @@ class Env:
         """The agent (never under CA_AGENT_WRAPPER), started; log level info."""
         # Agent passes --log-level debug; a later --log-level wins: the shipped level.
         a = ct.Agent(self.dir, settings or self.agent_settings(), env=self.env, name=name,
-                    args=("--log-level", "info"), wrapper=self.wrapper, gate_wrapper=False)
+                     args=("--log-level", "info"), wrapper=self.wrapper, gate_wrapper=False)
         ct.on_failure(a.dump_log)
         return a.start()
 

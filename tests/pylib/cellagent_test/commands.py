@@ -95,7 +95,7 @@ class CodeBook:
             if time.monotonic() > deadline:
                 raise AssertionError("no TOTP step left within %d s" % timeout)
             wait_until(lambda: self._window()[1] >= max(self.last + 1, self._window()[0]),
-                               35, "the next TOTP step")
+                       35, "the next TOTP step")
 
     def valid(self):
         lo, hi = self._window()

@@ -79,7 +79,7 @@ class SmsRig:
 
     def wait_log_count(self, pattern, count, timeout=30):
         return wait_until(lambda: self.log_count(pattern) >= count, timeout,
-                                  "%d x agent log /%s/" % (count, pattern))
+                          "%d x agent log /%s/" % (count, pattern))
 
     def kill_agent(self):
         self.agent.proc.send_signal(signal.SIGKILL)

@@ -130,7 +130,7 @@ class RouteWatch:
     def wait_for(self, dev, after, timeout):
         """Time of the first change to dev after `after` (monotonic), or AssertionError."""
         return wait_until(lambda: self.first_change_to(dev, after), timeout,
-                                  "default route via %s" % dev, interval=0.02)
+                          "default route via %s" % dev, interval=0.02)
 
     def close(self):
         self._stop.set()
@@ -145,7 +145,7 @@ def link(sub):
 
 def wait_link(sub, pred, timeout, what="link state"):
     return wait_until(lambda: (lambda l: l if l and pred(l) else None)(link(sub)),
-                              timeout, what)
+                      timeout, what)
 
 
 def events(sub, type_=None, after=0):
@@ -160,7 +160,7 @@ def events(sub, type_=None, after=0):
 
 def wait_event(sub, type_, pred=lambda e: True, after=0, timeout=30):
     return wait_until(lambda: [e for e in events(sub, type_, after) if pred(e)], timeout,
-                              "event %s" % type_)[0]
+                      "event %s" % type_)[0]
 
 
 def clear_retained(broker):
