@@ -144,10 +144,12 @@ def proc_starttime(pid):
 
 
 class Proc:
-    """A process a test started (its own session), logging to a file.
+    """A process a test started, logging to a file.
 
     owner: a Lab, which records it for teardown (also by its reaper, should the test
-    process die); without one the process is stopped at exit."""
+    process die) and for which it runs in a session of its own; without one the process
+    stays in the test's process group (a ctest timeout ends it too) and is stopped at
+    exit."""
 
     def __init__(self, name, argv, log, env=None, owner=None):
         self.name = name
@@ -156,7 +158,7 @@ class Proc:
         with open(self.log, "ab") as logf:
             self.popen = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=env,
-                                          start_new_session=True)
+                                          start_new_session=owner is not None)
         self.pid = self.popen.pid
         self.start = proc_starttime(self.pid)
         if owner is not None:
