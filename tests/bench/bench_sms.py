@@ -26,13 +26,13 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
 import cellagent_test as ct  # noqa: E402
 import cellagent_test.lab  # noqa: E402
+import cellagent_test.bench  # noqa: E402
 import cellagent_test.sms  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("CA_BENCH_SMS", 50))
@@ -71,20 +71,12 @@ class AddedWatch:
     def __init__(self, env):
         rule = ("type='signal',interface='org.freedesktop.ModemManager1.Modem.Messaging',"
                 "member='Added'")
-        self.proc = subprocess.Popen(["stdbuf", "-oL", "dbus-monitor", "--system", rule],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env=env)
         self.seen = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            if "member=Added" in line:
-                self.seen.append(time.time())
+        self.monitor = ct.bench.DbusMonitor(
+            env, rule, lambda line: self.seen.append(time.time()) if "member=Added" in line else None)
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
+        self.monitor.close()
 
 
 def cmgs_after(lab, t0, since):
@@ -129,7 +121,6 @@ def main():
         pub.wait(5)
 
         watch = AddedWatch(rig.lab.env)
-        time.sleep(0.5)
         agent_in, mm_in, share_in = [], [], []
         for i in range(N + WARMUP):
             sender = "+2547110%05d" % i

@@ -19,9 +19,7 @@ import math
 import os
 import re
 import statistics
-import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.realpath(__file__))
@@ -41,28 +39,22 @@ class DbusWatch:
     def __init__(self, env):
         rule = ("type='signal',interface='org.freedesktop.DBus.Properties',"
                 "member='PropertiesChanged',sender='org.freedesktop.ModemManager1'")
-        self.proc = subprocess.Popen(["stdbuf", "-oL", "dbus-monitor", "--system", rule],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=env)
         self.seen = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
+        self.want = False
+        self.monitor = ct.bench.DbusMonitor(env, rule, self._line)
 
-    def _read(self):
-        want = False
-        for line in self.proc.stdout:
-            now = time.monotonic()
-            if '"SignalQuality"' in line:
-                want = True
-            elif want:
-                m = re.search(r"uint32 (\d+)", line)
-                if m:
-                    self.seen.append((now, int(m.group(1))))
-                    want = False
+    def _line(self, line):
+        now = time.monotonic()
+        if '"SignalQuality"' in line:
+            self.want = True
+        elif self.want:
+            m = re.search(r"uint32 (\d+)", line)
+            if m:
+                self.seen.append((now, int(m.group(1))))
+                self.want = False
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
+        self.monitor.close()
 
 
 def pct(values, p):
@@ -90,7 +82,6 @@ def main():
         ct.modem.wait_telemetry(sub, lambda t: ct.modem.field(t, "modem.state") == "registered"
                                 and ct.modem.field(t, "modem.signal_quality") == 70, timeout=40)
         watch = DbusWatch(lab.env)
-        time.sleep(0.5)  # let dbus-monitor attach before the first change
         quality = {LOW: None, HIGH: 70}
         agent_ms, base_ms, own_ms = [], [], []
         csq = HIGH

@@ -13,6 +13,7 @@ into the Markdown table of docs/benchmarks.md.
   a thread sleeps again after waking, that is one wakeup.
 - settle(pids): wait until the processes stop waking up (or a cap), before measuring.
 - latency_stats(samples): p50/p95/p99/max for the latency benchmarks.
+- DbusMonitor(env, rule, on_line): dbus-monitor, returning once it monitors.
 """
 import json
 import math
@@ -157,6 +158,37 @@ def latency_stats(samples):
     def pct(p):
         return s[max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))]
     return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": s[-1], "n": len(s)}
+
+
+class DbusMonitor:
+    """dbus-monitor on the system bus of env (a dict of variables) for one match rule;
+    on_line(line) runs in a reader thread for every line it prints. The constructor
+    returns once dbus-monitor monitors (it has lost the unique name BecomeMonitor takes
+    away), so no signal sent after it is missed."""
+
+    def __init__(self, env, rule, on_line, timeout=10):
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "dbus-monitor", "--system", rule],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env=dict(os.environ, **env))
+        self._monitoring = threading.Event()
+        threading.Thread(target=self._read, args=(on_line,), daemon=True).start()
+        ct.at_exit(self.close)
+        ct.wait_until(lambda: self._monitoring.is_set() or self.proc.poll() is not None,
+                      timeout, "dbus-monitor to monitor")
+        if not self._monitoring.is_set():
+            raise AssertionError("dbus-monitor exited with %s" % self.proc.returncode)
+
+    def _read(self, on_line):
+        for line in self.proc.stdout:
+            if self._monitoring.is_set():
+                on_line(line)
+            elif "member=NameLost" in line:
+                self._monitoring.set()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
 
 
 # ---------------------------------------------------------------- environment
