@@ -71,7 +71,7 @@ class Loss(unittest.TestCase):
         duration = int(os.environ.get("CA_LOSS_SECONDS", "60"))
         while time.monotonic() - t0 < duration:
             self.assertEqual(ct.uplink.events(self.sub, "failover"), [], "switched on 1 % loss")
-            time.sleep(1)
+            time.sleep(1)  # the measurement window, checked once a second
         ok, bad = self.rounds("wan1", "ok") - ok0, self.rounds("wan1", "failed") - bad0
         suspects = self.agent.log_text().count("wan1: up -> suspect")
         print("1 %% loss for %d s: %d rounds, %d lost (%.1f %%), %d in doubt, 0 switches"
