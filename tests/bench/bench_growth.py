@@ -11,8 +11,8 @@ Each driver is a file tests/bench/growth_<name>.py (found by glob; add one to ad
     def ready(ctx): ...              # optional: wait until the agent is ready to be driven
     def run(ctx, start, stop): ...   # perform operations start..stop-1, wait for their effect
 
-ctx has .dir, .env (benchlib.Env: .broker, .bus, .lab, .env), .settings and .agent
-(harness.Agent, once started). The driver runs COUNT/10 operations, then the rest; RSS is
+ctx has .dir, .env (ct.bench.Env: .broker, .bus, .lab, .env), .settings and .agent
+(ct.Agent, once started). The driver runs COUNT/10 operations, then the rest; RSS is
 read after start-up, after the first tenth and at the end, each after the agent settles,
 so one-time growth (first-use caches) and per-operation growth are told apart.
 Exits 1 when a driver exceeds its bound. CA_BENCH_GROWTH=name,name runs only those.
@@ -25,9 +25,9 @@ import sys
 import types
 
 HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path.insert(0, HERE)
-import benchlib as b  # noqa: E402
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.bench  # noqa: E402
 
 
 def load_drivers():
@@ -48,8 +48,8 @@ def load_drivers():
 def run_driver(mod):
     scale = float(os.environ.get("CA_BENCH_GROWTH_SCALE", "1"))
     count = max(10, int(mod.COUNT * scale))
-    ctx = types.SimpleNamespace(dir=h.run_dir("bench-growth-" + mod.KEY), agent=None)
-    ctx.env = b.Env(ctx.dir, modem=getattr(mod, "MODEM", False))
+    ctx = types.SimpleNamespace(dir=ct.run_dir("bench-growth-" + mod.KEY), agent=None)
+    ctx.env = ct.bench.Env(ctx.dir, modem=getattr(mod, "MODEM", False))
     if getattr(mod, "MODEM", False) and not ctx.env.lab:
         ctx.env.stop()
         print(f"growth {mod.KEY}: skipped (needs the lab's modem)")
@@ -62,22 +62,22 @@ def run_driver(mod):
     if hasattr(mod, "ready"):
         mod.ready(ctx)
     pid = ctx.agent.proc.pid
-    b.settle([pid])
-    rss0 = b.rss(pid)
+    ct.bench.settle([pid])
+    rss0 = ct.bench.rss(pid)
     tenth = max(1, count // 10)
     mod.run(ctx, 0, tenth)
-    b.settle([pid])
-    rss1 = b.rss(pid)
+    ct.bench.settle([pid])
+    rss1 = ct.bench.rss(pid)
     mod.run(ctx, tenth, count)
-    b.settle([pid])
-    rss2 = b.rss(pid)
+    ct.bench.settle([pid])
+    rss2 = ct.bench.rss(pid)
     assert ctx.agent.alive(), "the agent exited"
     per_op = (rss2 - rss1) * 1024 / (count - tenth)
     note = (f"{count} x {mod.NAME}; RSS start {rss0} kB, after {tenth} {rss1} kB, "
             f"after {count} {rss2} kB ({per_op:.1f} B/op after the first tenth); {ctx.env.kind}")
-    cmd = b.reproduce(__file__, f"CA_BENCH_GROWTH={mod.KEY}")
-    ok = b.record("growth", f"RSS after {count} {mod.NAME}", rss2, "kB", rss0,
-                  f"<= {mod.BOUND}x", cmd, note)
+    cmd = ct.bench.reproduce(__file__, f"CA_BENCH_GROWTH={mod.KEY}")
+    ok = ct.bench.record("growth", f"RSS after {count} {mod.NAME}", rss2, "kB", rss0,
+                         f"<= {mod.BOUND}x", cmd, note)
     rc, _ = ctx.agent.stop()
     ctx.env.stop()
     assert rc == 0, f"agent exit code {rc}"
@@ -99,4 +99,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

@@ -14,9 +14,9 @@ import re
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import benchlib as b  # noqa: E402
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.bench  # noqa: E402
 
 SECONDS = float(os.environ.get("CA_BENCH_IDLE_SECONDS", "60"))
 SAMPLE_EVERY = 5.0
@@ -24,7 +24,7 @@ SAMPLE_EVERY = 5.0
 
 def measure(pids, seconds):
     """Mean memory (sampled every SAMPLE_EVERY s) and wakeups/s of each pid over `seconds`."""
-    counters = {p: b.Wakeups(p) for p in pids}
+    counters = {p: ct.bench.Wakeups(p) for p in pids}
     w0 = {p: counters[p].poll() for p in pids}
     mem = {p: [] for p in pids}
     t0 = time.monotonic()
@@ -33,7 +33,7 @@ def measure(pids, seconds):
         now = time.monotonic()
         if now >= next_sample:
             for p in pids:
-                mem[p].append(b.memory(p))
+                mem[p].append(ct.bench.memory(p))
             next_sample += SAMPLE_EVERY
         for c in counters.values():
             c.poll()
@@ -50,34 +50,34 @@ def measure(pids, seconds):
 
 
 def test():
-    env = b.Env(h.run_dir("bench-idle"))
+    env = ct.bench.Env(ct.run_dir("bench-idle"))
     keepalive = 60
     agent = env.agent(env.agent_settings(mqtt={"keepalive": keepalive}))
     agent.wait_log(r"starting as device")
-    base = b.Baseline(env, "idle", [env.broker_host, env.broker.port, keepalive])
+    base = ct.bench.Baseline(env, "idle", [env.broker_host, env.broker.port, keepalive])
     # "Connected" as the broker sees it, whatever the agent logs: the agent's client id is its
     # device id. Before the MQTT module existed the agent never connected; say so.
     try:
-        h.wait_until(lambda: re.search(r"New client connected .* as bench \(", env.broker_log()),
-                     30, "the agent's MQTT connection")
+        ct.wait_until(lambda: re.search(r"New client connected .* as bench \(", env.broker_log()),
+                      30, "the agent's MQTT connection")
         connected = "agent connected to the broker"
     except AssertionError:
         connected = "agent NOT connected to the broker"
     for pattern in READY + (LAB_READY if env.lab else []):
         agent.wait_log(pattern, timeout=60)
-    settled = b.settle([agent.proc.pid, base.pid])
+    settled = ct.bench.settle([agent.proc.pid, base.pid])
     print(f"settled after {settled:.1f} s; measuring {SECONDS:.0f} s ({env.kind})", flush=True)
     m = measure([agent.proc.pid, base.pid], SECONDS)
     a, z = m[agent.proc.pid], m[base.pid]
     assert agent.alive(), "the agent exited during the measurement"
-    cmd = b.reproduce(__file__)
+    cmd = ct.bench.reproduce(__file__)
     note = f"{env.kind}; {connected}; {SECONDS:.0f} s window; {base.lines[0]}"
     ok = True
-    ok &= b.record("idle", "PSS", a["Pss"], "kB", z["Pss"], "<= 1.3x", cmd, note)
-    ok &= b.record("idle", "private memory", a["Private"], "kB", z["Private"], None, cmd, note)
-    ok &= b.record("idle", "RSS", a["Rss"], "kB", z["Rss"], None, cmd, note)
-    ok &= b.record("idle", "wakeups", a["wakeups"], "1/s", z["wakeups"] or None, "< 0.2", cmd,
-                   note + f"; baseline {z['wakeups']:.3f}/s")
+    ok &= ct.bench.record("idle", "PSS", a["Pss"], "kB", z["Pss"], "<= 1.3x", cmd, note)
+    ok &= ct.bench.record("idle", "private memory", a["Private"], "kB", z["Private"], None, cmd, note)
+    ok &= ct.bench.record("idle", "RSS", a["Rss"], "kB", z["Rss"], None, cmd, note)
+    ok &= ct.bench.record("idle", "wakeups", a["wakeups"], "1/s", z["wakeups"] or None, "< 0.2", cmd,
+                          note + f"; baseline {z['wakeups']:.3f}/s")
     agent.stop()
     env.stop()
     assert ok, "a target was missed (see above)"
@@ -90,4 +90,4 @@ READY = []
 LAB_READY = [r"\[uplink\] cellular: \S+ -> up\b"]
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

@@ -26,13 +26,14 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-import sms_helpers as sh  # noqa: E402
-from sms_helpers import lablib  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.bench  # noqa: E402
+import cellagent_test.sms  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("CA_BENCH_SMS", 50))
 WARMUP = 2
@@ -49,34 +50,19 @@ def wall(iso):
 
 
 class TimedSubscriber:
-    """mosquitto_sub on sms/# recording the wall-clock arrival of every message."""
+    """A subscriber on sms/# recording the wall-clock arrival of every message."""
 
-    def __init__(self, port):
-        self.proc = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(port), "-q", "1",
-                                      "-F", "%j", "-t", sh.BASE + "/sms/#"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.seen = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            now = time.time()
-            try:
-                m = json.loads(line)
-                payload = json.loads(m["payload"])
-            except (ValueError, KeyError):
-                continue
-            with self.lock:
-                self.seen.append((now, m["topic"], payload))
+    def __init__(self, broker):
+        self.sub = broker.subscribe(ct.sms.BASE + "/sms/#",
+                                    on_message=lambda m: m.update(wall=time.time()))
 
     def find(self, topic, pred):
-        with self.lock:
-            return next(((t, p) for t, tp, p in self.seen if tp == topic and pred(p)), None)
+        """(arrival, payload) of the first message on topic whose payload matches, or None."""
+        ms = self.sub.matching(topic, lambda m: m["json"] is not None and pred(m["json"]))
+        return (ms[0]["wall"], ms[0]["json"]) if ms else None
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
+        self.sub.close()
 
 
 class AddedWatch:
@@ -85,20 +71,12 @@ class AddedWatch:
     def __init__(self, env):
         rule = ("type='signal',interface='org.freedesktop.ModemManager1.Modem.Messaging',"
                 "member='Added'")
-        self.proc = subprocess.Popen(["stdbuf", "-oL", "dbus-monitor", "--system", rule],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env=env)
         self.seen = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            if "member=Added" in line:
-                self.seen.append(time.time())
+        self.monitor = ct.bench.DbusMonitor(
+            env, rule, lambda line: self.seen.append(time.time()) if "member=Added" in line else None)
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
+        self.monitor.close()
 
 
 def cmgs_after(lab, t0, since):
@@ -110,13 +88,13 @@ def cmgs_after(lab, t0, since):
 
 
 def main():
-    rig = sh.SmsRig(sms={"rate-limit": 100000, "resync-delay": 0})
+    rig = ct.sms.SmsRig(sms={"rate-limit": 100000, "resync-delay": 0})
     try:
         rig.start_agent()
-        sub = TimedSubscriber(rig.broker.port)
+        sub = TimedSubscriber(rig.broker)
+        # Its connection time falls into the WARMUP rounds, which are not counted.
         pub = subprocess.Popen(["mosquitto_pub", "-p", str(rig.broker.port), "-q", "1", "-t",
-                                sh.BASE + "/sms/out", "-l"], stdin=subprocess.PIPE, text=True)
-        time.sleep(0.5)  # let both clients connect before the first measurement
+                                ct.sms.BASE + "/sms/out", "-l"], stdin=subprocess.PIPE, text=True)
         agent_out, mmcli_out = [], []
         for i in range(N + WARMUP):
             # Agent: publish -> AT+CMGS.
@@ -126,9 +104,9 @@ def main():
             pub.stdin.write(json.dumps({"id": rid, "to": "+254700009001",
                                         "text": "bench %d" % i}) + "\n")
             pub.stdin.flush()
-            lablib.wait_until(lambda: sub.find(sh.BASE + "/sms/out/result",
-                                               lambda p: p.get("id") == rid and
-                                               p.get("status") == "sent"), 30, "sent")
+            ct.wait_until(lambda: sub.find(ct.sms.BASE + "/sms/out/result",
+                                           lambda p: p.get("id") == rid and
+                                           p.get("status") == "sent"), 30, "sent")
             t_agent = cmgs_after(rig.lab, t0, since)
             # Baseline: mmcli create + send -> AT+CMGS.
             since = len(lab_commands(rig))
@@ -143,16 +121,15 @@ def main():
         pub.wait(5)
 
         watch = AddedWatch(rig.lab.env)
-        time.sleep(0.5)
         agent_in, mm_in, share_in = [], [], []
         for i in range(N + WARMUP):
             sender = "+2547110%05d" % i
             nevents = len(rig.lab.modem.dump()["events"])
             added_before = len(watch.seen)
             rig.lab.modem.deliver_sms("incoming %d" % i, sender=sender)
-            got = lablib.wait_until(lambda: sub.find(sh.BASE + "/sms/in",
-                                                     lambda p: p.get("from") == sender), 30,
-                                    "sms/in")
+            got = ct.wait_until(lambda: sub.find(ct.sms.BASE + "/sms/in",
+                                                 lambda p: p.get("from") == sender), 30,
+                                "sms/in")
             stored = next(e for e in rig.lab.modem.dump()["events"][nevents:]
                           if e["type"] == "sms-stored")
             t_cmti = wall(stored["ts"])
@@ -190,6 +167,6 @@ def lab_commands(rig):
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except lablib.LabSkip as exc:
+    except ct.lab.LabSkip as exc:
         print("SKIP: %s" % exc)
         sys.exit(77)

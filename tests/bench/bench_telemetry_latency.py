@@ -19,15 +19,15 @@ import math
 import os
 import re
 import statistics
-import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lab"))
-import lablib  # noqa: E402
-import modem_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.modem  # noqa: E402
+import cellagent_test.bench  # noqa: E402
 
 CHANGES = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("CA_BENCH_CHANGES", 100))
 LOW, HIGH = 10, 22  # CSQ -> ModemManager quality 32 % and 70 %
@@ -39,28 +39,22 @@ class DbusWatch:
     def __init__(self, env):
         rule = ("type='signal',interface='org.freedesktop.DBus.Properties',"
                 "member='PropertiesChanged',sender='org.freedesktop.ModemManager1'")
-        self.proc = subprocess.Popen(["stdbuf", "-oL", "dbus-monitor", "--system", rule],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=env)
         self.seen = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
+        self.want = False
+        self.monitor = ct.bench.DbusMonitor(env, rule, self._line)
 
-    def _read(self):
-        want = False
-        for line in self.proc.stdout:
-            now = time.monotonic()
-            if '"SignalQuality"' in line:
-                want = True
-            elif want:
-                m = re.search(r"uint32 (\d+)", line)
-                if m:
-                    self.seen.append((now, int(m.group(1))))
-                    want = False
+    def _line(self, line):
+        now = time.monotonic()
+        if '"SignalQuality"' in line:
+            self.want = True
+        elif self.want:
+            m = re.search(r"uint32 (\d+)", line)
+            if m:
+                self.seen.append((now, int(m.group(1))))
+                self.want = False
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
+        self.monitor.close()
 
 
 def pct(values, p):
@@ -77,18 +71,17 @@ def first_after(samples, t0, pred):
 
 
 def main():
-    lab = lablib.Lab(personality="simtech").start()
+    lab = ct.lab.Lab(personality="simtech").start()
     try:
         broker = lab.start_broker()
         arrivals = []
-        sub = broker.subscribe(mh.TELEMETRY, on_message=lambda m: arrivals.append(
-            (time.monotonic(), mh.field(m["json"], "modem.signal_quality"))))
-        agent = mh.start_agent(lab, broker, args=["--log-level", "info"],
-                               telemetry={"signal-rate": 30})
-        mh.wait_telemetry(sub, lambda t: mh.field(t, "modem.state") == "registered"
-                          and mh.field(t, "modem.signal_quality") == 70, timeout=40)
+        sub = broker.subscribe(ct.modem.TELEMETRY, on_message=lambda m: arrivals.append(
+            (time.monotonic(), ct.modem.field(m["json"], "modem.signal_quality"))))
+        agent = ct.modem.start_agent(lab, broker, args=["--log-level", "info"],
+                                     telemetry={"signal-rate": 30})
+        ct.modem.wait_telemetry(sub, lambda t: ct.modem.field(t, "modem.state") == "registered"
+                                and ct.modem.field(t, "modem.signal_quality") == 70, timeout=40)
         watch = DbusWatch(lab.env)
-        time.sleep(0.5)  # let dbus-monitor attach before the first change
         quality = {LOW: None, HIGH: 70}
         agent_ms, base_ms, own_ms = [], [], []
         csq = HIGH
@@ -103,7 +96,7 @@ def main():
                 a = first_after(arrivals, t0, new)
                 b = first_after(watch.seen, t0, new)
                 return (a, b) if a and b else None
-            ta, tb = lablib.wait_until(both, 10, "the change at D-Bus and MQTT", 0.005)
+            ta, tb = ct.wait_until(both, 10, "the change at D-Bus and MQTT", 0.005)
             if quality[csq] is None:
                 quality[csq] = next(v for t, v in watch.seen if t >= t0 and v != old)
             if i >= 2:  # the first two warm up both paths
@@ -128,12 +121,10 @@ def main():
     print("  agent's share (MQTT - D-Bus):            median %.1f  p99 %.1f" % (med_o, p99_o))
     print("  ratio agent/baseline: median %.2f  p99 %.2f" % (med_a / med_b, p99_a / p99_b))
     try:
-        sys.path.insert(0, HERE)
-        import benchlib  # noqa: E402  (scripts/bench framework, when present)
         cmd = "tests/bench/bench_telemetry_latency.py"
-        benchlib.record("latency", "telemetry p50 (emulator -> MQTT)", med_a, "ms", med_b,
+        ct.bench.record("latency", "telemetry p50 (emulator -> MQTT)", med_a, "ms", med_b,
                         command=cmd, note="baseline: ModemManager D-Bus signal")
-        benchlib.record("latency", "telemetry p99 (emulator -> MQTT)", p99_a, "ms", p99_b,
+        ct.bench.record("latency", "telemetry p99 (emulator -> MQTT)", p99_a, "ms", p99_b,
                         command=cmd, note="baseline: ModemManager D-Bus signal")
     except ImportError:
         pass
@@ -143,6 +134,6 @@ def main():
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except lablib.LabSkip as exc:
+    except ct.lab.LabSkip as exc:
         print("SKIP: %s" % exc)
         sys.exit(77)

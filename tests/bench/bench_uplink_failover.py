@@ -31,17 +31,17 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lab"))
-sys.path.insert(0, HERE)
-import benchlib  # noqa: E402
-import lablib  # noqa: E402
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
+import cellagent_test.bench  # noqa: E402
 
 UPLINKS = {"wan1": {"connection": "uplink1", "priority": 10},
            "wan2": {"connection": "uplink2", "priority": 20}}
 DEFAULT = {"interval": 20, "fast-interval": 2, "timeout": 2, "down-after": 3, "up-after": 3}
 FASTPROFILE = {"interval": 3, "fast-interval": 1, "timeout": 1, "down-after": 3, "up-after": 3}
-PROBES = "icmp:%s;dns:%s" % (lablib.INTERNET_PROBE, lablib.INTERNET_DNS)
+PROBES = "icmp:%s;dns:%s" % (ct.lab.INTERNET_PROBE, ct.lab.INTERNET_DNS)
 
 
 def fault(lab, kind, on):
@@ -56,26 +56,26 @@ def fault(lab, kind, on):
 def reset(lab):
     lab.net.restore(1)
     lab.nm.wait_connected("eth1", 60)
-    lablib.wait_until(lambda: lab.net.route_dev() == "eth1", 60, "route back on eth1")
+    ct.wait_until(lambda: lab.net.route_dev() == "eth1", 60, "route back on eth1")
 
 
 def one_run(lab, broker, kind, health, with_agent, timeout):
     reset(lab)
     agent = None
     if with_agent:
-        settings = uh.agent_settings(lab, broker, UPLINKS,
-                                     dict(health, probes=PROBES, **{"hold-down": 5}))
-        uh.clear_retained(broker)
-        sub = uh.subscribe(broker)
-        agent = uh.start_agent(lab, settings)
-        uh.wait_link(sub, lambda l: l["active"] == "wan1" and all(
+        settings = ct.uplink.agent_settings(lab, broker, UPLINKS,
+                                            dict(health, probes=PROBES, **{"hold-down": 5}))
+        ct.uplink.clear_retained(broker)
+        sub = ct.uplink.subscribe(broker)
+        agent = ct.uplink.start_agent(lab, settings)
+        ct.uplink.wait_link(sub, lambda l: l["active"] == "wan1" and all(
             u["state"] == "up" for u in l["uplinks"].values() if u["activate"] != "never"), 60,
             "both up")
         sub.close()
         time.sleep(random.uniform(0, health["interval"]))   # a random point of the probe cycle
     else:
         time.sleep(random.uniform(0, 5))                     # NetworkManager's check interval
-    watch = uh.RouteWatch(lab)
+    watch = ct.uplink.RouteWatch(lab)
     try:
         t0 = time.monotonic()
         fault(lab, kind, True)
@@ -85,7 +85,7 @@ def one_run(lab, broker, kind, health, with_agent, timeout):
         watch.close()
         fault(lab, kind, False)
         if agent:
-            uh.stop_agent(agent)
+            ct.uplink.stop_agent(agent)
             # NetworkManager keeps our runtime metrics; put the profiles' back.
             for c in ("uplink1", "uplink2"):
                 lab.nm.nmcli("device", "reapply", "eth1" if c == "uplink1" else "eth2", check=False)
@@ -102,9 +102,9 @@ def idle_traffic(lab, broker, health, seconds):
         "table inet labcount {\n chain probes {\n  type filter hook forward priority -10;\n"
         "  ip daddr %s ip protocol icmp counter\n  ip saddr %s ip protocol icmp counter\n"
         "  ip daddr %s udp dport 53 counter\n  ip saddr %s udp sport 53 counter\n }\n}\n"
-        % (lablib.INTERNET_PROBE, lablib.INTERNET_PROBE, lablib.INTERNET_DNS, lablib.INTERNET_DNS)))
-    settings = uh.agent_settings(lab, broker, UPLINKS, dict(health, probes=PROBES))
-    agent = uh.start_agent(lab, settings)
+        % (ct.lab.INTERNET_PROBE, ct.lab.INTERNET_PROBE, ct.lab.INTERNET_DNS, ct.lab.INTERNET_DNS)))
+    settings = ct.uplink.agent_settings(lab, broker, UPLINKS, dict(health, probes=PROBES))
+    agent = ct.uplink.start_agent(lab, settings)
     def count():
         out = lab.net.nsexec(ns, ["nft", "-j", "list", "table", "inet", "labcount"]).stdout
         return sum(e["counter"]["bytes"] for item in json.loads(out)["nftables"]
@@ -117,7 +117,7 @@ def idle_traffic(lab, broker, health, seconds):
         time.sleep(seconds)
         total = count() - before
     finally:
-        uh.stop_agent(agent)
+        ct.uplink.stop_agent(agent)
         lab.net.nsexec(ns, ["nft", "delete", "table", "inet", "labcount"], check=False)
     return total, total * (30 * 86400) / seconds
 
@@ -139,18 +139,18 @@ def print_table(results):
 
 
 def record_figures(results):
-    """benchlib records (scripts/bench's table): worst case against the target of docs/uplinks.md,
+    """bench.record()s (scripts/bench's table): worst case against the target,
     the agent's median against NetworkManager alone measured in the same run."""
-    cmd = benchlib.reproduce(__file__, "BENCH_RUNS=10")
+    cmd = ct.bench.reproduce(__file__, "BENCH_RUNS=10")
     for name, r in results.items():
         if "agent" not in name:
             continue
         base = results.get(name.split(",")[0] + ", NetworkManager alone")
-        benchlib.record("uplink", "%s: worst of %d" % (name, r["n"]), r["worst"], "s",
+        ct.bench.record("uplink", "%s: worst of %d" % (name, r["n"]), r["worst"], "s",
                         base["worst"] if base else None,
                         "<= %g" % r["target"] if r["target"] else None, cmd,
                         "fault -> kernel route change; baseline = NetworkManager alone")
-        benchlib.record("uplink", "%s: median of %d" % (name, r["n"]), r["median"], "s",
+        ct.bench.record("uplink", "%s: median of %d" % (name, r["n"]), r["median"], "s",
                         base["median"] if base else None, None, cmd,
                         "baseline = NetworkManager alone, same run")
 
@@ -162,15 +162,15 @@ def main():
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
     try:
-        lablib.check_prerequisites(network=True)
-    except lablib.LabSkip as e:
+        ct.lab.check_prerequisites(network=True)
+    except ct.lab.LabSkip as e:
         print("SKIP: %s" % e)
         return 77
-    lab = lablib.Lab(personality=None, uplinks=2).start()
+    lab = ct.lab.Lab(personality=None, uplinks=2).start()
     try:
         lab.nm.wait_connected("eth1")
         lab.nm.wait_connected("eth2")
-        uh.enable_ping_sockets(lab)
+        ct.uplink.enable_ping_sockets(lab)
         broker = lab.start_broker()
         plan = [
             # name, fault, settings, agent?, timeout, target
@@ -202,9 +202,9 @@ def main():
                       % (label, b, secs, month / 1e6), flush=True)
                 # baseline: the estimate of docs/uplinks.md (72 IP bytes per ICMP lead probe)
                 estimate = 72.0 * 30 * 86400 / health["interval"] / 1e6
-                benchlib.record("uplink", "idle probe traffic per uplink, %s" % label, month / 1e6,
+                ct.bench.record("uplink", "idle probe traffic per uplink, %s" % label, month / 1e6,
                                 "MB/month", estimate, "<= 15" if label == "defaults" else None,
-                                benchlib.reproduce(__file__, "BENCH_RUNS=10"),
+                                ct.bench.reproduce(__file__, "BENCH_RUNS=10"),
                                 "nft byte counters over %d s; baseline = estimate" % secs)
         if args.json:
             with open(args.json, "w") as f:

@@ -3,7 +3,7 @@ DISCONNECT, queued and in-flight messages go back to the agent's queue, the reco
 through the backoff). Each operation is one broker restart and the agent online again,
 then one cmd/mqtt-reconnect (a second reconnect, and it resets the backoff: without it the
 20 losses in a row would climb the 1 s .. 5 min backoff for about an hour)."""
-import harness as h
+import cellagent_test as ct
 
 NAME = "broker restarts (each followed by cmd/mqtt-reconnect)"
 COUNT = 20
@@ -16,7 +16,7 @@ def _connections(ctx):
 
 
 def ready(ctx):
-    h.wait_until(lambda: _connections(ctx) >= 1, 30, "the agent connected")
+    ct.wait_until(lambda: _connections(ctx) >= 1, 30, "the agent connected")
 
 
 def run(ctx, start, stop):
@@ -25,7 +25,7 @@ def run(ctx, start, stop):
         n = _connections(ctx)
         broker.stop()
         broker.start()
-        h.wait_until(lambda: _connections(ctx) > n, 60, f"the agent back after restart {i + 1}")
-        h.publish(broker.port, "cellagent/bench/cmd/mqtt-reconnect", '{"id":"r%d"}' % i)
-        h.wait_until(lambda: _connections(ctx) > n + 1, 60,
-                     f"the agent back after cmd/mqtt-reconnect {i + 1}")
+        ct.wait_until(lambda: _connections(ctx) > n, 60, f"the agent back after restart {i + 1}")
+        ct.publish(broker.port, "cellagent/bench/cmd/mqtt-reconnect", '{"id":"r%d"}' % i)
+        ct.wait_until(lambda: _connections(ctx) > n + 1, 60,
+                      f"the agent back after cmd/mqtt-reconnect {i + 1}")

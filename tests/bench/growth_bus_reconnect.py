@@ -1,12 +1,12 @@
 """Growth driver: the system bus goes away and comes back; the agent reconnects each time
 (ModemManager and NetworkManager clients and name watches set up again). Reconnection is
 seen on the bus itself (the agent's pid among its clients), not in the agent's log."""
-import harness as h
+import cellagent_test as ct
 
 NAME = "system bus reconnects"
 COUNT = 20
 BOUND = 1.05
-MODEM = False  # needs the private bus: benchlib.Env without the lab
+MODEM = False  # needs the private bus: ct.bench.Env without the lab
 
 
 def _on_bus(ctx):
@@ -14,11 +14,11 @@ def _on_bus(ctx):
 
 
 def ready(ctx):
-    h.wait_until(lambda: _on_bus(ctx), 30, "the agent on the system bus")
+    ct.wait_until(lambda: _on_bus(ctx), 30, "the agent on the system bus")
 
 
 def run(ctx, start, stop):
     for i in range(start, stop):
         ctx.env.bus.stop()
         ctx.env.bus.start()
-        h.wait_until(lambda: _on_bus(ctx), 120, f"the agent back on the bus {i + 1}")
+        ct.wait_until(lambda: _on_bus(ctx), 120, f"the agent back on the bus {i + 1}")

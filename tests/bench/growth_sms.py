@@ -15,7 +15,7 @@ docs/benchmarks.md), not a leak. With 100 it is full after the first tenth."""
 import json
 import subprocess
 
-import harness as h
+import cellagent_test as ct
 
 NAME = "SMS each way"
 COUNT = 1000
@@ -37,12 +37,12 @@ def ready(ctx):
                                                  str(broker.port), "-q", "1", "-t",
                                                  BASE + "/sms/out", "-l"],
                                stdin=subprocess.PIPE, text=True)
-    h.at_exit(lambda: ctx.pub.poll() is None and ctx.pub.kill())
-    h.at_exit(ctx.sub.close)
+    ct.at_exit(lambda: ctx.pub.poll() is None and ctx.pub.kill())
+    ct.at_exit(ctx.sub.close)
     ctx.sub.wait_for(BASE + "/telemetry", lambda m: m["json"] and (m["json"].get("modem") or {})
                      .get("state") not in (None, "absent"), 60)
-    h.wait_until(lambda: "using the Messaging interface" in ctx.agent.log_text(), 60,
-                 "the SMS bridge on the modem")
+    ct.wait_until(lambda: "using the Messaging interface" in ctx.agent.log_text(), 60,
+                  "the SMS bridge on the modem")
 
 
 def _sent(ctx):
@@ -63,12 +63,12 @@ def run(ctx, start, stop):
             ctx.pub.stdin.write(json.dumps({"id": "g%d" % i, "to": "+254700009001",
                                             "text": "growth out %d" % i}) + "\n")
         ctx.pub.stdin.flush()
-        h.wait_until(lambda: _sent(ctx) >= sent0 + (b1 - start), 120,
-                     f"sms/out results up to {b1}")
+        ct.wait_until(lambda: _sent(ctx) >= sent0 + (b1 - start), 120,
+                      f"sms/out results up to {b1}")
         for i in range(b0, b1):
             modem.deliver_sms("growth in %d" % i, sender="+254700009002")
-            h.wait_until(lambda: _received(ctx) >= recv0 + (i + 1 - start), 60,
-                         f"SMS in {i + 1} on sms/in")
+            ct.wait_until(lambda: _received(ctx) >= recv0 + (i + 1 - start), 60,
+                          f"SMS in {i + 1} on sms/in")
             # The agent deleted it from the modem: ModemManager is idle for the next one.
-            h.wait_until(lambda: not modem.status()["storage"]["ME"]["indices"], 30,
-                         f"SMS in {i + 1} deleted from the modem")
+            ct.wait_until(lambda: not modem.status()["storage"]["ME"]["indices"], 30,
+                          f"SMS in {i + 1} deleted from the modem")

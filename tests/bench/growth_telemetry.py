@@ -6,7 +6,7 @@ confirmed by its 100 results (the outbound queue never overflows)."""
 import json
 import subprocess
 
-import harness as h
+import cellagent_test as ct
 
 NAME = "telemetry publishes (cmd/telemetry)"
 COUNT = 10000
@@ -23,8 +23,8 @@ def ready(ctx):
                                                  str(broker.port), "-q", "1", "-t",
                                                  BASE + "/cmd/telemetry", "-l"],
                                stdin=subprocess.PIPE, text=True)
-    h.at_exit(lambda: ctx.pub.poll() is None and ctx.pub.kill())
-    h.at_exit(ctx.sub.close)
+    ct.at_exit(lambda: ctx.pub.poll() is None and ctx.pub.kill())
+    ct.at_exit(ctx.sub.close)
     # The modem is known before the count starts (telemetry says so).
     ctx.sub.wait_for(BASE + "/telemetry", lambda m: m["json"] and (m["json"].get("modem") or {})
                      .get("state") not in (None, "absent"), 60)
@@ -42,5 +42,5 @@ def run(ctx, start, stop):
         for i in range(b0, b1):
             ctx.pub.stdin.write(json.dumps({"id": "t%d" % i}) + "\n")
         ctx.pub.stdin.flush()
-        h.wait_until(lambda: _results(ctx) >= base + (b1 - start), 120,
-                     f"results of telemetry requests up to {b1}")
+        ct.wait_until(lambda: _results(ctx) >= base + (b1 - start), 120,
+                      f"results of telemetry requests up to {b1}")

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Render benchmark records (JSON lines from benchlib.record) as the Markdown table of
+"""Render benchmark records (JSON lines from cellagent_test.bench.record()) as the Markdown table of
 docs/benchmarks.md. Usage: report.py RESULTS.jsonl"""
 import json
 import sys

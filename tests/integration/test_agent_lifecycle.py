@@ -8,16 +8,16 @@ import signal
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 
 def test():
-    d = h.run_dir()
+    d = ct.run_dir()
     # A system bus address that leads nowhere: no bus, no daemons, no broker.
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
-    agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": h.free_port()}}, env=env)
-    h.on_failure(agent.dump_log)
+    agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": ct.free_port()}}, env=env)
+    ct.on_failure(agent.dump_log)
     agent.start()
     agent.wait_log(r"starting as device \"dev1\"")
     # Each D-Bus adapter says it waits for its daemon's bus and retries.
@@ -36,50 +36,50 @@ def test():
     agent.wait_log(r"\[mqtt\] port: \"99999\"")
     assert agent.alive()
     # SIGHUP with a valid file: reloaded.
-    h.write_config(agent.config, dict(agent.settings, agent=dict(agent.settings["agent"], **{"log-level": "debug"})))
+    ct.write_config(agent.config, dict(agent.settings, agent=dict(agent.settings["agent"], **{"log-level": "debug"})))
     agent.proc.send_signal(signal.SIGHUP)
     agent.wait_log(r"configuration reloaded")
 
     rc, secs = agent.stop(signal.SIGTERM, timeout=5)
     assert rc == 0, f"exit code {rc}"
-    assert secs < h.scaled(2.0), f"SIGTERM took {secs:.2f} s"
+    assert secs < ct.scaled(2.0), f"SIGTERM took {secs:.2f} s"
     agent.wait_log(r"stopping on SIGTERM")
 
-    agent2 = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": h.free_port()}}, env=env, name="agent2")
-    h.on_failure(agent2.dump_log)
+    agent2 = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": ct.free_port()}}, env=env, name="agent2")
+    ct.on_failure(agent2.dump_log)
     agent2.start()
     agent2.wait_log(r"\[modem\] system bus unavailable")
     rc, secs = agent2.stop(signal.SIGINT, timeout=5)
-    assert rc == 0 and secs < h.scaled(2.0), (rc, secs)
+    assert rc == 0 and secs < ct.scaled(2.0), (rc, secs)
 
 
 def test_cli():
-    cfg = os.path.join(h.SOURCE_DIR, "config", "cellagent.conf")
-    out = subprocess.run([h.CELLAGENT, "--version"], capture_output=True, text=True, timeout=10)
+    cfg = os.path.join(ct.SOURCE_DIR, "config", "cellagent.conf")
+    out = subprocess.run([ct.CELLAGENT, "--version"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0 and out.stdout.strip().startswith("cellagent "), out
-    ok = subprocess.run([h.CELLAGENT, "--check-config", "--config", cfg], capture_output=True, text=True, timeout=10)
+    ok = subprocess.run([ct.CELLAGENT, "--check-config", "--config", cfg], capture_output=True, text=True, timeout=10)
     assert ok.returncode == 0, ok.stderr
     assert "[mqtt]" in ok.stdout and "queue-limit=1000" in ok.stdout
-    d = h.run_dir("check-config")
-    bad = h.write_config(os.path.join(d, "bad.conf"), {"agent": {"device-id": "a/b"}, "mqtt": {"port": 99999}})
-    r = subprocess.run([h.CELLAGENT, "--check-config", "--config", bad], capture_output=True, text=True, timeout=10)
+    d = ct.run_dir("check-config")
+    bad = ct.write_config(os.path.join(d, "bad.conf"), {"agent": {"device-id": "a/b"}, "mqtt": {"port": 99999}})
+    r = subprocess.run([ct.CELLAGENT, "--check-config", "--config", bad], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1, r
     lines = r.stderr.strip().splitlines()
     assert any(l.startswith(bad + ":2: [agent] device-id") for l in lines), lines
     assert any(l.startswith(bad + ":5: [mqtt] port") for l in lines), lines
     assert len(lines) == 2, lines
     # tls=false towards a broker elsewhere: valid, but --check-config warns (naming the key).
-    clear = h.write_config(os.path.join(d, "clear.conf"), {"mqtt": {"host": "broker.example.com"}})
-    r = subprocess.run([h.CELLAGENT, "--check-config", "--config", clear], capture_output=True,
+    clear = ct.write_config(os.path.join(d, "clear.conf"), {"mqtt": {"host": "broker.example.com"}})
+    r = subprocess.run([ct.CELLAGENT, "--check-config", "--config", clear], capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 0, r
     assert "warning: [mqtt] tls: false while host \"broker.example.com\"" in r.stderr, r.stderr
-    missing = subprocess.run([h.CELLAGENT, "--config", os.path.join(d, "nope.conf")],
+    missing = subprocess.run([ct.CELLAGENT, "--config", os.path.join(d, "nope.conf")],
                              capture_output=True, text=True, timeout=10)
     assert missing.returncode == 1 and "cannot read" in missing.stderr, missing
-    badlvl = subprocess.run([h.CELLAGENT, "--log-level", "loud", "--version"], capture_output=True, text=True, timeout=10)
+    badlvl = subprocess.run([ct.CELLAGENT, "--log-level", "loud", "--version"], capture_output=True, text=True, timeout=10)
     assert badlvl.returncode == 2 and "--log-level" in badlvl.stderr, badlvl
 
 
 if __name__ == "__main__":
-    h.main(lambda: (test_cli(), test()))
+    ct.main(lambda: (test_cli(), test()))

@@ -12,26 +12,25 @@ fixed socket path, no ModemManager or NetworkManager on it):
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 RESTARTS = 3
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub", "dbus-daemon", "busctl")
-    d = h.run_dir()
-    broker = h.Broker(d).start()
-    bus = h.PrivateBus(d).start()
-    agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}},
-                    env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address})
-    h.on_failure(agent.dump_log)
+    ct.need("mosquitto", "mosquitto_sub", "dbus-daemon", "busctl")
+    d = ct.run_dir()
+    broker = ct.Broker(d).start()
+    bus = ct.PrivateBus(d).start()
+    agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}},
+                     env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address})
+    ct.on_failure(agent.dump_log)
     agent.start()
-    mh.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
+    ct.mqtt.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
     pid = agent.proc.pid
-    h.wait_until(lambda: bus.client_pids().count(pid) == 2, h.scaled(20),
-                 "the agent's two bus connections (modem and uplink)")
+    ct.wait_until(lambda: bus.client_pids().count(pid) == 2, ct.scaled(20),
+                  "the agent's two bus connections (modem and uplink)")
     agent.wait_log(r"\[uplink\] connected to NetworkManager \(not running yet\)")
     agent.wait_log(r"\[modem\] waiting for ModemManager on the system bus")
 
@@ -43,12 +42,12 @@ def test():
         agent.wait_log(r"\[modem\] system bus closed")
         assert agent.alive(), f"the agent died when the bus closed (restart {i})"
         bus.start()
-        h.wait_until(lambda: bus.client_pids().count(pid) == 2, h.scaled(30),
-                     f"the agent's two bus connections after restart {i}")
-        h.wait_until(lambda: agent.log_text().count("[uplink] connected to NetworkManager") > n_nm
-                     and agent.log_text().count("[modem] waiting for ModemManager on the system "
+        ct.wait_until(lambda: bus.client_pids().count(pid) == 2, ct.scaled(30),
+                      f"the agent's two bus connections after restart {i}")
+        ct.wait_until(lambda: agent.log_text().count("[uplink] connected to NetworkManager") > n_nm
+                      and agent.log_text().count("[modem] waiting for ModemManager on the system "
                                                 "bus") > n_mm,
-                     h.scaled(30), f"both adapters following the bus again after restart {i}")
+                      ct.scaled(30), f"both adapters following the bus again after restart {i}")
         assert agent.alive(), f"the agent died after restart {i}"
 
     text = agent.log_text()
@@ -61,4 +60,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

@@ -17,10 +17,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402  (puts tests/lib on sys.path)
-import harness  # noqa: E402
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
 BASE = "cellagent/dev1"
 NUMBER = "+254700000077"
@@ -31,13 +31,13 @@ lab = broker = sub = agent = None
 
 def setUpModule():
     global lab, broker, sub, agent
-    lab = lablib.Lab(personality="simtech", uplinks=2, enable=True).start()
+    lab = ct.lab.Lab(personality="simtech", uplinks=2, enable=True).start()
     lab.nm.wait_connected("eth1")
     lab.nm.wait_connected("eth2")
-    uh.enable_ping_sockets(lab)
+    ct.uplink.enable_ping_sockets(lab)
     broker = lab.start_broker()
     sub = broker.subscribe([BASE + "/link", BASE + "/events", BASE + "/cmd/+/result"])
-    settings = uh.agent_settings(
+    settings = ct.uplink.agent_settings(
         lab, broker,
         {"wan1": {"connection": "uplink1", "priority": 10},
          "wan2": {"connection": "uplink2", "priority": 20}},
@@ -46,20 +46,20 @@ def setUpModule():
                               "data-down-after": DOWN_AFTER, "min-interval": 3600},
                "modem": {}})
     # The broker is on the device's loopback here: probe the "internet" only.
-    settings["health"]["probes"] = "icmp:%s;dns:%s" % (lablib.INTERNET_PROBE, lablib.INTERNET_DNS)
+    settings["health"]["probes"] = "icmp:%s;dns:%s" % (ct.lab.INTERNET_PROBE, ct.lab.INTERNET_DNS)
     # CA_AGENT_WRAPPER: a command prefix for the agent (inside the device namespace), e.g.
     # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
     settings["agent"]["state-dir"] = os.path.join(lab.run_dir, "agent-state")
-    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name="agent",
-                          wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split())
+    agent = ct.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name="agent",
+                     wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split())
     agent.start()
     agent.wait_log(r"using the Messaging interface", timeout=60)
-    uh.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up")
+    ct.uplink.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up")
 
 
 def tearDownModule():
     try:
-        rc = uh.stop_agent(agent)
+        rc = ct.uplink.stop_agent(agent)
         assert rc in (None, 0), rc
     finally:
         lab.stop()
@@ -116,15 +116,15 @@ class Alerts(unittest.TestCase):
         r = ask("reconnect", "rc1")
         self.assertEqual((r["ok"], r["result"]), (True, {"uplink": "wan1"}))
         agent.wait_log(r'wan1: activating connection "uplink1" on eth1 \(asked by mqtt\)')
-        ev = lablib.wait_until(lambda: [m["json"] for m in sub.matching(
+        ev = ct.wait_until(lambda: [m["json"] for m in sub.matching(
             BASE + "/events", lambda m: (m["json"] or {}).get("id") == "rc1")], 10, "the event")[0]
         self.assertEqual((ev["type"], ev["command"], ev["source"], ev["ok"]),
                          ("command", "reconnect", "mqtt", True))
         # NetworkManager re-activated it: a new active connection, activated on eth1.
-        lablib.wait_until(lambda: active_path("uplink1") not in (None, before), 30,
-                          "a new activation of uplink1")
+        ct.wait_until(lambda: active_path("uplink1") not in (None, before), 30,
+                      "a new activation of uplink1")
         lab.nm.wait_connected("eth1")
-        uh.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up again")
+        ct.uplink.wait_link(sub, lambda l: l["uplinks"]["wan1"]["state"] == "up", 40, "wan1 up again")
 
     def test_00b_uplink_force_and_auto(self):
         for rid, args, err in (("up0", None, "args.uplink: missing"),
@@ -136,33 +136,33 @@ class Alerts(unittest.TestCase):
             self.assertFalse(r["ok"], r)
             self.assertTrue(r["error"].startswith(err), r)
         # (After test_00's re-activation wan1 may still be in its hold-down.)
-        uh.wait_link(sub, lambda l: l["active"] == "wan1", 40, "wan1 in use")
-        lablib.wait_until(lambda: lab.net.route_dev() == "eth1", 20, "the default route via eth1")
+        ct.uplink.wait_link(sub, lambda l: l["active"] == "wan1", 40, "wan1 in use")
+        ct.wait_until(lambda: lab.net.route_dev() == "eth1", 20, "the default route via eth1")
         r = ask("uplink", "up4", {"uplink": "wan2"})
         self.assertEqual((r["ok"], r["result"]), (True, {"mode": "forced", "uplink": "wan2", "active": "wan2"}))
         # The kernel's default route follows, and the link says why.
-        lablib.wait_until(lambda: lab.net.route_dev() == "eth2", 20, "the default route via eth2")
-        link = uh.wait_link(sub, lambda l: l.get("forced") == "wan2" and l["active"] == "wan2", 20,
-                            "wan2 forced in the link")
+        ct.wait_until(lambda: lab.net.route_dev() == "eth2", 20, "the default route via eth2")
+        link = ct.uplink.wait_link(sub, lambda l: l.get("forced") == "wan2" and l["active"] == "wan2", 20,
+                                   "wan2 forced in the link")
         self.assertEqual(link["uplinks"]["wan1"]["state"], "up")  # not a failover
-        sw = uh.wait_event(sub, "uplink-forced", lambda e: e["to"] == "wan2", timeout=15)
+        sw = ct.uplink.wait_event(sub, "uplink-forced", lambda e: e["to"] == "wan2", timeout=15)
         self.assertEqual(sw["from"], "wan1")
-        ev = lablib.wait_until(lambda: [m["json"] for m in sub.matching(
+        ev = ct.wait_until(lambda: [m["json"] for m in sub.matching(
             BASE + "/events", lambda m: (m["json"] or {}).get("id") == "up4")], 10, "the event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("uplink", "mqtt", True))
         # Back to the automatic choice: wan1 (priority 10, up all along) takes over again.
         r = ask("uplink", "up5", {"uplink": "auto"})
         self.assertEqual((r["ok"], r["result"]), (True, {"mode": "auto", "uplink": None, "active": "wan1"}))
-        lablib.wait_until(lambda: lab.net.route_dev() == "eth1", 20, "the default route via eth1")
-        uh.wait_link(sub, lambda l: l.get("forced") is None and l["active"] == "wan1", 20,
-                     "automatic choice in the link")
+        ct.wait_until(lambda: lab.net.route_dev() == "eth1", 20, "the default route via eth1")
+        ct.uplink.wait_link(sub, lambda l: l.get("forced") is None and l["active"] == "wan1", 20,
+                            "automatic choice in the link")
 
     def test_01_one_alert_one_recovery(self):
         self.assertEqual(alerts_sent(), [])
         t0 = time.monotonic()
         lab.net.blackhole(1)
         lab.net.blackhole(2)
-        uh.wait_link(sub, all_down, 40, "every uplink down")
+        ct.uplink.wait_link(sub, all_down, 40, "every uplink down")
         t_down = time.monotonic()
         alert = lab.modem.wait_sent(lambda m: m["to"] == NUMBER, timeout=60)[0]
         t_alert = time.monotonic()
@@ -179,11 +179,11 @@ class Alerts(unittest.TestCase):
         recovery = lab.modem.wait_sent(lambda m: m["to"] == NUMBER, timeout=60, count=2)[1]
         self.assertRegex(recovery["text"],
                          r"^dev1: data link back after \d+ (s|min) \(down since \d{4}-\d\d-\d\d \d\d:\d\d UTC\) via wan[12]\.$")
-        uh.wait_link(sub, lambda l: any(u["state"] == "up" for u in l["uplinks"].values()), 30, "an uplink up")
+        ct.uplink.wait_link(sub, lambda l: any(u["state"] == "up" for u in l["uplinks"].values()), 30, "an uplink up")
         # Exactly one of each: anything else would have been sent before the recovery.
         self.assertEqual([m["text"] for m in alerts_sent()], [alert["text"], recovery["text"]])
-        ev = lablib.wait_until(lambda: alert_events() if len(alert_events()) >= 2 else None, 15,
-                               "both sms-alert events")
+        ev = ct.wait_until(lambda: alert_events() if len(alert_events()) >= 2 else None, 15,
+                           "both sms-alert events")
         self.assertEqual([(e["kind"], e["sms"]) for e in ev], [("down", 1), ("recovered", 1)])
         self.assertEqual(ev[0]["text"], alert["text"])
         self.assertEqual(ev[1]["text"], recovery["text"])
@@ -196,14 +196,14 @@ class Alerts(unittest.TestCase):
         n_events = len(alert_events())
         lab.net.blackhole(1)
         lab.net.blackhole(2)
-        uh.wait_link(sub, all_down, 40, "every uplink down again")
+        ct.uplink.wait_link(sub, all_down, 40, "every uplink down again")
         # Past data-down-after the policy holds the alert back (its state is logged).
-        lablib.wait_until(lambda: agent_alert_state() == "suppressed", DOWN_AFTER + 20,
-                          "the alert held back by min-interval")
+        ct.wait_until(lambda: agent_alert_state() == "suppressed", DOWN_AFTER + 20,
+                      "the alert held back by min-interval")
         lab.net.restore(1)
         lab.net.restore(2)
-        uh.wait_link(sub, lambda l: any(u["state"] == "up" for u in l["uplinks"].values()), 40, "an uplink up")
-        lablib.wait_until(lambda: agent_alert_state() == "up", 10, "alert policy back to up")
+        ct.uplink.wait_link(sub, lambda l: any(u["state"] == "up" for u in l["uplinks"].values()), 40, "an uplink up")
+        ct.wait_until(lambda: agent_alert_state() == "up", 10, "alert policy back to up")
         self.assertEqual(len(alerts_sent()), before)
         self.assertEqual(len(alert_events()), n_events)
 
@@ -215,4 +215,4 @@ def agent_alert_state():
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

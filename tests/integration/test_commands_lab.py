@@ -21,10 +21,10 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402  (puts tests/lib on sys.path)
-import harness  # noqa: E402
-import commands_helpers as ch  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.commands  # noqa: E402
 
 BASE = "cellagent/dev1"
 OPERATOR = "+254700000001"      # allowed
@@ -36,11 +36,11 @@ lab = broker = sub = agent = codes = None
 
 def setUpModule():
     global lab, broker, sub, agent, codes
-    lab = lablib.Lab(personality="ecm", enable=True).start()
+    lab = ct.lab.Lab(personality="ecm", enable=True).start()
     broker = lab.start_broker()
     sub = broker.subscribe([BASE + "/#"])
     secret_file = os.path.join(lab.run_dir, "sms-secret")
-    codes = ch.CodeBook(ch.write_secret(secret_file))
+    codes = ct.commands.CodeBook(ct.commands.write_secret(secret_file))
     settings = {
         "agent": {"state-dir": os.path.join(lab.run_dir, "agent-state")},
         "mqtt": {"host": broker.host, "port": broker.port},
@@ -58,12 +58,12 @@ def setUpModule():
 
 
 def start_agent(settings, name="agent"):
-    a = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name=name,
+    a = ct.Agent(os.path.join(lab.run_dir, "logs"), settings, env=lab.env, name=name,
                       wrapper=lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
                       ).start()
     a.wait_log(r"SMS commands enabled for 2 sender", timeout=20)
     a.wait_log(r"using the Messaging interface", timeout=60)
-    lablib.wait_until(lambda: (status().get("registration") == "home"), 60,
+    ct.wait_until(lambda: (status().get("registration") == "home"), 60,
                       "the modem registered (status)")
     return a
 
@@ -121,13 +121,13 @@ def deliver(text, sender, timestamp=None):
     """An SMS arrives; returns the audit event it caused (one per command SMS)."""
     n = len(audits())
     lab.modem.deliver_sms(text, sender=sender, timestamp=timestamp)
-    lablib.wait_until(lambda: len(audits()) > n, 30, "the audit event of %r" % text)
+    ct.wait_until(lambda: len(audits()) > n, 30, "the audit event of %r" % text)
     got = audits()
     assert len(got) == n + 1, got[n:]
     # Handled means deleted from the modem too. Wait for it before the next SMS: with
     # ModemManager 1.20 a new-message notice that arrives while the previous message is
     # still being read or deleted can be missed (docs/lab.md, ModemManager 1.20 quirks).
-    lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
+    ct.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
                       "the modem's storage empty again")
     return got[n]
 
@@ -154,13 +154,13 @@ class Commands(unittest.TestCase):
         r = ask("sms-resync", timeout=60)
         self.assertTrue(r["ok"], r)
         self.assertIn("messages", r["result"])
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
                                10, "the sms-resync event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("sms-resync", "mqtt", True))
         r = ask("sms-resync", {"all": 1})
         self.assertFalse(r["ok"])
         self.assertEqual(r["error"], "args.all: unknown argument")
-        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        ct.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
 
     def test_03_sms_status_reply(self):
         before = len(sent_to(OPERATOR))
@@ -201,7 +201,7 @@ class Commands(unittest.TestCase):
         for text in ("Pump 3 is fine, thanks", "10 min late"):
             lab.modem.deliver_sms(text, sender=OPERATOR)
             sub.wait_for(BASE + "/sms/in", lambda m, t=text: (m["json"] or {}).get("text") == t, 30)
-            lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
+            ct.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 30,
                               "the ordinary SMS deleted from the modem")
 
         # Barrier: an accepted command from the operator. SMS are handled in order, so a
@@ -214,7 +214,7 @@ class Commands(unittest.TestCase):
         self.assertEqual(len(sent_to(OPERATOR2)), sent_before[OPERATOR2])
         self.assertEqual(len(sent_to(STRANGER)), sent_before[STRANGER])
         self.assertEqual(len(resets()), resets_before)
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
                                10, "the reboot event")[0]
         self.assertEqual((ev["source"], ev["ok"]), ("sms", False))
         # No command event for any rejected SMS (status changes nothing: none either);
@@ -230,7 +230,7 @@ class Commands(unittest.TestCase):
         a = deliver("%s mqtt-reconnect" % codes.next(), OPERATOR)
         self.assertEqual((a["outcome"], a["command"]), ("accepted", "mqtt-reconnect"))
         agent.wait_log(r"reconnecting now \(requested\)")
-        lablib.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 30,
+        ct.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 30,
                           "a new broker connection")
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 1)[-1]
         self.assertEqual(reply["text"], "dev1: mqtt-reconnect ok")
@@ -240,7 +240,7 @@ class Commands(unittest.TestCase):
         self.assertEqual((a["outcome"], a["command"]), ("accepted", "reconnect"))
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 30, sent_before + 2)[-1]
         self.assertEqual(reply["text"], "dev1: reconnect failed: no uplink is in use")
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
                                10, "the reconnect event")[0]
         self.assertEqual((ev["source"], ev["ok"], ev["error"]), ("sms", False, "no uplink is in use"))
 
@@ -249,22 +249,22 @@ class Commands(unittest.TestCase):
         sent_before = len(sent_to(OPERATOR))
         a = deliver("%s Modem-Reset" % codes.next(), OPERATOR)
         self.assertEqual((a["outcome"], a["command"]), ("accepted", "modem-reset"))
-        lablib.wait_until(lambda: len(resets()) > before, 30, "AT+CFUN=15 from the SMS command")
+        ct.wait_until(lambda: len(resets()) > before, 30, "AT+CFUN=15 from the SMS command")
         reply = lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, 60, sent_before + 1)[-1]
         self.assertEqual(reply["text"], "dev1: modem-reset ok")
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == a["command_id"]],
                                10, "the modem-reset event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "sms", True))
 
     def test_06_mqtt_modem_reset(self):
-        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        ct.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
         before = len(resets())
         r = ask("modem-reset", {"hard": True})
         self.assertEqual(r["error"], "args.hard: unknown argument")
         r = ask("modem-reset", timeout=60)
         self.assertTrue(r["ok"], r)
-        lablib.wait_until(lambda: len(resets()) == before + 1, 30, "AT+CFUN=15 from cmd/modem-reset")
-        ev = lablib.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
+        ct.wait_until(lambda: len(resets()) == before + 1, 30, "AT+CFUN=15 from cmd/modem-reset")
+        ev = ct.wait_until(lambda: [e for e in events("command") if e.get("id") == r["id"]],
                                10, "the modem-reset event")[0]
         self.assertEqual((ev["command"], ev["source"], ev["ok"]), ("modem-reset", "mqtt", True))
         # The refused request made no reset and no event.
@@ -275,18 +275,18 @@ class Commands(unittest.TestCase):
         failures count over all senders; the budget spent locks every SMS command out, with
         an event, and a restart of the agent does not lift it."""
         global agent
-        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        ct.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
         # After the resets above the emulator announces no new SMS until ModemManager enables
         # messaging again: a resync (disable, enable) does that.
         self.assertTrue(ask("sms-resync", timeout=60)["ok"])
-        lablib.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
+        ct.wait_until(lambda: status().get("registration") == "home", 60, "registered again")
         resets_before = len(resets())
         # test_04 left two failures (a replay and a wrong code) within the hour: 3 more.
         for i, sender in enumerate((OPERATOR2, OPERATOR, OPERATOR2), start=3):
             a = deliver("%s modem-reset" % codes.wrong(), sender)
             self.assertEqual((a["reason"], a["failures"]), ("wrong code", i))
         self.assertEqual(a["lockout"], 600)
-        locked = lablib.wait_until(lambda: events("sms-commands-locked"), 10,
+        locked = ct.wait_until(lambda: events("sms-commands-locked"), 10,
                                    "the sms-commands-locked event")[0]
         self.assertEqual((locked["failures"], locked["seconds"]), (5, 600))
         # The real operator with a valid code: refused, not run, and the code not spent.
@@ -302,4 +302,4 @@ class Commands(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

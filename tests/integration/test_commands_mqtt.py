@@ -9,30 +9,29 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
-import commands_helpers as ch  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.commands  # noqa: E402
 
 BASE = "cellagent/dev1"
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub", "mosquitto_pub")
-    d = h.run_dir()
+    ct.need("mosquitto", "mosquitto_sub", "mosquitto_pub")
+    d = ct.run_dir()
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
-    broker = h.Broker(d).start()
-    h.on_failure(lambda: print(open(broker.log).read()[-2000:]))
+    broker = ct.Broker(d).start()
+    ct.on_failure(lambda: print(open(broker.log).read()[-2000:]))
     marker = os.path.join(d, "reboot-called")
     settings = {
         "agent": {"log-level": "info"},
         "mqtt": {"host": "127.0.0.1", "port": broker.port},
     }
-    agent = h.Agent(d, settings, env=env, wrapper=os.environ.get("CA_AGENT_WRAPPER", "").split())
-    h.on_failure(agent.dump_log)
+    agent = ct.Agent(d, settings, env=env, wrapper=os.environ.get("CA_AGENT_WRAPPER", "").split())
+    ct.on_failure(agent.dump_log)
     agent.start()
-    client = ch.CommandClient(broker.port, BASE)
-    mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
+    client = ct.commands.CommandClient(broker.port, BASE)
+    ct.mqtt.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
     agent.wait_log(r"subscribed to \"cellagent/dev1/cmd/\+\"")
 
     # status: read-only, answers the summary (nothing known here but the uptime).
@@ -50,7 +49,7 @@ def test():
                                      ({"level": "debug", "x": 1}, "args.x: unknown argument")]):
         r = client.ask("log-level", f"l-bad-{i}", args)
         assert r["ok"] is False and r["error"].startswith(err), r
-    # (The harness starts the agent with --log-level debug.)
+    # (Agent starts the agent with --log-level debug.)
     r = client.ask("log-level", "l1", {"level": "warning"})
     assert r["ok"] is True and r["result"] == {"level": "warning", "previous": "debug"}, r
     ev = client.wait_event(lambda e: e.get("type") == "command" and e.get("id") == "l1")
@@ -78,7 +77,7 @@ def test():
     assert r["ok"] is False and "data-down-after" in r["error"], r
     ev = client.wait_event(lambda e: e.get("type") == "command" and e.get("id") == "rl3")
     assert ev["ok"] is False and "data-down-after" in ev["error"], ev
-    h.write_config(agent.config, dict(settings, commands={
+    ct.write_config(agent.config, dict(settings, commands={
         "allow-reboot": True, "reboot-delay": 0,
         "reboot-command": f"/bin/sh -c 'echo \"$0\" >> {marker}' called"}))
 
@@ -95,7 +94,7 @@ def test():
     assert r["ok"] is False and r["error"] == "args.now: unknown argument", r
     r = client.ask("reboot", "rb2b")
     assert r["ok"] is True and r["result"] == {"command": "/bin/sh", "delay": 0}, r
-    h.wait_until(lambda: os.path.exists(marker), 20, "the reboot command ran")
+    ct.wait_until(lambda: os.path.exists(marker), 20, "the reboot command ran")
     agent.wait_log(r"reboot-command done")
     with open(marker) as f:
         assert f.read() == "called\n"
@@ -109,8 +108,8 @@ def test():
     r = client.ask("mqtt-reconnect", "mr1")
     assert r["ok"] is True, r
     agent.wait_log(r"reconnecting now \(requested\)")
-    h.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 20,
-                 "a new broker connection")
+    ct.wait_until(lambda: agent.log_text().count("connected to 127.0.0.1") > connects, 20,
+                  "a new broker connection")
     ev = client.wait_event(lambda e: e.get("type") == "command" and e.get("id") == "mr1")
     assert ev["ok"] is True and ev["source"] == "mqtt", ev
     # Still answering afterwards.
@@ -128,4 +127,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

@@ -9,29 +9,29 @@ import re
 import signal
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 
 def wait_log_after(agent, offset, pattern, timeout=10):
     rx = re.compile(pattern)
-    return h.wait_until(lambda: rx.search(agent.log_text()[offset:]), h.scaled(timeout),
+    return ct.wait_until(lambda: rx.search(agent.log_text()[offset:]), ct.scaled(timeout),
                         f"agent log after reload /{pattern}/")
 
 
 def test():
     # systemctl reload is SIGHUP for this unit.
-    with open(os.path.join(h.SOURCE_DIR, "systemd", "cellagent.service")) as f:
+    with open(os.path.join(ct.SOURCE_DIR, "systemd", "cellagent.service")) as f:
         assert re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", f.read(), re.M)
 
-    d = h.run_dir()
+    d = ct.run_dir()
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
-    port = h.free_port()
+    port = ct.free_port()
     settings = {"agent": {"log-level": "error"}, "mqtt": {"host": "127.0.0.1", "port": port}}
     # The harness starts every agent with --log-level debug.
-    agent = h.Agent(d, settings, env=env)
+    agent = ct.Agent(d, settings, env=env)
     assert "--log-level" not in agent.args
-    h.on_failure(agent.dump_log)
+    ct.on_failure(agent.dump_log)
     agent.start()
     agent.wait_log(r"debug +\[mqtt\] state: ")
 
@@ -40,7 +40,7 @@ def test():
     offset = len(agent.log_text())
     settings["agent"]["log-level"] = "warning"
     settings["mqtt"]["topic-prefix"] = "other"
-    h.write_config(agent.config, settings)
+    ct.write_config(agent.config, settings)
     agent.proc.send_signal(signal.SIGHUP)
     wait_log_after(agent, offset, r"\[mqtt\] broker settings changed")
     wait_log_after(agent, offset, r"debug +\[mqtt\] state: .* -> waiting for the uplink")
@@ -56,4 +56,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

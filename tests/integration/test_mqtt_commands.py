@@ -9,29 +9,29 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test as ct  # noqa: E402
 
 BASE = "cellagent/dev1"
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub", "mosquitto_pub")
-    d = h.run_dir()
+    ct.need("mosquitto", "mosquitto_sub", "mosquitto_pub")
+    d = ct.run_dir()
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
-    broker = h.Broker(d).start()
-    h.on_failure(lambda: print(open(broker.log).read()[-2000:]))
+    broker = ct.Broker(d).start()
+    ct.on_failure(lambda: print(open(broker.log).read()[-2000:]))
     settings = {"mqtt": {"host": "127.0.0.1", "port": broker.port}}
-    agent = h.Agent(d, settings, env=env, wrapper=mh.WRAPPER)
-    h.on_failure(agent.dump_log)
+    agent = ct.Agent(d, settings, env=env, wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent.dump_log)
     agent.start()
-    sub = h.Subscriber(broker.port, f"{BASE}/cmd/+/result")
-    mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
+    sub = ct.Subscriber(broker.port, f"{BASE}/cmd/+/result")
+    ct.mqtt.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
     agent.wait_log(r"subscribed to \"cellagent/dev1/cmd/\+\"")
 
     def ask(name, payload, match_id, timeout=10):
-        h.publish(broker.port, f"{BASE}/cmd/{name}", payload)
+        ct.publish(broker.port, f"{BASE}/cmd/{name}", payload)
         return sub.wait_for(f"{BASE}/cmd/{name}/result",
                             lambda m: m["json"] is not None and m["json"].get("id") == match_id, timeout)[-1]["json"]
 
@@ -46,7 +46,7 @@ def test():
 
     def ask_anon(name, payload, error_part):
         before = len(sub.matching(f"{BASE}/cmd/{name}/result"))
-        h.publish(broker.port, f"{BASE}/cmd/{name}", payload)
+        ct.publish(broker.port, f"{BASE}/cmd/{name}", payload)
         m = sub.wait_for(f"{BASE}/cmd/{name}/result", None, 10, count=before + 1)[-1]["json"]
         assert m["ok"] is False and m["id"] is None and error_part in m["error"], m
         return m
@@ -65,7 +65,7 @@ def test():
 
     # A repeated id: same answer (same ts), not run again.
     first = sub.matching(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "r1")[0]["json"]
-    h.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"r1"}')
+    ct.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"r1"}')
     again = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "r1", 10, count=2)[-1]["json"]
     assert again == first, (first, again)
     agent.wait_log(r'command "ping" id "r1" repeated')
@@ -73,10 +73,10 @@ def test():
 
     # Sent while the agent is down: the broker keeps it in the agent's session.
     agent.kill()
-    mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s == {"state": "offline"})
-    h.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"offline-1"}')
-    agent2 = h.Agent(d, settings, env=env, name="agent2", wrapper=mh.WRAPPER)
-    h.on_failure(agent2.dump_log)
+    ct.mqtt.wait_retained(broker.port, f"{BASE}/status", lambda s: s == {"state": "offline"})
+    ct.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"offline-1"}')
+    agent2 = ct.Agent(d, settings, env=env, name="agent2", wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent2.dump_log)
     agent2.start()
     r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "offline-1", 15)[-1]["json"]
     assert r["ok"] is True, r
@@ -84,13 +84,13 @@ def test():
 
     # A retained request (a backend's mistake, or an attacker's) is delivered again at every
     # start: request ids are kept in state-dir, so it runs once and is only answered again.
-    h.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"ret-1"}', retain=True)
+    ct.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"ret-1"}', retain=True)
     r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "ret-1", 15)[-1]["json"]
     assert r["ok"] is True, r
     rc, _ = agent2.stop()
     assert rc == 0
-    agent3 = h.Agent(d, settings, env=env, name="agent3", wrapper=mh.WRAPPER)
-    h.on_failure(agent3.dump_log)
+    agent3 = ct.Agent(d, settings, env=env, name="agent3", wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent3.dump_log)
     agent3.start()
     again = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "ret-1", 15,
                          count=2)[-1]["json"]
@@ -104,4 +104,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

@@ -7,7 +7,7 @@
 - reconnect_now: a new connection at once, online again, queued QoS 1 delivered;
 - keepalive: mosquitto_loop_misc runs every keepalive/4 (not every second); at keepalive 5 s
   the broker keeps receiving PINGREQs and never drops the idle connection;
-- idle: a connected agent (keepalive 60 s) wakes fewer than 0.2 times a second (docs/benchmarks.md, idle target):
+- idle: a connected agent (keepalive 60 s) wakes fewer than 0.2 times a second (docs/benchmarks.md):
   voluntary context switches of its main thread and CPU time over 20 s (printed; the figures
   are in docs/mqtt.md)."""
 # ctest: labels=integration;mqtt timeout=120
@@ -19,9 +19,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 
 class SlowProxy:
@@ -71,15 +70,15 @@ def ctxt_switches(pid):
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub", "dbus-daemon")
-    d = h.run_dir()
-    broker = h.Broker(d).start()
-    h.on_failure(lambda: print(open(broker.log).read()[-2000:]))
+    ct.need("mosquitto", "mosquitto_sub", "dbus-daemon")
+    d = ct.run_dir()
+    broker = ct.Broker(d).start()
+    ct.on_failure(lambda: print(open(broker.log).read()[-2000:]))
 
     # connect_async through a proxy that sits on the connection for 2 s.
     proxy = SlowProxy(broker.port, hold=2.0)
-    drv = mh.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": proxy.port, "keepalive": 10}})
-    h.on_failure(drv.dump)
+    drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": proxy.port, "keepalive": 10}})
+    ct.on_failure(drv.dump)
     drv.send("start")
     assert proxy.accepted.wait(5), "no TCP connection"
     for _ in range(3):
@@ -99,16 +98,16 @@ def test():
     assert drv.close() == 0
 
     # Link gating and reconnect_now, directly against the broker.
-    drv = mh.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}}, name="driver2")
-    h.on_failure(drv.dump)
+    drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}}, name="driver2")
+    ct.on_failure(drv.dump)
     drv.send("link 0")
     drv.send("start")
     st = drv.stats()
     assert not st["connected"] and "connecting to" not in drv.log_text(), "attempted without a link"
     drv.send("link 1")
     drv.expect(r"^connected$", 5)
-    sub = h.Subscriber(broker.port, "cellagent/dev1/#")
-    h.wait_until(lambda: sub.matching("cellagent/dev1/status"), 10, "subscriber ready")
+    sub = ct.Subscriber(broker.port, "cellagent/dev1/#")
+    ct.wait_until(lambda: sub.matching("cellagent/dev1/status"), 10, "subscriber ready")
     drv.send("reconnect")
     drv.expect(r"^disconnected$", 5)
     drv.send('pub r1 events 1 0 normal {"tag":"r1"}')
@@ -120,24 +119,24 @@ def test():
 
     # Keepalive: PINGREQs keep an otherwise silent connection alive.
     log_start = len(open(broker.log, errors="replace").read())
-    drv = mh.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive": 5}},
-                    name="driver3")
-    h.on_failure(drv.dump)
+    drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive": 5}},
+                         name="driver3")
+    ct.on_failure(drv.dump)
     drv.send("start")
     drv.expect(r"^connected$", 5)
 
     def broker_since():
         return open(broker.log, errors="replace").read()[log_start:]
-    h.wait_until(lambda: broker_since().count("Received PINGREQ from dev1") >= 3, h.scaled(40),
-                 "three PINGREQs from the idle client")
+    ct.wait_until(lambda: broker_since().count("Received PINGREQ from dev1") >= 3, ct.scaled(40),
+                  "three PINGREQs from the idle client")
     # Steady state: after a PINGREQ the keepalive timer sleeps until the next one can be due
     # (keepalive + 1 s), so a keepalive period costs the driver's main thread about two
     # wakeups (that timer, the PINGRESP); polling every keepalive/4 would cost five or more.
-    if not mh.WRAPPER:  # under valgrind its own scheduler wakes the thread
+    if not ct.mqtt.WRAPPER:  # under valgrind its own scheduler wakes the thread
         n0 = broker_since().count("Received PINGREQ from dev1")
         sw0 = ctxt_switches(drv.proc.pid)
-        h.wait_until(lambda: broker_since().count("Received PINGREQ from dev1") >= n0 + 3,
-                     h.scaled(40), "three more PINGREQs")
+        ct.wait_until(lambda: broker_since().count("Received PINGREQ from dev1") >= n0 + 3,
+                      ct.scaled(40), "three more PINGREQs")
         per_ping = (ctxt_switches(drv.proc.pid) - sw0) / 3
         print(f"keepalive 5 s: {per_ping:.1f} wakeups of the driver's main thread per PINGREQ")
         assert per_ping <= 3.5, f"{per_ping:.1f} wakeups per keepalive period"
@@ -151,20 +150,20 @@ def test():
     bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile",
                             f"--address=unix:path={bus_path}"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    h.at_exit(lambda: bus.poll() is None and bus.terminate())
-    h.wait_until(lambda: os.path.exists(bus_path), 10, "the private bus")
+    ct.at_exit(lambda: bus.poll() is None and bus.terminate())
+    ct.wait_until(lambda: os.path.exists(bus_path), 10, "the private bus")
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + bus_path}
-    agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}}, env=env, args=["--log-level", "info"], wrapper=mh.WRAPPER)
-    h.on_failure(agent.dump_log)
+    agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port}}, env=env, args=["--log-level", "info"], wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent.dump_log)
     agent.start()
-    mh.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
+    ct.mqtt.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
     # Both D-Bus adapters have looked at the bus and settled into waiting.
     agent.wait_log(r"\[uplink\] connected to NetworkManager \(not running yet\)")
     agent.wait_log(r"waiting for ModemManager on the system bus")
     pid = agent.proc.pid
-    sw0, cpu0, t0 = ctxt_switches(pid), mh.cpu_seconds(pid), time.monotonic()
+    sw0, cpu0, t0 = ctxt_switches(pid), ct.cpu_seconds(pid), time.monotonic()
     time.sleep(20)  # the measurement window itself
-    sw1, cpu1, t1 = ctxt_switches(pid), mh.cpu_seconds(pid), time.monotonic()
+    sw1, cpu1, t1 = ctxt_switches(pid), ct.cpu_seconds(pid), time.monotonic()
     wakeups = (sw1 - sw0) / (t1 - t0)
     print(f"idle connected agent: {sw1 - sw0} wakeups of the main thread in {t1 - t0:.1f} s "
           f"({wakeups:.2f}/s), CPU {cpu1 - cpu0:.3f} s ({(cpu1 - cpu0) / (t1 - t0):.3%})")
@@ -178,4 +177,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

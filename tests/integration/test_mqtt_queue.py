@@ -7,39 +7,38 @@ counted and reported in an mqtt-queue-overflow event after reconnect, the newest
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 BASE = "cellagent/dev1"
 PAD = 1000  # payload bytes: 10 000 unbounded messages would be ~10 MB
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub")
-    d = h.run_dir()
-    port = h.free_port()
+    ct.need("mosquitto", "mosquitto_sub")
+    d = ct.run_dir()
+    port = ct.free_port()
     # Under ASan freed memory sits in quarantine and would count as growth: no quarantine.
     asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=0"]))
-    drv = mh.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": port, "queue-limit": 1000}},
-                    env={"ASAN_OPTIONS": asan})
-    h.on_failure(drv.dump)
+    drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": port, "queue-limit": 1000}},
+                         env={"ASAN_OPTIONS": asan})
+    ct.on_failure(drv.dump)
     drv.send("start")
     drv.wait_log(r"connection to 127\.0\.0\.1:%d failed" % port)
 
     # A normal message first: must survive the overflow (telemetry goes first).
-    rss_0 = mh.rss_kb(drv.proc.pid)
+    rss_0 = ct.rss_kb(drv.proc.pid)
     drv.send('pub keep events 1 0 normal {"tag":"keep"}')
     drv.send(f"fire telemetry 1 telemetry 1000 {PAD}")
     drv.expect(r"^fired 1000$")
     st = drv.stats()
     assert st["queue"] == 1001 - 1 and st["dropped"] == 1, st  # limit 1000: 1 telemetry dropped
-    rss_1000 = mh.rss_kb(drv.proc.pid)
+    rss_1000 = ct.rss_kb(drv.proc.pid)
     for _ in range(9):
         drv.send(f"fire telemetry 1 telemetry 1000 {PAD}")
     drv.expect(r"^fired 1000$", count=10, timeout=60)
     st = drv.stats()
-    rss_10000 = mh.rss_kb(drv.proc.pid)
+    rss_10000 = ct.rss_kb(drv.proc.pid)
     print(f"RSS before {rss_0} kB, after 1 000 publishes {rss_1000} kB, after 10 000 {rss_10000} kB; {st}")
     assert st["queue"] == 1000, st
     assert st["dropped"] == 9001, st
@@ -53,8 +52,8 @@ def test():
     # subscriber's subscription is in (Subscriber returns after its SUBACK), or it may
     # connect and report first.
     drv.send("link 0")
-    broker = h.Broker(d, port=port).start()
-    sub = h.Subscriber(port, f"{BASE}/#")
+    broker = ct.Broker(d, port=port).start()
+    sub = ct.Subscriber(port, f"{BASE}/#")
     assert not drv.matching(r"^connected$"), "connected while the link was down"
     drv.send("link 1")
     drv.expect(r"^connected$", 30)
@@ -77,4 +76,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

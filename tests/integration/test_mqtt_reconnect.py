@@ -11,9 +11,8 @@ import re
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 BASE = "cellagent/dev1"
 
@@ -31,8 +30,8 @@ def restart_round(d, broker, drv, sub, tag, n, expect_session):
     for i in range(n):
         drv.send(f'pub {tag}{i} events 1 0 normal {{"tag":"{tag}","n":{i}}}')
     # Let the client fail a few times so the backoff grows.
-    h.wait_until(lambda: len(re.findall(r"connection to \S+ failed", drv.log_text())) >= fails_before + 3,
-                 30, "three failed attempts")
+    ct.wait_until(lambda: len(re.findall(r"connection to \S+ failed", drv.log_text())) >= fails_before + 3,
+                  30, "three failed attempts")
     st = drv.stats()
     assert not st["connected"] and st["queue"] >= n, st
     assert not drv.matching(rf"^done {tag}"), "completed while the broker was down"
@@ -57,33 +56,33 @@ def restart_round(d, broker, drv, sub, tag, n, expect_session):
     sub.wait_for(f"{BASE}/events", lambda m: m["json"] and m["json"].get("tag") == f"{tag}-marker", 20)
     got = [m["json"]["n"] for m in sub.matching(f"{BASE}/events", lambda m: m["json"] and m["json"].get("tag") == tag)]
     assert sorted(got) == list(range(n)), f"{tag}: received {sorted(got)}"
-    mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
+    ct.mqtt.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
 
     # Subscriptions work after the reconnect (kept in the session, or made again).
-    h.publish(broker.port, f"{BASE}/cmd/x", '{"id":"%s"}' % tag)
+    ct.publish(broker.port, f"{BASE}/cmd/x", '{"id":"%s"}' % tag)
     drv.expect(r'^msg cmd/x \{"id":"%s"\}$' % tag, 10)
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub", "mosquitto_pub")
-    d = h.run_dir()
+    ct.need("mosquitto", "mosquitto_sub", "mosquitto_pub")
+    d = ct.run_dir()
     # Persistence: the subscriber's and the client's sessions survive a broker restart.
-    broker = h.Broker(d, extra_conf=f"user root\npersistence true\npersistence_location {d}/\n").start()
-    h.on_failure(lambda: print(open(broker.log).read()[-3000:]))
-    sub = h.Subscriber(broker.port, f"{BASE}/#", protocol="mqttv311", extra_args=["-c", "-i", "backend"])
-    drv = mh.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive": 10}})
-    h.on_failure(drv.dump)
+    broker = ct.Broker(d, extra_conf=f"user root\npersistence true\npersistence_location {d}/\n").start()
+    ct.on_failure(lambda: print(open(broker.log).read()[-3000:]))
+    sub = ct.Subscriber(broker.port, f"{BASE}/#", protocol="mqttv311", extra_args=["-c", "-i", "backend"])
+    drv = ct.mqtt.Driver(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive": 10}})
+    ct.on_failure(drv.dump)
     drv.send("sub cmd/+")
     drv.send("start")
     drv.expect(r"^connected$", 15)
-    mh.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
+    ct.mqtt.wait_retained(broker.port, f"{BASE}/status", lambda s: s.get("state") == "online")
     restart_round(d, broker, drv, sub, "p", 50, expect_session=True)
 
     # session-expiry=0 (clean session each connect), applied by a reload (which reconnects):
     # the broker has no session for the client after the restart, so it subscribes again.
     settings = {"agent": {"device-id": "dev1", "state-dir": os.path.join(d, "state")},
                 "mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive": 10, "session-expiry": 0}}
-    h.write_config(drv.config, settings)
+    ct.write_config(drv.config, settings)
     drv.send(f"reload {drv.config}")
     drv.expect(r"^reloaded$")
     drv.expect(r"^connected$", 20, count=3)
@@ -92,4 +91,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

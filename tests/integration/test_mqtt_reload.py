@@ -14,9 +14,8 @@ import signal
 import socket
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 SYS_pidfd_getfd = 438  # x86_64 and aarch64 (asm-generic)
 TCP_USER_TIMEOUT = 18
@@ -51,19 +50,19 @@ def broker_socket_fd(pid, port):
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub")
-    d = h.run_dir()
+    ct.need("mosquitto", "mosquitto_sub")
+    d = ct.run_dir()
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
-    a = h.Broker(d).start()
-    b = h.Broker(d)
+    a = ct.Broker(d).start()
+    b = ct.Broker(d)
     b.conf, b.log = os.path.join(d, "b.conf"), os.path.join(d, "b.log")
     b.start()
-    h.on_failure(lambda: print(open(a.log).read()[-2000:]))
+    ct.on_failure(lambda: print(open(a.log).read()[-2000:]))
     settings = {"mqtt": {"host": "127.0.0.1", "port": a.port, "keepalive": 20}}
-    agent = h.Agent(d, settings, env=env, wrapper=mh.WRAPPER)
-    h.on_failure(agent.dump_log)
+    agent = ct.Agent(d, settings, env=env, wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent.dump_log)
     agent.start()
-    mh.wait_retained(a.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
+    ct.mqtt.wait_retained(a.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
 
     fd = broker_socket_fd(agent.proc.pid, a.port)
     if fd is None:
@@ -94,21 +93,21 @@ def test():
     assert "broker settings changed" not in agent.log_text()
 
     # Another broker and another device id.
-    h.write_config(agent.config, {"agent": dict(agent.settings["agent"], **{"device-id": "dev7"}),
-                                  "mqtt": {"host": "127.0.0.1", "port": b.port, "keepalive": 20}})
+    ct.write_config(agent.config, {"agent": dict(agent.settings["agent"], **{"device-id": "dev7"}),
+                                   "mqtt": {"host": "127.0.0.1", "port": b.port, "keepalive": 20}})
     agent.proc.send_signal(signal.SIGHUP)
     agent.wait_log(r"broker settings changed: reconnecting to 127\.0\.0\.1:%d, base topic \"cellagent/dev7\"" % b.port)
-    mh.wait_retained(b.port, "cellagent/dev7/status", lambda s: s.get("state") == "online")
-    mh.wait_retained(a.port, "cellagent/dev1/status", lambda s: s == {"state": "offline"})
+    ct.mqtt.wait_retained(b.port, "cellagent/dev7/status", lambda s: s.get("state") == "online")
+    ct.mqtt.wait_retained(a.port, "cellagent/dev1/status", lambda s: s == {"state": "offline"})
     # Commands follow the new base.
-    sub = h.Subscriber(b.port, "cellagent/dev7/cmd/+/result")
-    h.publish(b.port, "cellagent/dev7/cmd/ping", '{"id":"after-reload"}')
+    sub = ct.Subscriber(b.port, "cellagent/dev7/cmd/+/result")
+    ct.publish(b.port, "cellagent/dev7/cmd/ping", '{"id":"after-reload"}')
     r = sub.wait_for("cellagent/dev7/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "after-reload", 10)
     assert r[-1]["json"]["ok"] is True
     rc, _ = agent.stop()
     assert rc == 0
-    mh.wait_retained(b.port, "cellagent/dev7/status", lambda s: s == {"state": "offline"})
+    ct.mqtt.wait_retained(b.port, "cellagent/dev7/status", lambda s: s == {"state": "offline"})
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

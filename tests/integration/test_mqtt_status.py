@@ -8,9 +8,8 @@ import os
 import signal
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 
 def online(s):
@@ -22,41 +21,41 @@ def offline(s):
 
 
 def scenario(protocol):
-    d = h.run_dir(f"test_mqtt_status-{protocol}")
-    broker = h.Broker(d).start()
-    h.on_failure(lambda: print(open(broker.log).read()[-3000:]))
+    d = ct.run_dir(f"test_mqtt_status-{protocol}")
+    broker = ct.Broker(d).start()
+    ct.on_failure(lambda: print(open(broker.log).read()[-3000:]))
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
     settings = {"mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": protocol}}
     topic = "cellagent/dev1/status"
 
-    agent = h.Agent(d, settings, env=env, wrapper=mh.WRAPPER)
-    h.on_failure(agent.dump_log)
+    agent = ct.Agent(d, settings, env=env, wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent.dump_log)
     agent.start()
-    s = mh.wait_retained(broker.port, topic, online)
+    s = ct.mqtt.wait_retained(broker.port, topic, online)
     assert s["version"], s
     assert s["started_at"].endswith("Z") and "T" in s["started_at"], s
     agent.wait_log(r"connected to 127\.0\.0\.1:%d as \"dev1\" \(MQTT %s" % (broker.port, protocol.replace(".", r"\.")))
 
     # kill -9: no DISCONNECT, so the broker publishes the Last Will (retained).
     agent.kill()
-    mh.wait_retained(broker.port, topic, offline, timeout=10)
+    ct.mqtt.wait_retained(broker.port, topic, offline, timeout=10)
 
     # Restarted: online again (a new started_at).
-    agent2 = h.Agent(d, settings, env=env, name="agent2", wrapper=mh.WRAPPER)
-    h.on_failure(agent2.dump_log)
+    agent2 = ct.Agent(d, settings, env=env, name="agent2", wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent2.dump_log)
     agent2.start()
-    s2 = mh.wait_retained(broker.port, topic, online)
+    s2 = ct.mqtt.wait_retained(broker.port, topic, online)
     assert s2["started_at"] >= s["started_at"]
 
     # SIGTERM: a live subscriber sees offline after online; the broker acknowledged it.
-    sub = h.Subscriber(broker.port, topic, protocol="mqttv5" if protocol == "5" else "mqttv311")
+    sub = ct.Subscriber(broker.port, topic, protocol="mqttv5" if protocol == "5" else "mqttv311")
     sub.wait_for(topic, lambda m: m["json"] and online(m["json"]))
     rc, secs = agent2.stop(signal.SIGTERM, timeout=5)
     assert rc == 0, f"exit code {rc}"
     assert secs < 3, f"took {secs:.1f} s to stop"
     sub.wait_for(topic, lambda m: m["json"] == {"state": "offline"}, timeout=5)
     assert "offline acknowledged" in agent2.log_text()
-    assert offline(mh.retained(broker.port, topic))
+    assert offline(ct.mqtt.retained(broker.port, topic))
     # The clean stop sent DISCONNECT: no Last Will on top (exactly one offline after online).
     msgs = [m["json"] for m in sub.matching(topic)]
     assert msgs.count({"state": "offline"}) == 1, msgs
@@ -65,10 +64,10 @@ def scenario(protocol):
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub")
+    ct.need("mosquitto", "mosquitto_sub")
     for protocol in ("5", "3.1.1"):
         scenario(protocol)
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

@@ -11,29 +11,28 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 
 def scenario(d, broker, env, protocol):
     name = f"agent-{protocol}"
-    agent = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": protocol}},
-                    env=env, name=name, wrapper=mh.WRAPPER)
-    h.on_failure(agent.dump_log)
+    agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": protocol}},
+                     env=env, name=name, wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent.dump_log)
     agent.start()
-    mh.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
+    ct.mqtt.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online")
     connects0 = len(re.findall(r"connected to 127", agent.log_text()))
 
     thief = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-i", "dev1",
                               "-V", "mqttv5" if protocol == "5" else "mqttv311", "-t", "unrelated/#"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    h.at_exit(lambda: thief.poll() is None and thief.kill())
+    ct.at_exit(lambda: thief.poll() is None and thief.kill())
     agent.wait_log(r"disconnected from 127\.0\.0\.1:%d" % broker.port, 10)
     # Measure while the two fight over the id.
-    cpu0, t0 = mh.cpu_seconds(agent.proc.pid), time.monotonic()
+    cpu0, t0 = ct.cpu_seconds(agent.proc.pid), time.monotonic()
     time.sleep(10)  # the measurement window itself, not a wait for an event
-    cpu1, t1 = mh.cpu_seconds(agent.proc.pid), time.monotonic()
+    cpu1, t1 = ct.cpu_seconds(agent.proc.pid), time.monotonic()
     share = (cpu1 - cpu0) / (t1 - t0)
     text = agent.log_text()
     connects = len(re.findall(r"connected to 127", text)) - connects0
@@ -46,23 +45,23 @@ def scenario(d, broker, env, protocol):
     assert re.search(r"disconnected from 127\S+ after \d+ s: ", text), "no disconnect logged"
     thief.terminate()
     thief.wait(5)
-    mh.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online", timeout=60)
+    ct.mqtt.wait_retained(broker.port, "cellagent/dev1/status", lambda s: s.get("state") == "online", timeout=60)
     # The last connection lasts: the last "connected to" is not followed by a disconnect.
-    h.wait_until(lambda: re.search(r"connected to 127[^\n]*\n(?![\s\S]*disconnected from)", agent.log_text()),
-                 60, "a lasting connection")
+    ct.wait_until(lambda: re.search(r"connected to 127[^\n]*\n(?![\s\S]*disconnected from)", agent.log_text()),
+                  60, "a lasting connection")
     rc, _ = agent.stop()
     assert rc == 0
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub")
-    d = h.run_dir()
+    ct.need("mosquitto", "mosquitto_sub")
+    d = ct.run_dir()
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
-    broker = h.Broker(d).start()
-    h.on_failure(lambda: print(open(broker.log).read()[-2000:]))
+    broker = ct.Broker(d).start()
+    ct.on_failure(lambda: print(open(broker.log).read()[-2000:]))
     for protocol in ("5", "3.1.1"):
         scenario(d, broker, env, protocol)
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

@@ -11,9 +11,8 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
-import mqtt_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 
 def online(s):
@@ -25,18 +24,18 @@ def delays(text):
 
 
 def test():
-    mh.need("mosquitto", "mosquitto_sub", "mosquitto_passwd", "openssl")
-    d = h.run_dir()
+    ct.need("mosquitto", "mosquitto_sub", "mosquitto_passwd", "openssl")
+    d = ct.run_dir()
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
-    pki = mh.make_pki(os.path.join(d, "pki"))
-    tls_port = h.free_port()
-    # Plain listener (first, from the harness) for the test's own clients; TLS for agents.
-    broker = h.Broker(d, extra_conf=(
+    pki = ct.mqtt.make_pki(os.path.join(d, "pki"))
+    tls_port = ct.free_port()
+    # Plain listener (first, from Broker) for the test's own clients; TLS for agents.
+    broker = ct.Broker(d, extra_conf=(
         "user root\n"
         f"listener {tls_port} 127.0.0.1\n"
         f"cafile {pki['ca']}\ncertfile {pki['server_crt']}\nkeyfile {pki['server_key']}\n"
         "require_certificate true\nuse_identity_as_username true\n")).start()
-    h.on_failure(lambda: print(open(broker.log).read()[-3000:]))
+    ct.on_failure(lambda: print(open(broker.log).read()[-3000:]))
 
     def tls_settings(device, ca, host="localhost", protocol="5", cert="dev1"):
         return {"agent": {"device-id": device},
@@ -46,30 +45,30 @@ def test():
 
     # Good certificates, both protocol versions.
     for protocol, device in (("5", "dev1"), ("3.1.1", "dev1b")):
-        a = h.Agent(d, tls_settings(device, pki["ca"], protocol=protocol), env=env, name=f"tls-{device}", wrapper=mh.WRAPPER)
-        h.on_failure(a.dump_log)
+        a = ct.Agent(d, tls_settings(device, pki["ca"], protocol=protocol), env=env, name=f"tls-{device}", wrapper=ct.mqtt.WRAPPER)
+        ct.on_failure(a.dump_log)
         a.start()
-        mh.wait_retained(broker.port, f"cellagent/{device}/status", online)
+        ct.mqtt.wait_retained(broker.port, f"cellagent/{device}/status", online)
         a.wait_log(r"connected to localhost:%d as \"%s\" \(MQTT %s, TLS" % (tls_port, device, re.escape(protocol)))
         rc, _ = a.stop()
         assert rc == 0
-        mh.wait_retained(broker.port, f"cellagent/{device}/status", lambda s: s == {"state": "offline"})
+        ct.mqtt.wait_retained(broker.port, f"cellagent/{device}/status", lambda s: s == {"state": "offline"})
 
     # Wrong CA: refused, clear reason, retried with backoff.
-    bad = h.Agent(d, tls_settings("dev2", pki["wrongca"]), env=env, name="wrong-ca", wrapper=mh.WRAPPER)
-    h.on_failure(bad.dump_log)
+    bad = ct.Agent(d, tls_settings("dev2", pki["wrongca"]), env=env, name="wrong-ca", wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(bad.dump_log)
     bad.start()
     bad.wait_log(r"connection to localhost:%d failed: .*certificate verify failed" % tls_port, 15)
-    h.wait_until(lambda: len(delays(bad.log_text())) >= 3, 30, "three retries")
+    ct.wait_until(lambda: len(delays(bad.log_text())) >= 3, 30, "three retries")
     ds = delays(bad.log_text())
     assert ds[2] > ds[0], f"no backoff: {ds}"
     assert "connected to" not in bad.log_text()
-    assert mh.retained(broker.port, "cellagent/dev2/status", timeout=1) is None
+    assert ct.mqtt.retained(broker.port, "cellagent/dev2/status", timeout=1) is None
     bad.stop()
 
     # Right CA, wrong name: hostname verification is on.
-    wrong_host = h.Agent(d, tls_settings("dev3", pki["ca"], host="127.0.0.1"), env=env, name="wrong-host", wrapper=mh.WRAPPER)
-    h.on_failure(wrong_host.dump_log)
+    wrong_host = ct.Agent(d, tls_settings("dev3", pki["ca"], host="127.0.0.1"), env=env, name="wrong-host", wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(wrong_host.dump_log)
     wrong_host.start()
     wrong_host.wait_log(r"connection to 127\.0\.0\.1:%d failed: .*host name verification failed" % tls_port, 15)
     assert "connected to" not in wrong_host.log_text()
@@ -78,12 +77,12 @@ def test():
 
     # Password authentication (no anonymous access).
     secret = "s3cret-Pa55word"
-    pw = mh.passwd_file(os.path.join(d, "passwd"), {"dev1": secret, "backend": "backendpw"})
-    auth = h.Broker(d, allow_anonymous=False, extra_conf=f"user root\npassword_file {pw}\n")
+    pw = ct.mqtt.passwd_file(os.path.join(d, "passwd"), {"dev1": secret, "backend": "backendpw"})
+    auth = ct.Broker(d, allow_anonymous=False, extra_conf=f"user root\npassword_file {pw}\n")
     auth.conf = os.path.join(d, "auth.conf")
     auth.log = os.path.join(d, "auth.log")
     auth.start()
-    h.on_failure(lambda: print(open(auth.log).read()[-3000:]))
+    ct.on_failure(lambda: print(open(auth.log).read()[-3000:]))
     backend = ["-u", "backend", "-P", "backendpw"]
     good_pw = os.path.join(d, "dev1.pw")
     with open(good_pw, "w") as f:
@@ -93,26 +92,26 @@ def test():
     with open(bad_pw, "w") as f:
         f.write("not-the-password\n")
     for protocol in ("5", "3.1.1"):
-        ok = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
-                                  "password-file": good_pw, "protocol": protocol}}, env=env, name=f"pw-{protocol}",
-                     wrapper=mh.WRAPPER)
-        h.on_failure(ok.dump_log)
+        ok = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
+                                   "password-file": good_pw, "protocol": protocol}}, env=env, name=f"pw-{protocol}",
+                      wrapper=ct.mqtt.WRAPPER)
+        ct.on_failure(ok.dump_log)
         ok.start()
-        mh.wait_retained(auth.port, "cellagent/dev1/status", online, extra_args=backend)
+        ct.mqtt.wait_retained(auth.port, "cellagent/dev1/status", online, extra_args=backend)
         ok.stop()
         assert secret not in ok.log_text()
 
-        wrong = h.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
-                                     "password-file": bad_pw, "protocol": protocol}}, env=env,
-                        name=f"badpw-{protocol}", wrapper=mh.WRAPPER)
-        h.on_failure(wrong.dump_log)
+        wrong = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
+                                      "password-file": bad_pw, "protocol": protocol}}, env=env,
+                         name=f"badpw-{protocol}", wrapper=ct.mqtt.WRAPPER)
+        ct.on_failure(wrong.dump_log)
         wrong.start()
         wrong.wait_log(r"broker refused the connection: .*(authori[sz]ed|[Bb]ad user name or password)", 15)
-        h.wait_until(lambda: len(delays(wrong.log_text())) >= 2, 20, "a retry")
+        ct.wait_until(lambda: len(delays(wrong.log_text())) >= 2, 20, "a retry")
         wrong.stop()
         assert "not-the-password" not in wrong.log_text()
     auth.stop()
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

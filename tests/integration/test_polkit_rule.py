@@ -26,10 +26,10 @@ import shutil
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
-RULE = os.path.join(h.SOURCE_DIR, "systemd", "50-cellagent.rules")
+RULE = os.path.join(ct.SOURCE_DIR, "systemd", "50-cellagent.rules")
 AGENT_USER = "cellagent"
 OTHER_USER = "ca-polkit-other"
 
@@ -157,8 +157,8 @@ def start_bus(d):
     proc = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", "--config-file=" + conf],
                             stdout=log, stderr=log)
     log.close()
-    h.at_exit(lambda: stop(proc))
-    h.wait_until(lambda: os.path.exists(BUS_SOCKET) or proc.poll() is not None, 10,
+    ct.at_exit(lambda: stop(proc))
+    ct.wait_until(lambda: os.path.exists(BUS_SOCKET) or proc.poll() is not None, 10,
                  "the private bus socket")
     assert proc.poll() is None, "dbus-daemon exited"
     return proc
@@ -178,10 +178,10 @@ def start_polkitd(d):
     proc = subprocess.Popen([polkitd_path()], stdout=log, stderr=log,
                             env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=BUS_ADDRESS))
     log.close()
-    h.at_exit(lambda: stop(proc))
-    h.on_failure(lambda: print(f"---- {logpath} ----\n" + open(logpath, errors="replace").read()))
+    ct.at_exit(lambda: stop(proc))
+    ct.on_failure(lambda: print(f"---- {logpath} ----\n" + open(logpath, errors="replace").read()))
     # It owns its name once the rules are loaded.
-    h.wait_until(lambda: proc.poll() is not None or name_has_owner("org.freedesktop.PolicyKit1"),
+    ct.wait_until(lambda: proc.poll() is not None or name_has_owner("org.freedesktop.PolicyKit1"),
                  30, "polkitd to own org.freedesktop.PolicyKit1")
     assert proc.poll() is None, f"polkitd exited with {proc.returncode}"
     return proc, logpath
@@ -210,7 +210,7 @@ def registered_actions():
 
     # A D-Bus call times out after 25 s; on a starved machine ask again (and say so).
     try:
-        out = h.wait_until(pkaction, 90, "pkaction --verbose", interval=1)
+        out = ct.wait_until(pkaction, 90, "pkaction --verbose", interval=1)
     finally:
         if len(tries) > 1:
             print("pkaction: " + "; ".join(tries))
@@ -231,7 +231,7 @@ def registered_actions():
 def subject(uid, gid):
     """A process running as uid:gid, as pkcheck's "pid,start-time,uid" subject."""
     proc = subprocess.Popen(["sleep", "600"], user=uid, group=gid, extra_groups=[])
-    h.at_exit(lambda: stop(proc))
+    ct.at_exit(lambda: stop(proc))
     with open(f"/proc/{proc.pid}/stat") as f:
         start_time = f.read().rsplit(")", 1)[1].split()[19]  # field 22, starttime
     return f"{proc.pid},{start_time},{uid}"
@@ -253,7 +253,7 @@ def test():
     for tool in ("pkcheck", "pkaction", "dbus-daemon", "dbus-send", "mount"):
         assert shutil.which(tool), f"{tool} not installed (scripts/setup installs it)"
     assert polkitd_path(), "polkitd not installed (package polkitd; scripts/setup installs it)"
-    d = h.run_dir()
+    d = ct.run_dir()
     users = private_users(d)
     private_rules()
     private_run()
@@ -304,6 +304,6 @@ if __name__ == "__main__":
     if os.environ.get(NS_ENV) != "1":
         if os.geteuid() != 0:
             missing = "" if shutil.which("pkcheck") and polkitd_path() else " (and polkitd is not installed)"
-            h.skip("needs root for a private mount namespace and processes as other users" + missing)
+            ct.skip("needs root for a private mount namespace and processes as other users" + missing)
         enter_namespace()
-    h.main(test)
+    ct.main(test)

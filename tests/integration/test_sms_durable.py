@@ -18,9 +18,11 @@ import re
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lib"))
-import sms_helpers as sh  # noqa: E402
-from sms_helpers import lablib, new_id, valid_request  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.sms  # noqa: E402
+from cellagent_test.sms import new_id, valid_request  # noqa: E402
 
 rig = None
 TS = "2024-06-01T08:00:00+00:00"
@@ -28,7 +30,7 @@ TS = "2024-06-01T08:00:00+00:00"
 
 def setUpModule():
     global rig
-    rig = sh.SmsRig(sms={"resync-delay": 0})
+    rig = ct.sms.SmsRig(sms={"resync-delay": 0})
     rig.start_agent()
 
 
@@ -75,7 +77,7 @@ class Durable(unittest.TestCase):
         rig.broker.start()
         msg = rig.wait_incoming(from_(sender), timeout=60)[0]
         self.assertEqual(msg["text"], "while the broker is down")
-        lablib.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
         self.assertEqual(len(rig.incoming(from_(sender))), 1)
 
     def test_kill_after_queued(self):
@@ -117,7 +119,7 @@ class Durable(unittest.TestCase):
         msg = rig.wait_incoming(from_(sender), timeout=60)[0]
         self.assertEqual(msg["id"], spooled)
         self.assertEqual(msg["text"], "received, then the agent died")
-        lablib.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
         self.assertEqual(len(rig.incoming(from_(sender))), 1)
 
     def test_modemmanager_restart(self):
@@ -141,7 +143,7 @@ class Durable(unittest.TestCase):
         rig.wait_log_count(r"using the Messaging interface", modems + 1, timeout=60)
         rig.agent.wait_log(r"received message %s \(\S+\) is already spooled" % spooled, timeout=30)
         rig.lab.modem.set_registration(stat="home")
-        lablib.wait_until(lambda: len(rig.sent_to("+254700000803")) == 2, 60, "both requests sent")
+        ct.wait_until(lambda: len(rig.sent_to("+254700000803")) == 2, 60, "both requests sent")
         rig.broker.start()
         for rid in ids:
             rig.wait_result(rid, "sent", timeout=60)
@@ -149,11 +151,11 @@ class Durable(unittest.TestCase):
                          ["after the restart 0", "after the restart 1"])
         msg = rig.wait_incoming(from_(sender), timeout=60)[0]
         self.assertEqual(msg["id"], spooled)
-        lablib.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
         self.assertEqual(len(rig.incoming(from_(sender))), 1)
         # Spooled once: the re-announced copy was recognised, not taken for a new message.
         self.assertEqual(rig.log_count(r"received message in-[0-9a-f]+ from"), before + 1)
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

@@ -15,9 +15,10 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lib"))
-import sms_helpers as sh  # noqa: E402
-from sms_helpers import lablib  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.sms  # noqa: E402
 
 rig = None
 TS = "2024-05-01T10:20:30+03:00"
@@ -28,7 +29,7 @@ def setUpModule():
     global rig
     # No resync after receptions by default (it disables the modem for a moment, which
     # would race with the next test's delivery); the burst test turns it on.
-    rig = sh.SmsRig(sms={"resync-delay": 0, "receive-timeout": 6})
+    rig = ct.sms.SmsRig(sms={"resync-delay": 0, "receive-timeout": 6})
     rig.start_agent()
 
 
@@ -52,7 +53,7 @@ class Incoming(unittest.TestCase):
         self.assertTrue(msg["id"].startswith("in-"))
         self.assertTrue(msg["received_at"].endswith("Z"))
         # Deleted from the modem once the broker had it.
-        lablib.wait_until(lambda: rig.stored() == [], 10, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 10, "the modem storage to be empty")
         self.assertEqual(len(rig.incoming(from_(sender))), 1)
         return msg
 
@@ -75,7 +76,7 @@ class Incoming(unittest.TestCase):
         first = self.receive("duplicate?", "+254711000204")
         rig.lab.modem.deliver_sms("duplicate?", sender="+254711000204", timestamp=TS)
         rig.agent.wait_log(r"received message %s \(\S+\) was published before" % first["id"])
-        lablib.wait_until(lambda: rig.stored() == [], 10, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 10, "the modem storage to be empty")
         self.assertEqual(len(rig.incoming(from_("+254711000204"))), 1)
 
 
@@ -94,12 +95,12 @@ class Burst(unittest.TestCase):
         for i, s in enumerate(senders):
             got = rig.wait_incoming(from_(s), timeout=60)
             self.assertEqual(got[0]["text"], "burst message %d" % i)
-        lablib.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
         for s in senders:
             self.assertEqual(len(rig.incoming(from_(s))), 1, s)
         ids = [j["id"] for j in rig.incoming(lambda j: j.get("from") in senders)]
         self.assertEqual(len(set(ids)), 20)
-        ev = lablib.wait_until(lambda: rig.events("sms-resync")[resyncs:], 10, "the resync event")
+        ev = ct.wait_until(lambda: rig.events("sms-resync")[resyncs:], 10, "the resync event")
         self.assertEqual(ev[0]["reason"], "after-receive")
         # ModemManager really had dropped notices (else this test proves nothing).
         self.assertGreater(ev[0]["messages"], 0)
@@ -113,17 +114,17 @@ class Stuck(unittest.TestCase):
         rig.lab.modem.deliver_sms(text, sender="+254711000401", timestamp=TS, spacing=0)
         msg = rig.wait_incoming(from_("+254711000401"), timeout=60)[0]
         self.assertEqual(msg["text"], text)
-        stuck = lablib.wait_until(lambda: [e for e in rig.events("sms-resync")[resyncs:]
-                                           if e.get("reason") == "stuck"], 10, "the resync event")
+        stuck = ct.wait_until(lambda: [e for e in rig.events("sms-resync")[resyncs:]
+                                       if e.get("reason") == "stuck"], 10, "the resync event")
         self.assertTrue(stuck[0]["ok"], stuck)
-        lablib.wait_until(lambda: rig.stored() == [], 10, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 10, "the modem storage to be empty")
 
 
 class Resync(unittest.TestCase):
 
     def test_cmd_sms_resync(self):
-        rig.broker.publish(sh.BASE + "/cmd/sms-resync", {"id": "resync-1"})
-        res = rig.sub.wait_for(sh.BASE + "/cmd/sms-resync/result",
+        rig.broker.publish(ct.sms.BASE + "/cmd/sms-resync", {"id": "resync-1"})
+        res = rig.sub.wait_for(ct.sms.BASE + "/cmd/sms-resync/result",
                                lambda m: (m["json"] or {}).get("id") == "resync-1", 30)[0]["json"]
         self.assertTrue(res["ok"], res)
         self.assertIn("messages", res["result"])
@@ -147,8 +148,8 @@ class KeepOnModem(unittest.TestCase):
             # Three held on the modem: the warning is raised at the next listing.
             rig.stop_agent()
             rig.start_agent()
-            ev = lablib.wait_until(lambda: rig.events("sms-storage-full"), 30,
-                                   "sms-storage-full")[0]
+            ev = ct.wait_until(lambda: rig.events("sms-storage-full"), 30,
+                               "sms-storage-full")[0]
             self.assertEqual(ev["stored"], 3)
             self.assertEqual(ev["threshold"], 3)
             # Listed again after the restart, but not published again.
@@ -158,7 +159,7 @@ class KeepOnModem(unittest.TestCase):
             # Without keep-on-modem the handled messages are cleaned up, still not republished.
             rig.stop_agent()
             rig.start_agent(**{"keep-on-modem": False})
-            lablib.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
+            ct.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
             for s in senders:
                 self.assertEqual(len(rig.incoming(from_(s))), 1, s)
         finally:
@@ -167,4 +168,4 @@ class KeepOnModem(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

@@ -17,16 +17,18 @@ import subprocess
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lib"))
-import sms_helpers as sh  # noqa: E402
-from sms_helpers import lablib, new_id, valid_request  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.sms  # noqa: E402
+from cellagent_test.sms import new_id, valid_request  # noqa: E402
 
 rig = None
 
 
 def setUpModule():
     global rig
-    rig = sh.SmsRig(sms={"max-parts": 3, "retries": 2, "rate-limit": 1000})
+    rig = ct.sms.SmsRig(sms={"max-parts": 3, "retries": 2, "rate-limit": 1000})
     rig.start_agent()
 
 
@@ -41,7 +43,7 @@ class RoundTrip(unittest.TestCase):
         rig.request(valid_request(rid, to=to, text=text, **extra))
         queued = rig.wait_result(rid, "queued")[0]
         sent = rig.wait_result(rid, "sent")[0]
-        msgs = lablib.wait_until(lambda: rig.sent_to(to), 10, "the emulator's copy")
+        msgs = ct.wait_until(lambda: rig.sent_to(to), 10, "the emulator's copy")
         self.assertEqual(len(msgs), 1, msgs)
         msg = msgs[0]
         self.assertEqual(msg["text"], text)
@@ -143,9 +145,9 @@ class Invalid(unittest.TestCase):
                 (m["json"] or {}).get("id") == rid and \
                 (m["json"] or {}).get("error", "").startswith(why)
         for payload, rid, why in self.CASES:
-            got = rig.sub.wait_for(sh.BASE + "/sms/out/result", rejected_with(rid, why), 15)
+            got = rig.sub.wait_for(ct.sms.BASE + "/sms/out/result", rejected_with(rid, why), 15)
             self.assertIn("ts", got[0]["json"])
-        got = rig.sub.wait_for(sh.BASE + "/sms/out/result",
+        got = rig.sub.wait_for(ct.sms.BASE + "/sms/out/result",
                                rejected_with(None, "payload: %d bytes, more than the limit" % len(big)), 15)[0]["json"]
         self.assertIsNone(got["id"])
         # Nothing reached the modem, nothing else was answered, and the agent is fine.
@@ -243,7 +245,7 @@ class Burst(unittest.TestCase):
         # One connection, 100 messages in order (mosquitto_pub -l).
         subprocess.run(rig.broker.wrapper + ["mosquitto_pub", "-h", rig.broker.host, "-p",
                                              str(rig.broker.port), "-q", "1", "-t",
-                                             sh.BASE + "/sms/out", "-l"],
+                                             ct.sms.BASE + "/sms/out", "-l"],
                        input=payload.encode(), check=True, timeout=30)
         rig.wait_result(ids[-1], "sent", timeout=120)
         for rid in ids:
@@ -271,10 +273,10 @@ class RateLimit(unittest.TestCase):
         # Raising the limit (config reload) lets it go.
         rig.sms_settings["rate-limit"] = 100000
         rig.agent.settings["sms"]["rate-limit"] = 100000
-        sh.harness.write_config(rig.agent.config, rig.agent.settings)
+        ct.write_config(rig.agent.config, rig.agent.settings)
         rig.agent.proc.send_signal(signal.SIGHUP)
         rig.wait_result(second, "sent", timeout=30)
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

@@ -9,22 +9,22 @@ import shutil
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
 
 
 def test():
     if not shutil.which("systemd-analyze"):
-        h.skip("systemd-analyze not installed")
-    unit_src = os.path.join(h.SOURCE_DIR, "systemd", "cellagent.service")
-    d = h.run_dir()
+        ct.skip("systemd-analyze not installed")
+    unit_src = os.path.join(ct.SOURCE_DIR, "systemd", "cellagent.service")
+    d = ct.run_dir()
     unit = os.path.join(d, "cellagent.service")
     with open(unit_src) as f:
         text = f.read()
     assert "Type=notify" in text and "WatchdogSec=" in text
     # verify needs an existing ExecStart binary: point it at the one we built.
     with open(unit, "w") as f:
-        f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + h.CELLAGENT, text, flags=re.M))
+        f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + ct.CELLAGENT, text, flags=re.M))
     v = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, timeout=30)
     # Only complaints about this unit count (verify also lints units it pulls in).
     mine = [l for l in v.stderr.splitlines() if "cellagent.service" in l]
@@ -39,4 +39,4 @@ def test():
 
 
 if __name__ == "__main__":
-    h.main(test)
+    ct.main(test)

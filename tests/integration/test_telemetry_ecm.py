@@ -11,19 +11,20 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402
-import modem_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.modem  # noqa: E402
 
 lab = broker = sub = agent = None
 
 
 def setUpModule():
     global lab, broker, sub, agent
-    lab = lablib.Lab(personality="ecm").start()
+    lab = ct.lab.Lab(personality="ecm").start()
     broker = lab.start_broker()
     sub = broker.subscribe("cellagent/#")
-    agent = mh.start_agent(lab, broker)
+    agent = ct.modem.start_agent(lab, broker)
 
 
 def tearDownModule():
@@ -35,34 +36,34 @@ def tearDownModule():
 class BearerTest(unittest.TestCase):
 
     def test_1_session_up_and_down(self):
-        mh.wait_telemetry(sub, mh.state_is("registered"), timeout=40)
-        mark = mh.mark(sub)
+        ct.modem.wait_telemetry(sub, ct.modem.state_is("registered"), timeout=40)
+        mark = ct.modem.mark(sub)
         lab.nm.nmcli("connection", "up", "cellular")
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "bearer.connected") is True,
-                              timeout=30, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "bearer.connected") is True,
+                                    timeout=30, since=mark)
         self.assertEqual(t["bearer"]["interface"], "usb0")
-        mh.wait_telemetry(sub, mh.state_is("connected"), timeout=10, since=mark)
-        mh.wait_event(sub, "modem-state-changed", lambda e: e["to"] == "connected", 10, mark)
-        info = mh.mmcli_kv(lab, "-m", "any")
+        ct.modem.wait_telemetry(sub, ct.modem.state_is("connected"), timeout=10, since=mark)
+        ct.modem.wait_event(sub, "modem-state-changed", lambda e: e["to"] == "connected", 10, mark)
+        info = ct.modem.mmcli_kv(lab, "-m", "any")
         bearer = info["modem.generic.bearers"]
         bearer = bearer[0] if isinstance(bearer, list) else bearer
-        b = mh.mmcli_kv(lab, "-b", bearer)
+        b = ct.modem.mmcli_kv(lab, "-b", bearer)
         self.assertEqual(b["bearer.status.connected"], "yes")
         self.assertEqual(b["bearer.status.interface"], t["bearer"]["interface"])
         # Counters are ModemManager's (mmcli prints 0 as "--"; this modem counts no bytes,
         # ModemManager counts the duration itself every 30 s).
-        res = mh.command(broker, sub, "telemetry")["result"]["bearer"]
+        res = ct.modem.command(broker, sub, "telemetry")["result"]["bearer"]
         for key, mm in (("rx_bytes", "bytes-rx"), ("tx_bytes", "bytes-tx")):
             value = b.get("bearer.stats." + mm)
             self.assertEqual(res[key], 0 if value is None else int(value), key)
         self.assertIsInstance(res["duration"], (int, float))
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.nm.nmcli("connection", "down", "cellular")
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "bearer.connected") is False,
-                              timeout=30, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "bearer.connected") is False,
+                                    timeout=30, since=mark)
         self.assertIsNone(t["bearer"]["interface"])
-        mh.wait_telemetry(sub, mh.state_is("registered"), timeout=10, since=mark)
+        ct.modem.wait_telemetry(sub, ct.modem.state_is("registered"), timeout=10, since=mark)
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

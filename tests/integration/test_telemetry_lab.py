@@ -17,19 +17,20 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402
-import modem_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.modem  # noqa: E402
 
 lab = broker = sub = agent = None
 
 
 def setUpModule():
     global lab, broker, sub, agent
-    lab = lablib.Lab(personality="simtech", at_ports=1).start()   # the modem starts disabled
+    lab = ct.lab.Lab(personality="simtech", at_ports=1).start()   # the modem starts disabled
     broker = lab.start_broker()
     sub = broker.subscribe(["cellagent/#", "homeassistant/#"])
-    agent = mh.start_agent(lab, broker, telemetry={"homeassistant": True})
+    agent = ct.modem.start_agent(lab, broker, telemetry={"homeassistant": True})
 
 
 def tearDownModule():
@@ -50,16 +51,16 @@ class TelemetryTest(unittest.TestCase):
 
     def test_01_enabled_by_agent_and_fields_match(self):
         """The agent enables the disabled modem; every field equals emulator and mmcli."""
-        t = mh.wait_telemetry(sub, registered_with_signal, timeout=30)
+        t = ct.modem.wait_telemetry(sub, registered_with_signal, timeout=30)
         # The telemetry that settles last is the one to compare (values trickle in).
-        lablib.wait_until(lambda: registered_with_signal(mh.telemetry(sub)[-1]), 10,
-                          "complete registered telemetry")
-        t = mh.telemetry(sub)[-1]
+        ct.wait_until(lambda: registered_with_signal(ct.modem.telemetry(sub)[-1]), 10,
+                      "complete registered telemetry")
+        t = ct.modem.telemetry(sub)[-1]
         ident = lab.emu.identity
         info = lab.mm.info()
-        sim = mh.mmcli_kv(lab, "-i", info["modem.generic.sim"])
-        loc = mh.mmcli_kv(lab, "-m", "any", "--location-get")
-        sig = mh.mmcli_kv(lab, "-m", "any", "--signal-get")
+        sim = ct.modem.mmcli_kv(lab, "-i", info["modem.generic.sim"])
+        loc = ct.modem.mmcli_kv(lab, "-m", "any", "--location-get")
+        sig = ct.modem.mmcli_kv(lab, "-m", "any", "--signal-get")
 
         m = t["modem"]
         self.assertEqual(m["state"], "registered")
@@ -80,11 +81,11 @@ class TelemetryTest(unittest.TestCase):
 
         s = t["signal"]
         self.assertEqual(s["rsrp"], ident["rsrp"])
-        self.assertEqual(s["rsrp"], mh.mm_number(sig["modem.signal.lte.rsrp"]))
+        self.assertEqual(s["rsrp"], ct.modem.mm_number(sig["modem.signal.lte.rsrp"]))
         self.assertEqual(s["rsrq"], ident["rsrq"])
-        self.assertEqual(s["rsrq"], mh.mm_number(sig["modem.signal.lte.rsrq"]))
-        self.assertEqual(s["rssi"], mh.mm_number(sig["modem.signal.lte.rssi"]))
-        self.assertEqual(s["snr"], mh.mm_number(sig["modem.signal.lte.snr"]))
+        self.assertEqual(s["rsrq"], ct.modem.mm_number(sig["modem.signal.lte.rsrq"]))
+        self.assertEqual(s["rssi"], ct.modem.mm_number(sig["modem.signal.lte.rssi"]))
+        self.assertEqual(s["snr"], ct.modem.mm_number(sig["modem.signal.lte.snr"]))
 
         n = t["network"]
         self.assertEqual(n["registration"], "home")
@@ -93,10 +94,10 @@ class TelemetryTest(unittest.TestCase):
         self.assertEqual(n["operator_code"], info["modem.3gpp.operator-code"])
         self.assertEqual(n["operator_name"], ident["operator_name"])
         self.assertEqual(n["operator_name"], info["modem.3gpp.operator-name"])
-        self.assertEqual(n["lac"], mh.hex_or_none(loc["modem.location.3gpp.lac"]))
-        self.assertEqual(n["tac"], mh.hex_or_none(loc["modem.location.3gpp.tac"]))
+        self.assertEqual(n["lac"], ct.modem.hex_or_none(loc["modem.location.3gpp.lac"]))
+        self.assertEqual(n["tac"], ct.modem.hex_or_none(loc["modem.location.3gpp.tac"]))
         self.assertEqual(int(n["tac"], 16), int(ident["tac"], 16))
-        self.assertEqual(n["cell_id"], mh.hex_or_none(loc["modem.location.3gpp.cid"]))
+        self.assertEqual(n["cell_id"], ct.modem.hex_or_none(loc["modem.location.3gpp.cid"]))
         self.assertEqual(int(n["cell_id"], 16), int(ident["cell"], 16))
 
         c = t["sim"]
@@ -117,108 +118,108 @@ class TelemetryTest(unittest.TestCase):
 
         # Events told the story: added (disabled; under load the agent's Enable may already
         # be under way when the event is built), then the state walk to registered.
-        added = mh.events(sub, type="modem-added")
+        added = ct.modem.events(sub, type="modem-added")
         self.assertEqual(added[0]["imei"], ident["imei"])
         self.assertIn(added[0]["state"], ("disabled", "enabling"))
-        self.assertTrue(mh.events(sub, type="registration-changed"))
+        self.assertTrue(ct.modem.events(sub, type="registration-changed"))
         # Retained: a late subscriber gets the latest telemetry at once.
-        late = broker.subscribe(mh.TELEMETRY)
-        late.wait_for(mh.TELEMETRY, lambda x: mh.field(x, "json.modem.state") == "registered",
+        late = broker.subscribe(ct.modem.TELEMETRY)
+        late.wait_for(ct.modem.TELEMETRY, lambda x: ct.modem.field(x, "json.modem.state") == "registered",
                       timeout=5)
         late.close()
         # The lab did not enable the modem: the agent did.
         agent.wait_log(r"Modem/\d+: disabled, enabling", 1)
 
     def test_02_signal_change_within_2s(self):
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         t0 = time.monotonic()
         lab.modem.set_signal(csq=12)
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "modem.signal_quality") not in (70, None),
-                              timeout=2, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") not in (70, None),
+                                    timeout=2, since=mark)
         elapsed = time.monotonic() - t0
         self.assertLess(elapsed, 2.0)
         self.assertEqual(t["modem"]["signal_quality"],
                          int(lab.mm.info()["modem.generic.signal-quality.value"]))
         # An RSRP change (Signal interface, refreshed every signal-rate s) arrives too.
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.modem.set_signal(rsrp=-105)
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "signal.rsrp") == -105, timeout=5, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "signal.rsrp") == -105, timeout=5, since=mark)
 
     def test_03_changes_inside_deadband_publish_nothing(self):
-        quality = mh.telemetry(sub)[-1]["modem"]["signal_quality"]
-        mark = mh.mark(sub)
+        quality = ct.modem.telemetry(sub)[-1]["modem"]["signal_quality"]
+        mark = ct.modem.mark(sub)
         # CSQ 12 -> 13: a couple of points; RSRP -105 -> -104: 1 dB. ModemManager sees both.
         lab.modem.set_signal(csq=13, rsrp=-104)
-        lablib.wait_until(lambda: int(lab.mm.info()["modem.generic.signal-quality.value"])
-                          != quality, 5, "ModemManager to see the small quality change")
-        lablib.wait_until(lambda: mh.mm_number(mh.mmcli_kv(lab, "-m", "any", "--signal-get")
-                                               ["modem.signal.lte.rsrp"]) == -104,
-                          5, "ModemManager to see the small RSRP change")
+        ct.wait_until(lambda: int(lab.mm.info()["modem.generic.signal-quality.value"])
+                      != quality, 5, "ModemManager to see the small quality change")
+        ct.wait_until(lambda: ct.modem.mm_number(ct.modem.mmcli_kv(lab, "-m", "any", "--signal-get")
+                                                 ["modem.signal.lte.rsrp"]) == -104,
+                      5, "ModemManager to see the small RSRP change")
         small_quality = int(lab.mm.info()["modem.generic.signal-quality.value"])
         self.assertLess(abs(small_quality - quality), 5)
         # Now a change beyond the deadband: it must be the first telemetry since the mark,
         # i.e. the small changes (which ModemManager signalled before it) published nothing.
         lab.modem.set_signal(csq=22, rsrp=-95)
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "modem.signal_quality") == 70, timeout=5,
-                              since=mark)
-        published = mh.telemetry(sub, mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") == 70, timeout=5,
+                                    since=mark)
+        published = ct.modem.telemetry(sub, mark)
         self.assertIs(published[0], t, "inside-deadband change was published: %s" % published)
 
     def test_04_registration_lost_and_regained(self):
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.modem.set_registration(stat="searching")
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "network.registration") == "searching",
-                              timeout=5, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "network.registration") == "searching",
+                                    timeout=5, since=mark)
         self.assertEqual(t["modem"]["state"], "searching")
-        e = mh.wait_event(sub, "registration-changed", lambda e: e["to"] == "searching",
-                          timeout=5, since=mark)
+        e = ct.modem.wait_event(sub, "registration-changed", lambda e: e["to"] == "searching",
+                                timeout=5, since=mark)
         self.assertEqual(e["from"], "home")
         self.assertTrue(e["ts"].endswith("Z"))
-        mh.wait_event(sub, "modem-state-changed",
-                      lambda e: e["from"] == "registered" and e["to"] == "searching",
-                      timeout=5, since=mark)
-        mark = mh.mark(sub)
+        ct.modem.wait_event(sub, "modem-state-changed",
+                            lambda e: e["from"] == "registered" and e["to"] == "searching",
+                            timeout=5, since=mark)
+        mark = ct.modem.mark(sub)
         lab.modem.set_registration(stat="roaming")
-        mh.wait_telemetry(sub, lambda x: mh.field(x, "network.registration") == "roaming", timeout=5,
-                          since=mark)
-        mh.wait_event(sub, "registration-changed", lambda e: e["to"] == "roaming", 5, mark)
+        ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "network.registration") == "roaming", timeout=5,
+                                since=mark)
+        ct.modem.wait_event(sub, "registration-changed", lambda e: e["to"] == "roaming", 5, mark)
         lab.modem.set_registration(stat="home")
-        mh.wait_telemetry(sub, lambda x: mh.field(x, "network.registration") == "home"
-                          and mh.field(x, "modem.state") == "registered", timeout=5, since=mark)
-        mh.wait_event(sub, "registration-changed",
-                      lambda e: e["from"] == "roaming" and e["to"] == "home", 5, mark)
+        ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "network.registration") == "home"
+                                and ct.modem.field(x, "modem.state") == "registered", timeout=5, since=mark)
+        ct.modem.wait_event(sub, "registration-changed",
+                            lambda e: e["from"] == "roaming" and e["to"] == "home", 5, mark)
 
     def test_05_cmd_telemetry(self):
-        mark = mh.mark(sub)
-        res = mh.command(broker, sub, "telemetry")
+        mark = ct.modem.mark(sub)
+        res = ct.modem.command(broker, sub, "telemetry")
         self.assertTrue(res["ok"])
         self.assertEqual(res["result"]["modem"]["state"], "registered")
-        t = mh.wait_telemetry(sub, lambda x: True, timeout=5, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: True, timeout=5, since=mark)
         self.assertEqual(t["ts"], res["result"]["ts"])
 
     def test_06_min_spacing_after_reload(self):
         """A noisy signal beyond the deadband publishes at most once per min-spacing."""
-        mh.reload_agent(agent, telemetry={"min-spacing": 3})
+        ct.modem.reload_agent(agent, telemetry={"min-spacing": 3})
         agent.wait_log(r"configuration reloaded", 10)
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         t0 = time.monotonic()
         for i in range(10):
             lab.modem.set_signal(csq=22 if i % 2 else 10)
             time.sleep(0.2)   # pacing the noise source, not waiting for a result
         # 10 changes over 2 s: the first at once, the rest coalesced after the spacing.
-        mh.wait_telemetry(sub, lambda x: mh.field(x, "modem.signal_quality") == 70, timeout=8,
-                          since=mark)
+        ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") == 70, timeout=8,
+                                since=mark)
         window = time.monotonic() - t0
-        count = len(mh.telemetry(sub, mark))
+        count = len(ct.modem.telemetry(sub, mark))
         self.assertLessEqual(count, 1 + int(window / 3) + 1)
         self.assertGreaterEqual(count, 1)
-        mh.reload_agent(agent, telemetry={"min-spacing": 0})
+        ct.modem.reload_agent(agent, telemetry={"min-spacing": 0})
         agent.wait_log(r"configuration reloaded(.|\n)*configuration reloaded", 10)
 
     def test_07_homeassistant_discovery(self):
         # A late subscriber gets them: the configs are retained (as Home Assistant needs).
         late = broker.subscribe("homeassistant/#")
-        configs = lablib.wait_until(
+        configs = ct.wait_until(
             lambda: (lambda ms: ms if len(ms) >= 10 else None)(late.matching()),
             10, "retained discovery messages")
         late.close()
@@ -232,8 +233,8 @@ class TelemetryTest(unittest.TestCase):
             self.assertEqual(levels[4], "config")
             self.assertTrue(m.get("retain"), "discovery config must be retained")
             cfg = m["json"]
-            self.assertEqual(cfg["state_topic"], mh.TELEMETRY)
-            self.assertEqual(cfg["availability_topic"], mh.STATUS)
+            self.assertEqual(cfg["state_topic"], ct.modem.TELEMETRY)
+            self.assertEqual(cfg["availability_topic"], ct.modem.STATUS)
             self.assertIn("{{", cfg["value_template"])
             self.assertNotIn(cfg["unique_id"], seen)
             seen.add(cfg["unique_id"])
@@ -246,35 +247,35 @@ class TelemetryTest(unittest.TestCase):
                      "access_tech", "connected"):
             self.assertIn(want, keys)
         # Switched off by a reload: the agent deletes its entities (empty retained configs).
-        mark = mh.mark(sub)
-        mh.reload_agent(agent, telemetry={"homeassistant": False})
-        lablib.wait_until(lambda: len([m for m in sub.messages[mark:]
-                                       if m["topic"].startswith("homeassistant/")
-                                       and m["payloadlen"] == 0]) >= len(configs),
-                          10, "empty discovery configs")
-        mh.reload_agent(agent, telemetry={"homeassistant": True})
+        mark = ct.modem.mark(sub)
+        ct.modem.reload_agent(agent, telemetry={"homeassistant": False})
+        ct.wait_until(lambda: len([m for m in sub.messages[mark:]
+                                   if m["topic"].startswith("homeassistant/")
+                                   and m["payloadlen"] == 0]) >= len(configs),
+                      10, "empty discovery configs")
+        ct.modem.reload_agent(agent, telemetry={"homeassistant": True})
         late = broker.subscribe("homeassistant/#")
-        lablib.wait_until(lambda: len(late.matching()) >= len(configs), 10,
-                          "discovery configs published again")
+        ct.wait_until(lambda: len(late.matching()) >= len(configs), 10,
+                      "discovery configs published again")
         late.close()
 
     def test_08_match(self):
         """[modem] match: a non-matching IMEI selects nothing; the IMEI or the physical
         device path (applied by a reload) select the modem."""
-        other = mh.start_agent(lab, broker, name="agent-match",
-                               agent={"device-id": "dev2"}, modem={"match": "000000000000000"})
+        other = ct.modem.start_agent(lab, broker, name="agent-match",
+                                     agent={"device-id": "dev2"}, modem={"match": "000000000000000"})
         try:
             topic = "cellagent/dev2/telemetry"
             sub.wait_for(topic, lambda m: m["json"]["modem"] == {"state": "absent"}, timeout=15)
             other.wait_log(r"no modem matches \[modem\] match", 5)
             device = lab.mm.info()["modem.generic.device"]
             for match in (lab.emu.identity["imei"], device + "/"):
-                mark = mh.mark(sub)
-                mh.reload_agent(other, modem={"match": match})
-                sub.wait_for(topic, lambda m: mh.field(m["json"], "modem.state") == "registered"
+                mark = ct.modem.mark(sub)
+                ct.modem.reload_agent(other, modem={"match": match})
+                sub.wait_for(topic, lambda m: ct.modem.field(m["json"], "modem.state") == "registered"
                              and sub.messages.index(m) >= mark, timeout=15)
-                mark = mh.mark(sub)
-                mh.reload_agent(other, modem={"match": "000000000000000"})
+                mark = ct.modem.mark(sub)
+                ct.modem.reload_agent(other, modem={"match": "000000000000000"})
                 sub.wait_for(topic, lambda m: m["json"]["modem"] == {"state": "absent"}
                              and sub.messages.index(m) >= mark, timeout=15)
         finally:
@@ -283,20 +284,20 @@ class TelemetryTest(unittest.TestCase):
     # ------------------------------------------------------------ disruptions
 
     def test_10_unplug_and_replug(self):
-        old_path = mh.events(sub, type="modem-added")[-1]["path"]
-        mark = mh.mark(sub)
+        old_path = ct.modem.events(sub, type="modem-added")[-1]["path"]
+        mark = ct.modem.mark(sub)
         lab.mm.unplug()
-        t = mh.wait_telemetry(sub, mh.state_is("absent"), timeout=15, since=mark)
+        t = ct.modem.wait_telemetry(sub, ct.modem.state_is("absent"), timeout=15, since=mark)
         self.assertEqual(set(t.keys()), {"ts", "modem"})
         self.assertEqual(t["modem"], {"state": "absent"})
-        e = mh.wait_event(sub, "modem-removed", timeout=5, since=mark)
+        e = ct.modem.wait_event(sub, "modem-removed", timeout=5, since=mark)
         self.assertEqual(e["path"], old_path)
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.mm.replug()
-        e = mh.wait_event(sub, "modem-added", timeout=30, since=mark)
+        e = ct.modem.wait_event(sub, "modem-added", timeout=30, since=mark)
         self.assertNotEqual(e["path"], old_path)
         # Enabled by the agent (nothing else enables it) and publishing from the new object.
-        t = mh.wait_telemetry(sub, registered_with_signal, timeout=20, since=mark)
+        t = ct.modem.wait_telemetry(sub, registered_with_signal, timeout=20, since=mark)
         self.assertEqual(lab.mm.state(), "registered")
         self.assertEqual(t["modem"]["imei"], lab.emu.identity["imei"])
 
@@ -308,41 +309,41 @@ class TelemetryTest(unittest.TestCase):
 
     def _restart(self, sig):
         pid = agent.proc.pid
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.mm.stop(sig)
-        mh.wait_telemetry(sub, mh.state_is("absent"), timeout=15, since=mark)
-        mh.wait_event(sub, "modem-removed", timeout=5, since=mark)
+        ct.modem.wait_telemetry(sub, ct.modem.state_is("absent"), timeout=15, since=mark)
+        ct.modem.wait_event(sub, "modem-removed", timeout=5, since=mark)
         agent.wait_log(r"ModemManager left the system bus", 5)
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.mm.start(wait=True)
-        mh.wait_event(sub, "modem-added", timeout=30, since=mark)
-        mh.wait_telemetry(sub, registered_with_signal, timeout=20, since=mark)
+        ct.modem.wait_event(sub, "modem-added", timeout=30, since=mark)
+        ct.modem.wait_telemetry(sub, registered_with_signal, timeout=20, since=mark)
         self.assertEqual(lab.mm.state(), "registered")
         self.assertTrue(agent.alive())
         self.assertEqual(agent.proc.pid, pid)
         # And it still follows changes.
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.modem.set_signal(csq=10)
-        mh.wait_telemetry(sub, lambda x: mh.field(x, "modem.signal_quality") not in (70, None),
-                          timeout=5, since=mark)
+        ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") not in (70, None),
+                                timeout=5, since=mark)
         lab.modem.set_signal(csq=22)
-        mh.wait_telemetry(sub, lambda x: mh.field(x, "modem.signal_quality") == 70, timeout=5,
-                          since=mark)
+        ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") == 70, timeout=5,
+                                since=mark)
 
     def test_13_modemmanager_frozen(self):
         """SIGSTOP for 10 s: commands answered, keepalive intact; recovers after SIGCONT."""
-        connects = mh.agent_log_count(agent, "connected to 127.0.0.1")
-        status_mark = len([m for m in sub.messages if m["topic"] == mh.STATUS])
+        connects = ct.modem.agent_log_count(agent, "connected to 127.0.0.1")
+        status_mark = len([m for m in sub.messages if m["topic"] == ct.modem.STATUS])
         lab.mm.pause()
         try:
             t0 = time.monotonic()
             # A reload that needs a D-Bus call (Signal.Setup with a new rate) while frozen.
-            mh.reload_agent(agent, telemetry={"signal-rate": 2})
+            ct.modem.reload_agent(agent, telemetry={"signal-rate": 2})
             agent.wait_log(r"Signal.Setup\(2\)", 5)
             answered = 0
             while time.monotonic() - t0 < 10:
                 t1 = time.monotonic()
-                res = mh.command(broker, sub, "telemetry", timeout=3)
+                res = ct.modem.command(broker, sub, "telemetry", timeout=3)
                 self.assertTrue(res["ok"])
                 self.assertLess(time.monotonic() - t1, 3)
                 answered += 1
@@ -351,24 +352,24 @@ class TelemetryTest(unittest.TestCase):
         finally:
             lab.mm.resume()
         # The keepalive (5 s) never lapsed: same connection, no offline status, no reconnect.
-        self.assertEqual(mh.agent_log_count(agent, "connected to 127.0.0.1"), connects)
-        statuses = [m["json"] for m in sub.messages if m["topic"] == mh.STATUS][status_mark:]
+        self.assertEqual(ct.modem.agent_log_count(agent, "connected to 127.0.0.1"), connects)
+        statuses = [m["json"] for m in sub.messages if m["topic"] == ct.modem.STATUS][status_mark:]
         self.assertFalse([s for s in statuses if s.get("state") == "offline"], statuses)
         # Recovers: the queued Signal.Setup completes and changes flow again.
-        lablib.wait_until(lambda: mh.mmcli_kv(lab, "-m", "any", "--signal-get")
-                          ["modem.signal.refresh.rate"] == "2", 30, "signal rate 2")
-        mark = mh.mark(sub)
+        ct.wait_until(lambda: ct.modem.mmcli_kv(lab, "-m", "any", "--signal-get")
+                      ["modem.signal.refresh.rate"] == "2", 30, "signal rate 2")
+        mark = ct.modem.mark(sub)
         lab.modem.set_signal(csq=10)
-        mh.wait_telemetry(sub, lambda x: mh.field(x, "modem.signal_quality") not in (70, None),
-                          timeout=5, since=mark)
+        ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.signal_quality") not in (70, None),
+                                timeout=5, since=mark)
 
     def test_14_clean_stop_publishes_no_absent(self):
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         rc, _ = agent.stop()
         self.assertEqual(rc, 0)
-        sub.wait_for(mh.STATUS, lambda m: m["json"]["state"] == "offline", timeout=5)
-        self.assertFalse([t for t in mh.telemetry(sub, mark) if t["modem"]["state"] == "absent"])
+        sub.wait_for(ct.modem.STATUS, lambda m: m["json"]["state"] == "offline", timeout=5)
+        self.assertFalse([t for t in ct.modem.telemetry(sub, mark) if t["modem"]["state"] == "absent"])
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

@@ -13,9 +13,10 @@ import signal
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402
-import modem_helpers as mh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.modem  # noqa: E402
 
 lab = broker = sub = agent = None
 pin_file = None
@@ -23,11 +24,11 @@ pin_file = None
 
 def setUpModule():
     global lab, broker, sub, agent, pin_file
-    lab = lablib.Lab(personality="simtech", emu_settings={"sim": "absent"}).start()
+    lab = ct.lab.Lab(personality="simtech", emu_settings={"sim": "absent"}).start()
     broker = lab.start_broker()
     sub = broker.subscribe("cellagent/#")
-    pin_file = mh.write_pin_file(lab.run_dir, "1234")
-    agent = mh.start_agent(lab, broker, modem={"pin-file": pin_file})
+    pin_file = ct.modem.write_pin_file(lab.run_dir, "1234")
+    agent = ct.modem.start_agent(lab, broker, modem={"pin-file": pin_file})
 
 
 def tearDownModule():
@@ -44,14 +45,14 @@ def pin_attempts(pin):
 
 def replug():
     lab.mm.unplug()
-    lablib.wait_until(lambda: not lab.mm.modems(), 10, "the modem object to go")
+    ct.wait_until(lambda: not lab.mm.modems(), 10, "the modem object to go")
     lab.mm.replug()
 
 
 class SimTest(unittest.TestCase):
 
     def test_1_sim_absent(self):
-        t = mh.wait_telemetry(sub, mh.state_is("failed"), timeout=30)
+        t = ct.modem.wait_telemetry(sub, ct.modem.state_is("failed"), timeout=30)
         self.assertEqual(t["modem"]["failed_reason"], "sim-missing")
         info = lab.mm.info()
         self.assertEqual(info["modem.generic.state"], "failed")
@@ -60,20 +61,20 @@ class SimTest(unittest.TestCase):
         self.assertIsNone(t["sim"]["iccid"])
         self.assertIsNone(t["modem"]["signal_quality"])
         self.assertEqual(t["modem"]["imei"], lab.emu.identity["imei"])
-        e = mh.wait_event(sub, "sim-missing", timeout=5)
+        e = ct.modem.wait_event(sub, "sim-missing", timeout=5)
         self.assertEqual(e["failed_reason"], "sim-missing")
         self.assertIn("SIM", e["message"])
 
     def test_2_pin_locked_right_pin(self):
         lab.modem.set_sim("pin")
         lab.modem.clear_dump()
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         replug()
-        e = mh.wait_event(sub, "sim-locked", timeout=30, since=mark)
+        e = ct.modem.wait_event(sub, "sim-locked", timeout=30, since=mark)
         self.assertEqual(e["lock"], "sim-pin")
-        mh.wait_event(sub, "sim-unlocked", timeout=15, since=mark)
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "modem.state") == "registered"
-                              and mh.field(x, "sim.iccid") is not None, timeout=30, since=mark)
+        ct.modem.wait_event(sub, "sim-unlocked", timeout=15, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "modem.state") == "registered"
+                                    and ct.modem.field(x, "sim.iccid") is not None, timeout=30, since=mark)
         self.assertEqual(t["sim"]["iccid"], lab.emu.identity["iccid"])
         self.assertEqual(t["sim"]["pin"], "unlocked")
         self.assertEqual(t["sim"]["lock"], "none")
@@ -85,48 +86,48 @@ class SimTest(unittest.TestCase):
         global agent
         lab.modem.set_sim("pin", pin="4321", pin_retries=3)
         lab.modem.clear_dump()
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         replug()
-        e = mh.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
+        e = ct.modem.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
         self.assertIn("not sent again", e["message"])
         self.assertEqual(e["retries_left"], 2)
-        t = mh.wait_telemetry(sub, lambda x: mh.field(x, "sim.pin") == "wrong", timeout=10, since=mark)
+        t = ct.modem.wait_telemetry(sub, lambda x: ct.modem.field(x, "sim.pin") == "wrong", timeout=10, since=mark)
         self.assertEqual(t["modem"]["state"], "locked")
         self.assertEqual(t["sim"]["lock"], "sim-pin")
         agent.wait_log(r"the SIM refused the PIN from .*it will not be sent again", 1)
         self.assertEqual(pin_attempts("1234"), 1)
 
         # Replugged: still wrong, still not sent.
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         replug()
-        e = mh.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
+        e = ct.modem.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
         self.assertEqual(pin_attempts("1234"), 1)
 
         # ModemManager killed and restarted: not sent.
-        mark = mh.mark(sub)
+        mark = ct.modem.mark(sub)
         lab.mm.restart(signal.SIGKILL)
-        mh.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
+        ct.modem.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
         self.assertEqual(pin_attempts("1234"), 1)
 
         # The agent restarted (the refusal is kept in state-dir): not sent.
         agent.stop()
-        mark = mh.mark(sub)
-        agent = mh.start_agent(lab, broker, name="agent2", modem={"pin-file": pin_file},
-                               agent={"state-dir": os.path.join(lab.run_dir, "state-agent")})
-        mh.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
+        mark = ct.modem.mark(sub)
+        agent = ct.modem.start_agent(lab, broker, name="agent2", modem={"pin-file": pin_file},
+                                     agent={"state-dir": os.path.join(lab.run_dir, "state-agent")})
+        ct.modem.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
         self.assertEqual(pin_attempts("1234"), 1)
         self.assertEqual(lab.modem.status()["settings"]["pin_retries"], 2)
         self.assertEqual(lab.mm.state(), "locked")
 
     def test_4_corrected_pin_file_unlocks(self):
-        mark = mh.mark(sub)
-        mh.write_pin_file(lab.run_dir, "4321")
+        mark = ct.modem.mark(sub)
+        ct.modem.write_pin_file(lab.run_dir, "4321")
         # Same file name, new content: a reload makes the agent read it again.
         agent.proc.send_signal(signal.SIGHUP)
-        mh.wait_event(sub, "sim-unlocked", timeout=30, since=mark)
-        mh.wait_telemetry(sub, mh.state_is("registered"), timeout=30, since=mark)
+        ct.modem.wait_event(sub, "sim-unlocked", timeout=30, since=mark)
+        ct.modem.wait_telemetry(sub, ct.modem.state_is("registered"), timeout=30, since=mark)
         self.assertEqual(pin_attempts("4321"), 1)
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

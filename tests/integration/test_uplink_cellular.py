@@ -15,9 +15,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
 lab = broker = None
 WD = {"start-after": 4, "reactivate-cooldown": 4, "modem-reset-cooldown": 8,
@@ -26,8 +27,8 @@ WD = {"start-after": 4, "reactivate-cooldown": 4, "modem-reset-cooldown": 8,
 
 def setUpModule():
     global lab, broker
-    lab = lablib.Lab(personality="ecm").start()
-    uh.enable_ping_sockets(lab)
+    lab = ct.lab.Lab(personality="ecm").start()
+    ct.uplink.enable_ping_sockets(lab)
     broker = lab.start_broker()   # on the DUT's loopback: events arrive while cellular is down
 
 
@@ -43,8 +44,8 @@ def connected():
 class Cellular(unittest.TestCase):
 
     def setUp(self):
-        uh.clear_retained(broker)
-        self.sub = uh.subscribe(broker)
+        ct.uplink.clear_retained(broker)
+        self.sub = ct.uplink.subscribe(broker)
         self.records = os.path.join(lab.run_dir, "records-%s" % self._testMethodName)
         os.makedirs(self.records, exist_ok=True)
         wd = dict(WD)
@@ -52,47 +53,47 @@ class Cellular(unittest.TestCase):
         wd["reboot-command"] = "/bin/sh -c 'date +%%s.%%N >> %s/reboot'" % self.records
         self.settings = {"agent": {"device-id": "dev1"},
                          "mqtt": {"host": broker.host, "port": broker.port},
-                         "health": dict(uh.FAST, probes="icmp:%s;dns:%s" % (lablib.INTERNET_PROBE,
-                                                                            lablib.INTERNET_DNS)),
+                         "health": dict(ct.uplink.FAST, probes="icmp:%s;dns:%s" % (ct.lab.INTERNET_PROBE,
+                                                                                   ct.lab.INTERNET_DNS)),
                          "watchdog": wd}
         self.agent = None
 
     def tearDown(self):
-        rc = uh.stop_agent(self.agent)
+        rc = ct.uplink.stop_agent(self.agent)
         self.sub.close()
         lab.modem.set_registration(stat="home")
         if rc is not None:
             self.assertEqual(rc, 0, "agent exit code")
 
     def start_and_wait_up(self):
-        self.agent = uh.start_agent(lab, self.settings)
-        uh.wait_link(self.sub, lambda l: l["uplinks"]["cellular"]["state"] == "up", 40, "cellular up")
-        lablib.wait_until(lambda: lab.net.route_dev() == "usb0", 10, "route via usb0")
+        self.agent = ct.uplink.start_agent(lab, self.settings)
+        ct.uplink.wait_link(self.sub, lambda l: l["uplinks"]["cellular"]["state"] == "up", 40, "cellular up")
+        ct.wait_until(lambda: lab.net.route_dev() == "usb0", 10, "route via usb0")
 
     def wait_recovered(self, after, timeout):
-        up = uh.wait_event(self.sub, "uplink-up", lambda e: e["uplink"] == "cellular", after=after,
-                           timeout=timeout)
-        lablib.wait_until(connected, 10, "cellular connected in NetworkManager")
-        self.assertTrue(lab.net.ping(lablib.INTERNET_PROBE, iface="usb0"))
+        up = ct.uplink.wait_event(self.sub, "uplink-up", lambda e: e["uplink"] == "cellular", after=after,
+                                  timeout=timeout)
+        ct.wait_until(connected, 10, "cellular connected in NetworkManager")
+        self.assertTrue(lab.net.ping(ct.lab.INTERNET_PROBE, iface="usb0"))
         return up
 
     def test_1_brings_up_the_profile(self):
         # The lab's gsm profile has autoconnect=false: nothing brings it up but the agent.
         self.assertFalse(connected())
         self.start_and_wait_up()
-        l = uh.link(self.sub)
+        l = ct.uplink.link(self.sub)
         c = l["uplinks"]["cellular"]
         self.assertEqual((l["active"], c["type"], c["device"], c["interface"]),
                          ("cellular", "cellular", "ttyUSB0", "usb0"))
         self.assertGreater(c["rtt_ms"], 0)
-        uh.wait_event(self.sub, "uplink-selected", lambda e: e["to"] == "cellular", timeout=5)
+        ct.uplink.wait_event(self.sub, "uplink-selected", lambda e: e["to"] == "cellular", timeout=5)
 
     def test_2_session_dropped_with_notice(self):
         self.start_and_wait_up()
         t0 = time.monotonic()
         lab.modem.drop_session(notify=True)
-        down = uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
-                             timeout=15)
+        down = ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
+                                    timeout=15)
         print("session drop (+CGEV): down after %.2f s: %s" % (down["_rx"] - t0, down["reason"]))
         up = self.wait_recovered(t0, 40)
         print("session drop (+CGEV): back up after %.2f s" % (up["_rx"] - t0))
@@ -101,8 +102,8 @@ class Cellular(unittest.TestCase):
         self.start_and_wait_up()
         t0 = time.monotonic()
         lab.modem.drop_session(notify=False)
-        down = uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
-                             timeout=uh.silent_bound() + 10)
+        down = ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
+                                    timeout=ct.uplink.silent_bound() + 10)
         print("silent session drop: down after %.2f s: %s" % (down["_rx"] - t0, down["reason"]))
         self.wait_recovered(t0, 60)
 
@@ -110,12 +111,12 @@ class Cellular(unittest.TestCase):
         self.start_and_wait_up()
         t0 = time.monotonic()
         lab.modem.operator_link(False)
-        uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
-                      timeout=uh.silent_bound() + 10)
+        ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0,
+                             timeout=ct.uplink.silent_bound() + 10)
         # NetworkManager keeps the connection "activated" on a dead link: only the agent's
         # re-activation (a new data session raises the operator link) brings it back.
-        step = uh.wait_event(self.sub, "watchdog", lambda e: e["step"] == "reactivate", after=t0,
-                             timeout=30)
+        step = ct.uplink.wait_event(self.sub, "watchdog", lambda e: e["step"] == "reactivate", after=t0,
+                                    timeout=30)
         self.assertFalse(any(p["ok"] for p in step["evidence"]["probes"]))
         self.wait_recovered(t0, 60)
 
@@ -126,8 +127,8 @@ class Cellular(unittest.TestCase):
         lab.modem.set_registration(stat="idle")   # +CREG: 0: ModemManager drops the bearer after 15 s
         steps = []
         for name in ("reactivate", "modem-reset", "power-cycle", "reboot"):
-            steps.append(uh.wait_event(self.sub, "watchdog", lambda e, n=name: e["step"] == n,
-                                       after=t0, timeout=90))
+            steps.append(ct.uplink.wait_event(self.sub, "watchdog", lambda e, n=name: e["step"] == n,
+                                              after=t0, timeout=90))
         order = [e["step"] for e in sorted(steps, key=lambda e: e["_rx"])]
         self.assertEqual(order, ["reactivate", "modem-reset", "power-cycle", "reboot"])
         # Each step after the previous one's cooldown (1 s of tolerance for delivery).
@@ -146,11 +147,11 @@ class Cellular(unittest.TestCase):
         # power-cycle and reboot commands ran (recorded instead of acting).
         cmds = [c["cmd"] for c in lab.modem.commands()]
         self.assertTrue(any(c in ("AT+CFUN=15", "AT+CFUN=1,1") for c in cmds), cmds[-20:])
-        lablib.wait_until(lambda: os.path.exists(os.path.join(self.records, "reboot")), 10,
-                          "reboot recorded")
+        ct.wait_until(lambda: os.path.exists(os.path.join(self.records, "reboot")), 10,
+                      "reboot recorded")
         with open(os.path.join(self.records, "power-cycle")) as f:
             self.assertEqual(len(f.read().split()), 1)
-        results = uh.events(self.sub, "watchdog-result", after=t0)
+        results = ct.uplink.events(self.sub, "watchdog-result", after=t0)
         self.assertTrue(any(r["step"] == "modem-reset" and r["ok"] for r in results), results)
         # Registration back: the link comes back without anyone else's help.
         t1 = time.monotonic()
@@ -167,20 +168,20 @@ class Cellular(unittest.TestCase):
             lab.net.op_dnsmasq.stop()
             if connected():   # (left up by an earlier test) the network drops it
                 lab.modem.drop_session(notify=True)
-            lablib.wait_until(lambda: "cellular' failed to autoconnect; 0 tries left"
-                              in self.nm_log(log_start), 60, "NetworkManager giving up autoconnect")
-            lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, lablib.OPERATOR_INDEX)
-            # NetworkManager does not try again by itself (docs/lab.md, "NetworkManager in namespaces").
-            self.assertRaises(AssertionError, lablib.wait_until, connected, 5, "connected")
+            ct.wait_until(lambda: "cellular' failed to autoconnect; 0 tries left"
+                          in self.nm_log(log_start), 60, "NetworkManager giving up autoconnect")
+            lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, ct.lab.OPERATOR_INDEX)
+            # NetworkManager does not try again by itself (docs/lab.md).
+            self.assertRaises(AssertionError, ct.wait_until, connected, 5, "connected")
             t0 = time.monotonic()
-            self.agent = uh.start_agent(lab, self.settings)
-            lablib.wait_until(connected, 30, "cellular re-activated by the agent")
+            self.agent = ct.uplink.start_agent(lab, self.settings)
+            ct.wait_until(connected, 30, "cellular re-activated by the agent")
             print("autoconnect blocked: re-activated %.2f s after the agent started"
                   % (time.monotonic() - t0))
-            uh.wait_link(self.sub, lambda l: l["uplinks"]["cellular"]["state"] == "up", 20, "cellular up")
+            ct.uplink.wait_link(self.sub, lambda l: l["uplinks"]["cellular"]["state"] == "up", 20, "cellular up")
         finally:
             if not lab.net.op_dnsmasq.alive():
-                lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, lablib.OPERATOR_INDEX)
+                lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, ct.lab.OPERATOR_INDEX)
             lab.nm.nmcli("connection", "modify", "cellular", "connection.autoconnect", "no",
                          "connection.autoconnect-retries", "-1", "ipv4.dhcp-timeout", "0", check=False)
 
@@ -193,11 +194,11 @@ class Cellular(unittest.TestCase):
         self.start_and_wait_up()
         t0 = time.monotonic()
         lab.mm.restart()
-        uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0, timeout=20)
+        ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "cellular", after=t0, timeout=20)
         up = self.wait_recovered(t0, 60)
         print("ModemManager restart: cellular back %.2f s later" % (up["_rx"] - t0))
         self.assertTrue(self.agent.alive())
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

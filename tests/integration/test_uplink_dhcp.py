@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest: labels=integration;lab;slow timeout=480
-"""DHCP server gone on the primary (docs/lab.md, "NetworkManager in namespaces"): NetworkManager 1.42 keeps the
+"""DHCP server gone on the primary (docs/lab.md): NetworkManager 1.42 keeps the
 lease until it expires, then drops the route, fails the device and, after its
 autoconnect retries, never tries again by itself. The agent must fail over when the
 address goes, and bring uplink1 back (re-activation) once DHCP answers again, then fail
@@ -13,9 +13,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
 lab = broker = None
 UPLINKS = {"wan1": {"connection": "uplink1", "priority": 10},
@@ -24,11 +25,11 @@ UPLINKS = {"wan1": {"connection": "uplink1", "priority": 10},
 
 def setUpModule():
     global lab, broker
-    lab = lablib.Lab(personality=None, uplinks=2).start()
+    lab = ct.lab.Lab(personality=None, uplinks=2).start()
     lab.nm.wait_connected("eth1")
     lab.nm.wait_connected("eth2")
-    uh.enable_ping_sockets(lab)
-    broker = uh.inet_broker(lab)
+    ct.uplink.enable_ping_sockets(lab)
+    broker = ct.uplink.inet_broker(lab)
 
 
 def tearDownModule():
@@ -43,7 +44,7 @@ def short_lease_dhcp():
         "--port=0", "--bind-dynamic", "--interface=lan", "--no-ping", "--user=root", "--pid-file=",
         "--dhcp-range=10.201.1.100,10.201.1.150,255.255.255.0,2m",
         "--dhcp-option=option:router,10.201.1.1",
-        "--dhcp-option=option:dns-server,%s" % lablib.INTERNET_DNS,
+        "--dhcp-option=option:dns-server,%s" % ct.lab.INTERNET_DNS,
         "--dhcp-leasefile=" + os.path.join(lab.run_dir, "net", "short.leases"),
         "--log-dhcp", "--log-facility=-"], in_dut=False)
 
@@ -55,41 +56,41 @@ class DhcpGone(unittest.TestCase):
         dhcp = short_lease_dhcp()
         lab.nm.nmcli("connection", "up", "uplink1")
         lab.nm.wait_connected("eth1")
-        uh.clear_retained(broker)
-        sub = uh.subscribe(broker)
-        agent = uh.start_agent(lab, uh.agent_settings(lab, broker, UPLINKS))
+        ct.uplink.clear_retained(broker)
+        sub = ct.uplink.subscribe(broker)
+        agent = ct.uplink.start_agent(lab, ct.uplink.agent_settings(lab, broker, UPLINKS))
         try:
-            uh.wait_link(sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
-                         30, "wan1 active and up")
-            watch = uh.RouteWatch(lab)
+            ct.uplink.wait_link(sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
+                                30, "wan1 active and up")
+            watch = ct.uplink.RouteWatch(lab)
             t0 = time.monotonic()
             dhcp.stop()
             # The lease runs out (renew at 60 s, rebind at 105 s, expiry at 120 s).
             t_route = watch.wait_for("eth2", t0, 200)
-            ev = uh.wait_event(sub, "failover", lambda e: e["to"] == "wan2", after=t0, timeout=30)
+            ev = ct.uplink.wait_event(sub, "failover", lambda e: e["to"] == "wan2", after=t0, timeout=30)
             print("DHCP gone: route via eth2 after %.0f s, failover event %.1f s after that (%s)"
                   % (t_route - t0, ev["_rx"] - t_route, ev["reason"]))
-            self.assertLessEqual(ev["_rx"] - t_route, uh.switch_deadline())
+            self.assertLessEqual(ev["_rx"] - t_route, ct.uplink.switch_deadline())
             # NetworkManager alone would fail the device and give up after its retries; the
             # agent keeps re-activating it (its DHCP transaction runs up to 45 s each time).
-            uh.wait_event(sub, "watchdog", lambda e: e["uplink"] == "wan1" and e["step"] == "reactivate",
-                          after=t_route, timeout=30)
+            ct.uplink.wait_event(sub, "watchdog", lambda e: e["uplink"] == "wan1" and e["step"] == "reactivate",
+                                 after=t_route, timeout=30)
             t1 = time.monotonic()
             dhcp = short_lease_dhcp()
-            up = uh.wait_event(sub, "uplink-up", lambda e: e["uplink"] == "wan1", after=t1, timeout=150)
-            acts = [e for e in uh.events(sub, "watchdog", after=t0) if e["step"] == "reactivate"]
+            up = ct.uplink.wait_event(sub, "uplink-up", lambda e: e["uplink"] == "wan1", after=t1, timeout=150)
+            acts = [e for e in ct.uplink.events(sub, "watchdog", after=t0) if e["step"] == "reactivate"]
             print("DHCP back: wan1 up %.1f s later (%d watchdog re-activations while it was gone)"
                   % (up["_rx"] - t1, len(acts)))
             self.assertIn("uplink1", lab.nm.active_connections())
             t_back = watch.wait_for("eth1", t1, 60)
-            self.assertGreaterEqual(t_back - up["_rx"], uh.FAST["hold-down"] - 0.5)
+            self.assertGreaterEqual(t_back - up["_rx"], ct.uplink.FAST["hold-down"] - 0.5)
             watch.close()
         finally:
-            self.assertEqual(uh.stop_agent(agent), 0)
+            self.assertEqual(ct.uplink.stop_agent(agent), 0)
             sub.close()
             dhcp.stop()
             lab.net.dhcp_server(1, True)
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

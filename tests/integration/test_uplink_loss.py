@@ -17,22 +17,23 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
 lab = broker = None
 UPLINKS = {"wan1": {"connection": "uplink1", "priority": 10},
            "wan2": {"connection": "uplink2", "priority": 20}}
-ICMP_ONLY = "icmp:%s" % lablib.INTERNET_PROBE   # one probe per round: clean statistics
+ICMP_ONLY = "icmp:%s" % ct.lab.INTERNET_PROBE   # one probe per round: clean statistics
 
 
 def setUpModule():
     global lab, broker
-    lab = lablib.Lab(personality=None, uplinks=2).start()
+    lab = ct.lab.Lab(personality=None, uplinks=2).start()
     lab.nm.wait_connected("eth1")
     lab.nm.wait_connected("eth2")
-    uh.enable_ping_sockets(lab)
+    ct.uplink.enable_ping_sockets(lab)
     broker = lab.start_broker()   # on the DUT: the counts below do not depend on MQTT paths
 
 
@@ -43,21 +44,21 @@ def tearDownModule():
 class Loss(unittest.TestCase):
 
     def setUp(self):
-        uh.clear_retained(broker)
-        self.sub = uh.subscribe(broker)
+        ct.uplink.clear_retained(broker)
+        self.sub = ct.uplink.subscribe(broker)
         self.agent = None
 
     def tearDown(self):
-        rc = uh.stop_agent(self.agent)
+        rc = ct.uplink.stop_agent(self.agent)
         self.sub.close()
         lab.net.restore(1)
         if rc is not None:
             self.assertEqual(rc, 0)
 
     def start(self, health):
-        self.agent = uh.start_agent(lab, uh.agent_settings(lab, broker, UPLINKS, health))
-        uh.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
-                     30, "wan1 active and up")
+        self.agent = ct.uplink.start_agent(lab, ct.uplink.agent_settings(lab, broker, UPLINKS, health))
+        ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
+                            30, "wan1 active and up")
 
     def rounds(self, name, outcome):
         return self.agent.log_text().count("[uplink] %s: probe round %s" % (name, outcome))
@@ -69,15 +70,15 @@ class Loss(unittest.TestCase):
         lab.net.loss(1, 1)
         duration = int(os.environ.get("CA_LOSS_SECONDS", "60"))
         while time.monotonic() - t0 < duration:
-            self.assertEqual(uh.events(self.sub, "failover"), [], "switched on 1 % loss")
-            time.sleep(1)
+            self.assertEqual(ct.uplink.events(self.sub, "failover"), [], "switched on 1 % loss")
+            time.sleep(1)  # the measurement window, checked once a second
         ok, bad = self.rounds("wan1", "ok") - ok0, self.rounds("wan1", "failed") - bad0
         suspects = self.agent.log_text().count("wan1: up -> suspect")
         print("1 %% loss for %d s: %d rounds, %d lost (%.1f %%), %d in doubt, 0 switches"
               % (duration, ok + bad, bad, 100.0 * bad / max(ok + bad, 1), suspects))
         self.assertGreaterEqual(ok + bad, duration * 0.8)
-        self.assertEqual(uh.events(self.sub, "uplink-down"), [])
-        self.assertEqual(uh.link(self.sub)["active"], "wan1")
+        self.assertEqual(ct.uplink.events(self.sub, "uplink-down"), [])
+        self.assertEqual(ct.uplink.link(self.sub)["active"], "wan1")
 
     def test_10_percent_damped(self):
         hold = 8
@@ -86,11 +87,11 @@ class Loss(unittest.TestCase):
         t0 = time.monotonic()
         lab.net.loss(1, 10)
         # Run until the primary went down at least twice (typically well under a minute).
-        lablib.wait_until(lambda: len([e for e in uh.events(self.sub, "uplink-down")
-                                       if e["uplink"] == "wan1"]) >= 2, 300, "two flaps")
-        downs = [e for e in uh.events(self.sub, "uplink-down") if e["uplink"] == "wan1"]
-        backs = uh.events(self.sub, "failback")
-        overs = uh.events(self.sub, "failover")
+        ct.wait_until(lambda: len([e for e in ct.uplink.events(self.sub, "uplink-down")
+                                   if e["uplink"] == "wan1"]) >= 2, 300, "two flaps")
+        downs = [e for e in ct.uplink.events(self.sub, "uplink-down") if e["uplink"] == "wan1"]
+        backs = ct.uplink.events(self.sub, "failback")
+        overs = ct.uplink.events(self.sub, "failover")
         duration = time.monotonic() - t0
         print("10 %% loss for %.0f s: %d downs, %d failovers, %d failbacks"
               % (duration, len(downs), len(overs), len(backs)))
@@ -100,7 +101,7 @@ class Loss(unittest.TestCase):
         self.assertLessEqual(len(backs), duration / hold + 1)
         self.assertLessEqual(len(overs), len(downs))
         # Damping is visible: flaps counted, hold-down grown.
-        l = uh.wait_link(self.sub, lambda l: l["uplinks"]["wan1"]["flaps"] >= 2, 10, "flaps in link")
+        l = ct.uplink.wait_link(self.sub, lambda l: l["uplinks"]["wan1"]["flaps"] >= 2, 10, "flaps in link")
         w1 = l["uplinks"]["wan1"]
         print("link: flaps %d, hold_down %d s, damped %s" % (w1["flaps"], w1["hold_down"], w1["damped"]))
         self.assertTrue(w1["damped"])
@@ -108,4 +109,4 @@ class Loss(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

@@ -8,19 +8,20 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
 lab = broker = None
 
 
 def setUpModule():
     global lab, broker
-    lab = lablib.Lab(personality="ecm", uplinks=2).start()
+    lab = ct.lab.Lab(personality="ecm", uplinks=2).start()
     lab.nm.wait_connected("eth1")
     lab.nm.wait_connected("eth2")
-    uh.enable_ping_sockets(lab)
+    ct.uplink.enable_ping_sockets(lab)
     broker = lab.start_broker()
 
 
@@ -31,52 +32,52 @@ def tearDownModule():
 class ThreeUplinks(unittest.TestCase):
 
     def test_step_down_and_back(self):
-        settings = uh.agent_settings(lab, broker, {
+        settings = ct.uplink.agent_settings(lab, broker, {
             "wan1": {"connection": "uplink1", "priority": 10},
             "wan2": {"connection": "uplink2", "priority": 20},
             "cellular": {"priority": 30}})
-        sub = uh.subscribe(broker)
-        agent = uh.start_agent(lab, settings)
-        hold = uh.FAST["hold-down"]
+        sub = ct.uplink.subscribe(broker)
+        agent = ct.uplink.start_agent(lab, settings)
+        hold = ct.uplink.FAST["hold-down"]
         try:
-            l = uh.wait_link(sub, lambda l: l["active"] == "wan1" and all(
+            l = ct.uplink.wait_link(sub, lambda l: l["active"] == "wan1" and all(
                 u["state"] == "up" for u in l["uplinks"].values()), 60, "all three up")
             self.assertEqual(sorted(u["metric"] for u in l["uplinks"].values()), [100, 30010, 30020])
             self.assertEqual(l["uplinks"]["cellular"]["interface"], "usb0")
-            watch = uh.RouteWatch(lab)
+            watch = ct.uplink.RouteWatch(lab)
 
             t0 = time.monotonic()
             lab.net.carrier(1, False)
             print("wan1 carrier lost: route via eth2 after %.2f s" % (watch.wait_for("eth2", t0, 10) - t0))
             t1 = time.monotonic()
             lab.net.blackhole(2)
-            t = watch.wait_for("usb0", t1, uh.silent_bound() + 5)
+            t = watch.wait_for("usb0", t1, ct.uplink.silent_bound() + 5)
             print("wan2 blackholed: route via usb0 (cellular) after %.2f s" % (t - t1))
-            self.assertLessEqual(t - t1, uh.switch_deadline())
-            uh.wait_event(sub, "failover", lambda e: e["from"] == "wan2" and e["to"] == "cellular",
-                          after=t1, timeout=10)
+            self.assertLessEqual(t - t1, ct.uplink.switch_deadline())
+            ct.uplink.wait_event(sub, "failover", lambda e: e["from"] == "wan2" and e["to"] == "cellular",
+                                 after=t1, timeout=10)
 
             t2 = time.monotonic()
             lab.net.restore(2)
-            up = uh.wait_event(sub, "uplink-up", lambda e: e["uplink"] == "wan2", after=t2, timeout=40)
+            up = ct.uplink.wait_event(sub, "uplink-up", lambda e: e["uplink"] == "wan2", after=t2, timeout=40)
             t_back = watch.wait_for("eth2", t2, 40)
             self.assertGreaterEqual(t_back - up["_rx"], hold - 0.5)
             t3 = time.monotonic()
             lab.net.restore(1)
-            up = uh.wait_event(sub, "uplink-up", lambda e: e["uplink"] == "wan1", after=t3, timeout=40)
+            up = ct.uplink.wait_event(sub, "uplink-up", lambda e: e["uplink"] == "wan1", after=t3, timeout=40)
             t_back = watch.wait_for("eth1", t3, 40)
             self.assertGreaterEqual(t_back - up["_rx"], hold - 0.5)
-            uh.wait_event(sub, "failback", lambda e: e["from"] == "wan2" and e["to"] == "wan1",
-                          after=t3, timeout=10)
+            ct.uplink.wait_event(sub, "failback", lambda e: e["from"] == "wan2" and e["to"] == "wan1",
+                                 after=t3, timeout=10)
             # Cellular stayed up (activate=always) and probed all along.
-            self.assertEqual(uh.link(sub)["uplinks"]["cellular"]["state"], "up")
+            self.assertEqual(ct.uplink.link(sub)["uplinks"]["cellular"]["state"], "up")
             watch.close()
         finally:
-            self.assertEqual(uh.stop_agent(agent), 0)
+            self.assertEqual(ct.uplink.stop_agent(agent), 0)
             sub.close()
             lab.net.restore(1)
             lab.net.restore(2)
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

@@ -15,22 +15,23 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402  (puts tests/lib on sys.path)
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
 lab = broker = None
-HOLD = uh.FAST["hold-down"]
+HOLD = ct.uplink.FAST["hold-down"]
 SLACK = 2.0  # the shared 2-core machine: scheduling, nft/ip calls, python polling
 
 
 def setUpModule():
     global lab, broker
-    lab = lablib.Lab(personality=None, uplinks=2).start()
+    lab = ct.lab.Lab(personality=None, uplinks=2).start()
     lab.nm.wait_connected("eth1")
     lab.nm.wait_connected("eth2")
-    uh.enable_ping_sockets(lab)
-    broker = uh.inet_broker(lab)
+    ct.uplink.enable_ping_sockets(lab)
+    broker = ct.uplink.inet_broker(lab)
 
 
 def tearDownModule():
@@ -46,15 +47,15 @@ class WiredFailover(unittest.TestCase):
             lab.net.restore(i)
         lab.nm.nmcli("connection", "up", "uplink2", check=False)
         lab.nm.wait_connected("eth2")
-        uh.clear_retained(broker)
-        self.sub = uh.subscribe(broker)
+        ct.uplink.clear_retained(broker)
+        self.sub = ct.uplink.subscribe(broker)
         self.agent = None
         self.watch = None
 
     def tearDown(self):
         if self.watch:
             self.watch.close()
-        rc = uh.stop_agent(self.agent)
+        rc = ct.uplink.stop_agent(self.agent)
         self.sub.close()
         for i in (1, 2):
             lab.net.restore(i)
@@ -62,11 +63,11 @@ class WiredFailover(unittest.TestCase):
             self.assertEqual(rc, 0, "agent exit code")
 
     def start(self, uplinks=None, health=None):
-        self.agent = uh.start_agent(lab, uh.agent_settings(lab, broker, uplinks or self.uplinks, health))
-        uh.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
-                     30, "wan1 active and up")
-        lablib.wait_until(lambda: lab.net.route_dev() == "eth1", 10, "route via eth1")
-        self.watch = uh.RouteWatch(lab)
+        self.agent = ct.uplink.start_agent(lab, ct.uplink.agent_settings(lab, broker, uplinks or self.uplinks, health))
+        ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan1"]["state"] == "up",
+                            30, "wan1 active and up")
+        ct.wait_until(lambda: lab.net.route_dev() == "eth1", 10, "route via eth1")
+        self.watch = ct.uplink.RouteWatch(lab)
 
     def failover_then_failback(self, fault, bound, what):
         """Apply fault to uplink 1: the route moves within bound; then restore and check
@@ -77,31 +78,31 @@ class WiredFailover(unittest.TestCase):
         dt = t_switch - t0
         print("%s: default route on eth2 after %.2f s (bound %.1f s)" % (what, dt, bound))
         self.assertLessEqual(dt, bound + SLACK, "%s: switch too slow" % what)
-        ev = uh.wait_event(self.sub, "failover", lambda e: e["to"] == "wan2", timeout=15)
+        ev = ct.uplink.wait_event(self.sub, "failover", lambda e: e["to"] == "wan2", timeout=15)
         self.assertEqual(ev["from"], "wan1")
         self.assertIn("evidence", ev)
-        down = uh.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "wan1", timeout=5)
+        down = ct.uplink.wait_event(self.sub, "uplink-down", lambda e: e["uplink"] == "wan1", timeout=5)
         self.assertTrue(down["reason"])
-        uh.wait_link(self.sub, lambda l: l["active"] == "wan2" and l["uplinks"]["wan1"]["state"] == "down",
-                     10, "link: wan2 active, wan1 down")
+        ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan2" and l["uplinks"]["wan1"]["state"] == "down",
+                            10, "link: wan2 active, wan1 down")
         # MQTT reconnected over eth2 at once (keepalive is 60 s): a new online status,
         # from eth2's address (the broker sees the new path).
-        lablib.wait_until(lambda: [m for m in self.sub.matching(uh.BASE + "/status")
-                                   if m.get("_rx", 0) > t0 and m["json"].get("state") == "online"],
-                          5, "MQTT online again after the switch")
+        ct.wait_until(lambda: [m for m in self.sub.matching(ct.uplink.BASE + "/status")
+                               if m.get("_rx", 0) > t0 and m["json"].get("state") == "online"],
+                      5, "MQTT online again after the switch")
         with open(lab.log_path("mosquitto")) as f:
             self.assertIn("connected from 10.201.2.2", f.read())
 
         # Recovery: failback only after hold-down.
         t1 = time.monotonic()
         lab.net.restore(1)
-        up = uh.wait_event(self.sub, "uplink-up", lambda e: e["uplink"] == "wan1", after=t1, timeout=60)
+        up = ct.uplink.wait_event(self.sub, "uplink-up", lambda e: e["uplink"] == "wan1", after=t1, timeout=60)
         t_back = self.watch.wait_for("eth1", t1, 60)
         held = t_back - up["_rx"]
         print("%s: wan1 up again; failback %.2f s later (hold-down %d s)" % (what, held, HOLD))
         self.assertGreaterEqual(held, HOLD - 0.5, "failback before hold-down")
         self.assertLessEqual(held, HOLD + SLACK, "failback late")
-        fb = uh.wait_event(self.sub, "failback", lambda e: e["to"] == "wan1", after=t1, timeout=10)
+        fb = ct.uplink.wait_event(self.sub, "failback", lambda e: e["to"] == "wan1", after=t1, timeout=10)
         self.assertEqual(fb["from"], "wan2")
         return dt
 
@@ -111,14 +112,14 @@ class WiredFailover(unittest.TestCase):
 
     def test_silent_blackhole(self):
         self.start()
-        self.failover_then_failback(lambda: lab.net.blackhole(1), uh.silent_bound(), "blackhole")
+        self.failover_then_failback(lambda: lab.net.blackhole(1), ct.uplink.silent_bound(), "blackhole")
 
     def test_reject(self):
         self.start()
         # Rejected probes fail at once (ICMP admin-prohibited, TCP reset): down-after
         # rounds back to back after the next scheduled probe.
         self.failover_then_failback(lambda: lab.net.reject(1),
-                                    uh.FAST["interval"] + uh.FAST["down-after"] * uh.FAST["fast-interval"],
+                                    ct.uplink.FAST["interval"] + ct.uplink.FAST["down-after"] * ct.uplink.FAST["fast-interval"],
                                     "reject")
 
     def test_steady_link_not_republished(self):
@@ -126,13 +127,13 @@ class WiredFailover(unittest.TestCase):
         # beyond the per-round figures (RTT, loss, probe results, ages). Each publish is a
         # QoS 1 message and its PUBACK over the uplink: on cellular, that is money.
         self.start()
-        uh.wait_link(self.sub, lambda l: l["uplinks"]["wan2"]["state"] == "up", 30, "wan2 up")
+        ct.uplink.wait_link(self.sub, lambda l: l["uplinks"]["wan2"]["state"] == "up", 30, "wan2 up")
         rounds = r"(wan1|wan2): probe round ok"
         n0 = len(re.findall(rounds, self.agent.log_text()))
-        links0 = len(self.sub.matching(uh.BASE + "/link"))
-        lablib.wait_until(lambda: len(re.findall(rounds, self.agent.log_text())) >= n0 + 10, 60,
-                          "ten more probe rounds (interval %d s)" % uh.FAST["interval"])
-        links = self.sub.matching(uh.BASE + "/link")[links0:]
+        links0 = len(self.sub.matching(ct.uplink.BASE + "/link"))
+        ct.wait_until(lambda: len(re.findall(rounds, self.agent.log_text())) >= n0 + 10, 60,
+                      "ten more probe rounds (interval %d s)" % ct.uplink.FAST["interval"])
+        links = self.sub.matching(ct.uplink.BASE + "/link")[links0:]
         self.assertEqual(lab.net.route_dev(), "eth1")
         self.assertEqual(links, [], "link republished with nothing changed: %s" % links[:2])
 
@@ -141,29 +142,29 @@ class WiredFailover(unittest.TestCase):
                    "wan2": {"connection": "uplink2", "priority": 20, "activate": "on-demand"}}
         self.start(uplinks)
         # NetworkManager had brought uplink2 up by itself: the agent takes it down.
-        lablib.wait_until(lambda: "uplink2" not in lab.nm.active_connections(), 15,
-                          "uplink2 deactivated (not needed)")
-        uh.wait_link(self.sub, lambda l: l["uplinks"]["wan2"]["state"] == "standby", 10, "wan2 standby")
+        ct.wait_until(lambda: "uplink2" not in lab.nm.active_connections(), 15,
+                      "uplink2 deactivated (not needed)")
+        ct.uplink.wait_link(self.sub, lambda l: l["uplinks"]["wan2"]["state"] == "standby", 10, "wan2 standby")
         t0 = time.monotonic()
         lab.net.carrier(1, False)
         t_switch = self.watch.wait_for("eth2", t0, 20)
         print("on-demand: uplink2 activated and carrying traffic %.2f s after carrier loss" % (t_switch - t0))
         self.assertIn("uplink2", lab.nm.active_connections())
-        uh.wait_event(self.sub, "failover", lambda e: e["to"] == "wan2", timeout=15)
+        ct.uplink.wait_event(self.sub, "failover", lambda e: e["to"] == "wan2", timeout=15)
         t1 = time.monotonic()
         lab.net.restore(1)
         t_back = self.watch.wait_for("eth1", t1, 60)
         self.assertGreaterEqual(t_back - t1, HOLD, "failback before hold-down")
-        lablib.wait_until(lambda: "uplink2" not in lab.nm.active_connections(), 15,
-                          "uplink2 taken down again after failback")
-        uh.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan2"]["state"] == "standby",
-                     10, "wan1 active, wan2 standby")
+        ct.wait_until(lambda: "uplink2" not in lab.nm.active_connections(), 15,
+                      "uplink2 taken down again after failback")
+        ct.uplink.wait_link(self.sub, lambda l: l["active"] == "wan1" and l["uplinks"]["wan2"]["state"] == "standby",
+                            10, "wan1 active, wan2 standby")
 
     def test_link_topic(self):
         self.start()
-        lablib.wait_until(lambda: (uh.link(self.sub) or {}).get("uplinks", {}).get("wan2", {}).get("rtt_ms"),
-                          20, "link with probe results")
-        l = uh.link(self.sub)
+        ct.wait_until(lambda: (ct.uplink.link(self.sub) or {}).get("uplinks", {}).get("wan2", {}).get("rtt_ms"),
+                      20, "link with probe results")
+        l = ct.uplink.link(self.sub)
         w1, w2 = l["uplinks"]["wan1"], l["uplinks"]["wan2"]
         self.assertEqual((w1["device"], w1["interface"], w2["device"]), ("eth1", "eth1", "eth2"))
         self.assertEqual((w1["metric"], w2["metric"]), (100, 30010))
@@ -171,11 +172,11 @@ class WiredFailover(unittest.TestCase):
         self.assertIn(w1["loss"], (0, 0.0))
         self.assertGreater(w2["rtt_ms"], 0)
         self.assertTrue(w1["since"].endswith("Z"))
-        self.assertEqual(w1["probes"][0]["target"], "icmp:" + lablib.INTERNET_PROBE)
+        self.assertEqual(w1["probes"][0]["target"], "icmp:" + ct.lab.INTERNET_PROBE)
         # Retained: a late subscriber gets it at once.
-        late = uh.subscribe(broker)
+        late = ct.uplink.subscribe(broker)
         try:
-            lablib.wait_until(lambda: uh.link(late), 5, "retained link")
+            ct.wait_until(lambda: ct.uplink.link(late), 5, "retained link")
         finally:
             late.close()
         # ICMP went through an unprivileged ping socket (ping_group_range), not raw.
@@ -183,4 +184,4 @@ class WiredFailover(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest: name=lab-ecm labels=lab timeout=120
 """Lab self-test: the cellular data path through the emulated ECM modem.
 
 ModemManager (fibocom plugin) and NetworkManager share the device namespace;
@@ -13,17 +14,18 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import lablib  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
 
 lab = None
 GATEWAY = "10.201.100.1"
-PROBE = lablib.INTERNET_PROBE
+PROBE = ct.lab.INTERNET_PROBE
 
 
 def setUpModule():
     global lab
-    lab = lablib.Lab(personality="ecm").start()
+    lab = ct.lab.Lab(personality="ecm").start()
     lab.mm.wait_state("registered", timeout=30)      # NetworkManager enables the modem
 
 
@@ -34,7 +36,7 @@ def tearDownModule():
 def connect():
     """Activate the gsm profile; return the usb0 addresses."""
     lab.nm.nmcli("connection", "up", "cellular")
-    return lablib.wait_until(lambda: lab.net.addresses("usb0"), 15, "an address on usb0")
+    return ct.wait_until(lambda: lab.net.addresses("usb0"), 15, "an address on usb0")
 
 
 def cellular_active():
@@ -67,7 +69,7 @@ class EcmTest(unittest.TestCase):
         self.assertFalse(lab.net.ping(GATEWAY, timeout=1))
         self.assertTrue(cellular_active())        # NetworkManager stays "connected"
         lab.modem.operator_link(True)
-        lablib.wait_until(lambda: lab.net.ping(GATEWAY, timeout=1), 10, "the gateway again")
+        ct.wait_until(lambda: lab.net.ping(GATEWAY, timeout=1), 10, "the gateway again")
 
     def test_4_session_dropped_silently(self):
         lab.modem.drop_session(notify=False)
@@ -79,7 +81,7 @@ class EcmTest(unittest.TestCase):
 
     def test_5_session_dropped_with_cgev(self):
         lab.modem.drop_session(notify=True)
-        lablib.wait_until(lambda: not cellular_active(), 10, "NetworkManager to drop the cellular connection")
+        ct.wait_until(lambda: not cellular_active(), 10, "NetworkManager to drop the cellular connection")
         self.assertNotEqual(lab.mm.state(), "connected")
 
     def test_6_sms_on_ecm(self):
@@ -91,7 +93,7 @@ class EcmTest(unittest.TestCase):
         lab.nm.nmcli("connection", "down", "cellular", check=False)
         lab.modem.set(apn="only.this")
         try:
-            self.assertRaises(lablib.LabError, lab.nm.nmcli, "connection", "up", "cellular",
+            self.assertRaises(ct.lab.LabError, lab.nm.nmcli, "connection", "up", "cellular",
                               timeout=90)
             self.assertFalse(cellular_active())
             events = lab.modem.dump()["events"]
@@ -105,4 +107,4 @@ class EcmTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest: name=lab-modem labels=lab timeout=120
 """Lab self-test: the real ModemManager drives the emulated SIMCom A7670E.
 
 One lab for the module (ModemManager + simtech emulator, two AT ports):
@@ -12,15 +13,16 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import lablib  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
 
 lab = None
 
 
 def setUpModule():
     global lab
-    lab = lablib.Lab(personality="simtech", at_ports=2, enable=True).start()
+    lab = ct.lab.Lab(personality="simtech", at_ports=2, enable=True).start()
 
 
 def tearDownModule():
@@ -45,32 +47,32 @@ class ModemTest(unittest.TestCase):
         self.assertEqual(info["modem.generic.access-technologies"], ["lte"])
         self.assertEqual(info["modem.generic.signal-quality.value"], "70")   # CSQ 22
         self.assertEqual(sorted(info["modem.generic.ports"]), ["ttyUSB0 (at)", "ttyUSB1 (at)"])
-        sim = lablib.parse_keyvalues(lab.mm.mmcli("-i", info["modem.generic.sim"], "-K"))
+        sim = ct.lab.parse_keyvalues(lab.mm.mmcli("-i", info["modem.generic.sim"], "-K"))
         self.assertEqual(sim["sim.properties.iccid"], ident["iccid"])
         self.assertEqual(sim["sim.properties.imsi"], ident["imsi"])
         self.assertEqual(sim["sim.properties.operator-code"], ident["operator_code"])
 
     def test_2_location_and_signal_interfaces(self):
         lab.mm.mmcli("-m", "any", "--location-enable-3gpp")
-        loc = lablib.parse_keyvalues(lab.mm.mmcli("-m", "any", "--location-get", "-K"))
+        loc = ct.lab.parse_keyvalues(lab.mm.mmcli("-m", "any", "--location-get", "-K"))
         self.assertEqual(loc["modem.location.3gpp.tac"].upper().lstrip("0"), "1A2B")
         self.assertEqual(loc["modem.location.3gpp.cid"].upper().lstrip("0"), "1A2B3C4")
         self.assertEqual(loc["modem.location.3gpp.mcc"], "639")
         lab.mm.mmcli("-m", "any", "--signal-setup=5")
-        sig = lablib.wait_until(
+        sig = ct.wait_until(
             lambda: (lambda s: s if s.get("modem.signal.lte.rsrp") else None)(
-                lablib.parse_keyvalues(lab.mm.mmcli("-m", "any", "--signal-get", "-K"))),
+                ct.lab.parse_keyvalues(lab.mm.mmcli("-m", "any", "--signal-get", "-K"))),
             15, "LTE signal values")
         self.assertEqual(float(sig["modem.signal.lte.rsrp"]), -95.0)
         self.assertEqual(float(sig["modem.signal.lte.rsrq"]), -10.0)
 
     def test_3_runtime_signal_and_registration(self):
         lab.modem.set_signal(csq=10)       # unsolicited +CSQ (AUTOCSQ)
-        lablib.wait_until(lambda: lab.mm.info()["modem.generic.signal-quality.value"] == "32",
-                          5, "signal quality 32 %")
+        ct.wait_until(lambda: lab.mm.info()["modem.generic.signal-quality.value"] == "32",
+                      5, "signal quality 32 %")
         lab.modem.set_registration(stat="roaming")
-        lablib.wait_until(lambda: lab.mm.info()["modem.3gpp.registration-state"] == "roaming",
-                          5, "roaming")
+        ct.wait_until(lambda: lab.mm.info()["modem.3gpp.registration-state"] == "roaming",
+                      5, "roaming")
         lab.modem.set_registration(stat="searching")
         lab.mm.wait_state("searching", timeout=5)
         lab.modem.set_registration(stat="home")
@@ -80,7 +82,7 @@ class ModemTest(unittest.TestCase):
     def test_4_unplug_and_replug(self):
         old = lab.mm.modems()
         lab.mm.unplug()
-        lablib.wait_until(lambda: not lab.mm.modems(), 10, "the modem object to go")
+        ct.wait_until(lambda: not lab.mm.modems(), 10, "the modem object to go")
         lab.mm.replug()
         new = lab.mm.wait_modem(timeout=30)
         self.assertNotIn(new, old)
@@ -89,7 +91,7 @@ class ModemTest(unittest.TestCase):
     def test_5_sim_states(self):
         lab.modem.set_sim("pin")
         lab.mm.unplug()
-        lablib.wait_until(lambda: not lab.mm.modems(), 10, "the modem object to go")
+        ct.wait_until(lambda: not lab.mm.modems(), 10, "the modem object to go")
         lab.mm.replug()
         lab.mm.wait_modem()
         lab.mm.wait_state("locked")
@@ -106,7 +108,7 @@ class ModemTest(unittest.TestCase):
 
     def test_6_modemmanager_restart(self):
         lab.modem.clear_dump()
-        lab.mm.restart(lablib.signal.SIGKILL)
+        lab.mm.restart(ct.lab.signal.SIGKILL)
         self.assertIn(lab.mm.state(), ("disabled", "enabling", "registered"))
         self.assertEqual(lab.mm.enable(), "registered")
         cmds = [c["cmd"] for c in lab.modem.commands()]
@@ -114,4 +116,4 @@ class ModemTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest: name=lab-pdu labels=lab timeout=30
 """Lab self-test without daemons: the PDU codec and the emulator's AT dialogue.
 
 Needs no root: runs the emulator on ptys and talks AT to it directly.
@@ -13,16 +14,17 @@ import time
 import tty
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import lablib  # noqa: E402
-import smspdu  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.smspdu  # noqa: E402
 
 
 class CodecTest(unittest.TestCase):
 
     def test_decode_known_submit(self):
         # 3GPP example: to +46708251358, "hellohello", relative validity
-        sub = smspdu.decode_submit("0011000B916407281553F80000AA0AE8329BFD4697D9EC37")
+        sub = ct.smspdu.decode_submit("0011000B916407281553F80000AA0AE8329BFD4697D9EC37")
         self.assertEqual((sub["number"], sub["text"], sub["validity"]), ("+46708251358", "hellohello", 0xAA))
         self.assertFalse(sub["srr"])
 
@@ -30,9 +32,9 @@ class CodecTest(unittest.TestCase):
         cases = {"Hello {world} €5 [x] ~|^\\": 1, "Jambo 😀 你好": 1, "A" * 160: 1, "A" * 161: 2,
                  "€" * 80: 1, "€" * 81: 2, "😀" * 35: 1, "😀" * 36: 2, "Habari ya asubuhi " * 20: 3}
         for text, nparts in cases.items():
-            parts = smspdu.encode_deliver_parts("+254700000001", text, timestamp="2024-05-01T10:20:30+03:00")
+            parts = ct.smspdu.encode_deliver_parts("+254700000001", text, timestamp="2024-05-01T10:20:30+03:00")
             self.assertEqual(len(parts), nparts, text)
-            dec = [smspdu.decode_deliver(p) for p, _ in parts]
+            dec = [ct.smspdu.decode_deliver(p) for p, _ in parts]
             self.assertEqual("".join(d["text"] for d in dec), text)
             self.assertEqual(dec[0]["sender"], "+254700000001")
             self.assertEqual(dec[0]["timestamp"], "2024-05-01T10:20:30+03:00")
@@ -40,12 +42,12 @@ class CodecTest(unittest.TestCase):
                 self.assertEqual([d["concat"]["seq"] for d in dec], list(range(1, nparts + 1)))
 
     def test_timestamp_negative_zone(self):
-        ts = smspdu.parse_timestamp("2023-12-31T23:59:58-04:30")
-        self.assertEqual(smspdu.decode_timestamp(smspdu.encode_timestamp(ts)), ts)
+        ts = ct.smspdu.parse_timestamp("2023-12-31T23:59:58-04:30")
+        self.assertEqual(ct.smspdu.decode_timestamp(ct.smspdu.encode_timestamp(ts)), ts)
 
     def test_alphanumeric_sender(self):
-        pdu, _ = smspdu.encode_deliver("Safaricom", "Bundle low")
-        self.assertEqual(smspdu.decode_deliver(pdu)["sender"], "Safaricom")
+        pdu, _ = ct.smspdu.encode_deliver("Safaricom", "Bundle low")
+        self.assertEqual(ct.smspdu.decode_deliver(pdu)["sender"], "Safaricom")
 
 
 class EmulatorDialogueTest(unittest.TestCase):
@@ -56,13 +58,13 @@ class EmulatorDialogueTest(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="calab-pdu-")
         cls.ctl = os.path.join(cls.dir, "ctl.sock")
         state = os.path.join(cls.dir, "state.json")
-        cls.proc = subprocess.Popen([lablib.PY, os.path.join(lablib.LAB_DIR, "modem-emu"), "--ctl", cls.ctl,
+        cls.proc = subprocess.Popen([ct.lab.PY, os.path.join(ct.lab.LAB_DIR, "modem-emu"), "--ctl", cls.ctl,
                                      "--state", state, "--log", os.path.join(cls.dir, "emu.log")])
-        lablib.wait_until(lambda: os.path.exists(cls.ctl) and os.path.exists(state), 10, "emulator")
+        ct.wait_until(lambda: os.path.exists(cls.ctl) and os.path.exists(state), 10, "emulator")
         with open(state) as f:
             cls.fd = os.open(json.load(f)["ports"]["ttyUSB0"], os.O_RDWR | os.O_NOCTTY)
         tty.setraw(cls.fd)
-        cls.client = lablib.EmuClient(cls.ctl)
+        cls.client = ct.lab.EmuClient(cls.ctl)
 
     @classmethod
     def tearDownClass(cls):
@@ -114,7 +116,7 @@ class EmulatorDialogueTest(unittest.TestCase):
         self.client.deliver_sms("Jambo 😀", sender="+254700000009", spacing=0)
         listing = self.at("AT+CMGL=4")
         pdu = listing.split("+CMGL: 0,0,,")[1].split("\r\n")[1]
-        self.assertEqual(smspdu.decode_deliver(pdu)["text"], "Jambo 😀")
+        self.assertEqual(ct.smspdu.decode_deliver(pdu)["text"], "Jambo 😀")
         self.client.set_storage(full=True)
         res = self.client.deliver_sms("lost", spacing=0)
         self.assertFalse(res["stored"][0])

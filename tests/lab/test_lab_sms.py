@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest: name=lab-sms labels=lab timeout=120
 """Lab self-test: SMS both ways between the real ModemManager and the emulator.
 
 Outgoing (mmcli creates and sends): the emulator's dump shows the decoded
@@ -12,15 +13,16 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import lablib  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
 
 lab = None
 
 
 def setUpModule():
     global lab
-    lab = lablib.Lab(personality="simtech", enable=True).start()
+    lab = ct.lab.Lab(personality="simtech", enable=True).start()
 
 
 def tearDownModule():
@@ -64,7 +66,7 @@ class OutgoingTest(unittest.TestCase):
         ref = info["sms.properties.message-reference"]
         self.assertEqual(ref, str(msg["references"][0]))
         # ModemManager 1.20 exposes the report as its own status-report SMS object
-        report = lablib.wait_until(lambda: next(
+        report = ct.wait_until(lambda: next(
             (i for i in map(lab.mm.sms_info, lab.mm.sms_list())
              if i.get("sms.properties.pdu-type") == "status-report"
              and i.get("sms.properties.message-reference") == ref), None), 10, "the status report")
@@ -73,7 +75,7 @@ class OutgoingTest(unittest.TestCase):
 
     def test_refused_send(self):
         lab.modem.fail_next_send(error=38)
-        with self.assertRaises(lablib.LabError):
+        with self.assertRaises(ct.lab.LabError):
             lab.mm.send_sms("+254700000106", "This one fails")
         msg = lab.modem.wait_sent(lambda m: m["to"] == "+254700000106")[0]
         self.assertEqual(msg["results"], ["+CMS ERROR: 38"])
@@ -110,4 +112,4 @@ class IncomingTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

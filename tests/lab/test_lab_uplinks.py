@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest: name=lab-uplinks labels=lab timeout=120
 """Lab self-test: NetworkManager in the device namespace with two ISP uplinks.
 
 NetworkManager activates both uplinks (DHCP and static), the kernel's default
@@ -12,16 +13,17 @@ import socket
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import lablib  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
 
 lab = None
-PROBE = lablib.INTERNET_PROBE
+PROBE = ct.lab.INTERNET_PROBE
 
 
 def setUpModule():
     global lab
-    lab = lablib.Lab(personality=None, uplinks=2).start()
+    lab = ct.lab.Lab(personality=None, uplinks=2).start()
     lab.nm.wait_connected("eth1")
     lab.nm.wait_connected("eth2")
 
@@ -38,7 +40,7 @@ def tcp_result(iface):
             "try:\n s.connect(('%s',80)); print('ok')\n"
             "except ConnectionRefusedError: print('refused')\n"
             "except OSError: print('timeout')\n" % (iface, PROBE))
-    return lab.run_in_dut([lablib.PY, "-c", code]).stdout.strip()
+    return lab.run_in_dut([ct.lab.PY, "-c", code]).stdout.strip()
 
 
 class UplinkTest(unittest.TestCase):
@@ -52,17 +54,17 @@ class UplinkTest(unittest.TestCase):
 
     def test_2_probe_targets(self):
         self.assertTrue(lab.net.ping(PROBE))
-        body = lab.run_in_dut([lablib.PY, "-c", "import urllib.request;"
+        body = lab.run_in_dut([ct.lab.PY, "-c", "import urllib.request;"
                                "print(urllib.request.urlopen('http://probe.lab/check',timeout=5).read().decode())"])
         self.assertEqual(body.stdout.strip(), "OK")
         self.assertEqual(tcp_result("eth2"), "ok")
 
     def test_3_failover_on_carrier_loss(self):
         lab.net.carrier(1, False)
-        lablib.wait_until(lambda: lab.net.route_dev(PROBE) == "eth2", 15, "default route via eth2")
+        ct.wait_until(lambda: lab.net.route_dev(PROBE) == "eth2", 15, "default route via eth2")
         self.assertTrue(lab.net.ping(PROBE))
         lab.net.restore(1)
-        lablib.wait_until(lambda: lab.net.route_dev(PROBE) == "eth1", 20, "default route back on eth1")
+        ct.wait_until(lambda: lab.net.route_dev(PROBE) == "eth1", 20, "default route back on eth1")
 
     def test_4_fault_injectors(self):
         lab.net.blackhole(1)
@@ -81,4 +83,4 @@ class UplinkTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

@@ -1,5 +1,5 @@
 /* mqtt-driver: drives one CaMqtt from line commands on stdin, for the MQTT integration
- * tests (tests/lib/mqtt_helpers.py). Prints one line per event on stdout. Logs go to
+ * tests (cellagent_test.mqtt.Driver). Prints one line per event on stdout. Logs go to
  * stderr. Not installed.
  *
  * Commands:

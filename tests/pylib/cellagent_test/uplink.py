@@ -1,4 +1,4 @@
-"""Helpers for the uplink integration tests (lab: real NetworkManager in namespaces).
+"""Scenario helpers for the uplink tests (lab: real NetworkManager in namespaces).
 
 - inet_broker(lab): mosquitto on 198.51.100.20 in the lab's "internet" namespace, so the
   agent's MQTT connection really goes through the uplinks (and must move with them).
@@ -14,11 +14,13 @@ import subprocess
 import threading
 import time
 
-import harness
-import lablib
+from cellagent_test.agent import Agent
+from cellagent_test.core import scaled, wait_until
+from cellagent_test.lab import INTERNET_BROKER, INTERNET_DNS, INTERNET_PROBE
+from cellagent_test.mqtt import Broker
 
 BASE = "cellagent/dev1"
-PROBES = "icmp:%s;dns:%s;tcp:mqtt" % (lablib.INTERNET_PROBE, lablib.INTERNET_DNS)
+PROBES = "icmp:%s;dns:%s;tcp:mqtt" % (INTERNET_PROBE, INTERNET_DNS)
 
 # Short timings used by the tests; the expected detection bounds follow from them.
 FAST = {"interval": 2, "fast-interval": 1, "timeout": 1, "down-after": 3, "up-after": 3,
@@ -37,7 +39,7 @@ def switch_deadline(h=FAST):
     worst case plus 5 s for a loaded 2-core machine, stretched by CA_TIME_SCALE. It
     catches a switch that does not happen; the timing targets themselves are measured in
     tests/bench/bench_uplink_failover.py (docs/benchmarks.md), not asserted here."""
-    return harness.scaled(2 * silent_bound(h) + 5)
+    return scaled(2 * silent_bound(h) + 5)
 
 
 def enable_ping_sockets(lab):
@@ -48,14 +50,9 @@ def enable_ping_sockets(lab):
 
 
 def inet_broker(lab):
-    """mosquitto reachable only through the uplinks (lablib.INTERNET_BROKER)."""
-    b = lablib.Broker(lab)
-    b.wrapper = ["ip", "netns", "exec", lab.net.inet]
-    b.host = lablib.INTERNET_BROKER
-    b.port = 1883
-    b.dir = os.path.join(lab.run_dir, "mqtt-inet")
-    os.makedirs(b.dir, exist_ok=True)
-    return b.start()
+    """mosquitto reachable only through the uplinks (INTERNET_BROKER)."""
+    return Broker(os.path.join(lab.run_dir, "mqtt-inet"), port=1883, host=INTERNET_BROKER,
+                  lab=lab, wrapper=["ip", "netns", "exec", lab.net.inet]).start()
 
 
 def agent_settings(lab, broker, uplinks, health=None, watchdog=None, extra=None):
@@ -80,13 +77,8 @@ def start_agent(lab, settings, name=None, wrapper=None):
     """cellagent in the DUT; its config and log live in the lab's log directory."""
     _counter[0] += 1
     name = name or "agent-%d" % _counter[0]
-    d = os.path.join(lab.run_dir, "logs")
     settings.setdefault("agent", {}).setdefault("state-dir", os.path.join(lab.run_dir, name + "-state"))
-    # CA_AGENT_WRAPPER (e.g. "valgrind --error-exitcode=99 --leak-check=full") runs the agent
-    # under a tool, inside the device namespace.
-    extra = (wrapper or []) + os.environ.get("CA_AGENT_WRAPPER", "").split()
-    a = harness.Agent(d, settings, env=lab.env, name=name, wrapper=lab.dut_wrapper() + extra)
-    return a.start()
+    return Agent.in_lab(lab, settings, name=name, wrapper=wrapper or ()).start()
 
 
 def stop_agent(agent):
@@ -99,7 +91,7 @@ def stop_agent(agent):
 class RouteWatch:
     """Background poller of the DUT's route choice for a destination."""
 
-    def __init__(self, lab, addr=lablib.INTERNET_PROBE, period=0.02):
+    def __init__(self, lab, addr=INTERNET_PROBE, period=0.02):
         self.lab, self.addr, self.period = lab, addr, period
         self.changes = []   # (monotonic time, dev)
         self._stop = threading.Event()
@@ -137,8 +129,8 @@ class RouteWatch:
 
     def wait_for(self, dev, after, timeout):
         """Time of the first change to dev after `after` (monotonic), or AssertionError."""
-        return harness.wait_until(lambda: self.first_change_to(dev, after), timeout,
-                                  "default route via %s" % dev, interval=0.02)
+        return wait_until(lambda: self.first_change_to(dev, after), timeout,
+                          "default route via %s" % dev, interval=0.02)
 
     def close(self):
         self._stop.set()
@@ -152,8 +144,8 @@ def link(sub):
 
 
 def wait_link(sub, pred, timeout, what="link state"):
-    return harness.wait_until(lambda: (lambda l: l if l and pred(l) else None)(link(sub)),
-                              timeout, what)
+    return wait_until(lambda: (lambda l: l if l and pred(l) else None)(link(sub)),
+                      timeout, what)
 
 
 def events(sub, type_=None, after=0):
@@ -167,8 +159,8 @@ def events(sub, type_=None, after=0):
 
 
 def wait_event(sub, type_, pred=lambda e: True, after=0, timeout=30):
-    return harness.wait_until(lambda: [e for e in events(sub, type_, after) if pred(e)], timeout,
-                              "event %s" % type_)[0]
+    return wait_until(lambda: [e for e in events(sub, type_, after) if pred(e)], timeout,
+                      "event %s" % type_)[0]
 
 
 def clear_retained(broker):

@@ -1,20 +1,19 @@
-"""Helpers for the SMS bridge tests: the real agent against the lab (real ModemManager,
-emulated modem) and a real mosquitto (stdlib only; extends harness.py and lablib.py).
+"""Scenario helpers for the SMS bridge tests: the real agent against the lab (real
+ModemManager, emulated modem) and a real mosquitto.
 
 - SmsRig: one lab, broker, subscriber and agent per test file; request()/results helpers.
+- persistent_broker(): mosquitto whose sessions survive a restart, and its subscriber.
 - valid_request(): an sms/out payload.
 """
 import itertools
-import json
 import os
 import re
 import signal
-import sys
 
-LIB = os.path.dirname(os.path.realpath(__file__))
-sys.path.insert(0, os.path.join(LIB, "..", "lab"))
-import harness  # noqa: E402
-import lablib  # noqa: E402
+from cellagent_test.agent import Agent
+from cellagent_test.core import wait_until
+from cellagent_test.lab import Lab
+from cellagent_test.mqtt import Broker
 
 BASE = "cellagent/dev1"
 _ids = itertools.count(1)
@@ -25,47 +24,17 @@ def new_id(prefix="r"):
     return "%s-%d-%d" % (prefix, os.getpid(), next(_ids))
 
 
-class PersistentBroker:
+def persistent_broker(lab):
     """mosquitto on the host's loopback with persistence, so a subscriber's session and
     its queued QoS 1 messages survive a broker restart (stop() is a clean SIGTERM)."""
+    return Broker(lab=lab, wrapper=[], persistence=True)
 
-    def __init__(self, lab):
-        self.lab = lab
-        self.host = "127.0.0.1"
-        self.port = harness.free_port()
-        self.dir = os.path.join(lab.run_dir, "mqtt")
-        os.makedirs(self.dir, exist_ok=True)
-        self.conf = os.path.join(self.dir, "mosquitto-persistent.conf")
-        with open(self.conf, "w") as f:
-            f.write("listener %d %s\nallow_anonymous true\npersistence true\n"
-                    "persistence_location %s/\nautosave_interval 0\nuser root\nlog_dest stderr\n"
-                    "log_type all\n" % (self.port, self.host, self.dir))
-        self.proc = None
-        self.wrapper = []
 
-    def start(self, timeout=10):
-        self.proc = lablib.Proc(self.lab, "mosquitto", ["mosquitto", "-c", self.conf])
-        harness.wait_until(lambda: not self.proc.alive() or harness.port_open(self.port), timeout,
-                           "mosquitto to listen")
-        if not self.proc.alive():
-            raise lablib.LabError("mosquitto exited; see " + self.proc.log)
-        return self
-
-    def stop(self):
-        if self.proc:
-            self.proc.stop()
-            self.proc = None
-
-    def publish(self, topic, payload, qos=1):
-        if not isinstance(payload, (str, bytes)):
-            payload = json.dumps(payload)
-        harness.publish(self.port, topic, payload, qos=qos, host=self.host)
-
-    def subscribe(self, topics):
-        """A subscriber with a persistent session (it reconnects by itself after a broker
-        restart and then gets what was queued for it)."""
-        return harness.Subscriber(self.port, topics, host=self.host, protocol="mqttv311",
-                                  extra_args=["-c", "-i", "sms-test-%d" % os.getpid()])
+def persistent_subscriber(broker, topics):
+    """A subscriber with a persistent session (it reconnects by itself after a broker
+    restart and then gets what was queued for it)."""
+    return broker.subscribe(topics, protocol="mqttv311",
+                            extra_args=["-c", "-i", "sms-test-%d" % os.getpid()])
 
 
 class SmsRig:
@@ -73,13 +42,10 @@ class SmsRig:
     publishes, and an agent whose [sms] settings the test chooses."""
 
     def __init__(self, sms=None, emu_settings=None):
-        self.lab = lablib.Lab(personality="simtech", enable=True, emu_settings=emu_settings).start()
-        self.broker = PersistentBroker(self.lab).start()
-        self.sub = self.broker.subscribe([BASE + "/sms/#", BASE + "/events", BASE + "/cmd/+/result"])
-        # The subscription is in place before anything is published.
-        harness.wait_until(lambda: "Received SUBSCRIBE from sms-test-%d" % os.getpid()
-                           in open(self.broker.proc.log, errors="replace").read(), 10,
-                           "the subscriber")
+        self.lab = Lab(personality="simtech", enable=True, emu_settings=emu_settings).start()
+        self.broker = persistent_broker(self.lab).start()
+        self.sub = persistent_subscriber(
+            self.broker, [BASE + "/sms/#", BASE + "/events", BASE + "/cmd/+/result"])
         self.sms_settings = dict(sms or {})
         self.agent = None
         # The agent's log sits with the lab's logs, so a failing test prints its tail.
@@ -94,10 +60,7 @@ class SmsRig:
         settings = {"mqtt": {"host": self.broker.host, "port": self.broker.port},
                     "agent": {"state-dir": self.state_dir},
                     "sms": dict(self.sms_settings)}
-        # CA_AGENT_WRAPPER: a command prefix for the agent, e.g.
-        # "valgrind --leak-check=full --error-exitcode=99" (a clean stop must exit 0).
-        self.agent = harness.Agent(self.dir, settings, env=self.lab.env,
-                                   wrapper=os.environ.get("CA_AGENT_WRAPPER", "").split())
+        self.agent = Agent.in_lab(self.lab, settings)
         # The log file is appended to across restarts: count what this start adds.
         subscribed = self.log_count(r'subscribed to "cellagent/dev1/sms/out"')
         messaging = self.log_count(r"using the Messaging interface")
@@ -115,8 +78,8 @@ class SmsRig:
             return 0
 
     def wait_log_count(self, pattern, count, timeout=30):
-        return harness.wait_until(lambda: self.log_count(pattern) >= count, timeout,
-                                  "%d x agent log /%s/" % (count, pattern))
+        return wait_until(lambda: self.log_count(pattern) >= count, timeout,
+                          "%d x agent log /%s/" % (count, pattern))
 
     def kill_agent(self):
         self.agent.proc.send_signal(signal.SIGKILL)

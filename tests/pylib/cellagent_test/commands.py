@@ -1,4 +1,4 @@
-"""Helpers for the command tests (stdlib only; extends harness.py).
+"""Scenario helpers for the command tests.
 
 - CommandClient: asks <base>/cmd/<name> over a real broker and collects the answers on
   <base>/cmd/+/result and the events on <base>/events.
@@ -14,21 +14,22 @@ import os
 import struct
 import time
 
-import harness
+from cellagent_test.core import wait_until
+from cellagent_test.mqtt import Subscriber, publish
 
 
 class CommandClient:
     def __init__(self, port, base):
         self.port = port
         self.base = base
-        self.sub = harness.Subscriber(port, [f"{base}/cmd/+/result", f"{base}/events"])
+        self.sub = Subscriber(port, [f"{base}/cmd/+/result", f"{base}/events"])
 
     def ask(self, name, request_id, args=None, timeout=15):
         """Publish a request and return the parsed answer with that id."""
         req = {"id": request_id}
         if args is not None:
             req["args"] = args
-        harness.publish(self.port, f"{self.base}/cmd/{name}", json.dumps(req))
+        publish(self.port, f"{self.base}/cmd/{name}", json.dumps(req))
         return self.sub.wait_for(
             f"{self.base}/cmd/{name}/result",
             lambda m: m["json"] is not None and m["json"].get("id") == request_id,
@@ -39,7 +40,7 @@ class CommandClient:
                 if m["json"] is not None and (pred is None or pred(m["json"]))]
 
     def wait_event(self, pred, timeout=15, count=1):
-        harness.wait_until(lambda: len(self.events(pred)) >= count, timeout, "an event")
+        wait_until(lambda: len(self.events(pred)) >= count, timeout, "an event")
         return self.events(pred)[count - 1]
 
 
@@ -93,8 +94,8 @@ class CodeBook:
                 return self._code(step)
             if time.monotonic() > deadline:
                 raise AssertionError("no TOTP step left within %d s" % timeout)
-            harness.wait_until(lambda: self._window()[1] >= max(self.last + 1, self._window()[0]),
-                               35, "the next TOTP step")
+            wait_until(lambda: self._window()[1] >= max(self.last + 1, self._window()[0]),
+                       35, "the next TOTP step")
 
     def valid(self):
         lo, hi = self._window()

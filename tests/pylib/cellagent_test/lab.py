@@ -14,7 +14,8 @@ ECM modem, an "operator". See docs/lab.md.
 
 Teardown kills what the lab started, by pid, and deletes its namespaces,
 also when the test process dies (a detached reaper watches it).
-Not here: the MQTT broker and agent helpers (tests/lib/harness.py).
+Lab.start_broker() is cellagent_test.mqtt.Broker(lab=...); agents in the lab are
+cellagent_test.agent.Agent.in_lab(). main() runs a lab test file's unittest classes.
 """
 
 import atexit
@@ -31,15 +32,13 @@ import tempfile
 import threading
 import time
 
-LAB_DIR = os.path.dirname(os.path.realpath(__file__))
-sys.path.insert(0, LAB_DIR)
-sys.path.insert(0, os.path.join(LAB_DIR, "..", "lib"))
+from cellagent_test import core, modememu
+from cellagent_test.core import (PY, SKIP, CommandError, proc_starttime, run,  # noqa: F401
+                                 wait_until)
+from cellagent_test.mqtt import Broker
 
-import modememu  # noqa: E402
-from harness import wait_until  # noqa: E402,F401  (poll with a deadline; re-exported)
-
-PY = "/usr/bin/python3"
-SKIP = 77
+# The lab's programs: the modem emulator, the probe server, the lab and labctl CLIs.
+LAB_DIR = os.path.realpath(os.path.join(core.PYLIB_DIR, "..", "lab"))
 MM_BUS_NAME = "org.freedesktop.ModemManager1"
 NM_BUS_NAME = "org.freedesktop.NetworkManager"
 POLKIT_BUS_NAME = "org.freedesktop.PolicyKit1"
@@ -55,30 +54,11 @@ class LabSkip(Exception):
     """A prerequisite is missing: the test is skipped (exit code 77)."""
 
 
-class LabError(Exception):
-    """A lab component failed to start or a control request failed."""
+# A lab component failed to start, a command failed or a control request failed.
+LabError = CommandError
 
 
 # ==================================================================== helpers
-
-def run(argv, check=True, env=None, input=None, timeout=60):
-    """Run a command, capture text output; raise LabError on failure if check."""
-    res = subprocess.run(argv, capture_output=True, text=True, env=env, input=input,
-                         timeout=timeout)
-    if check and res.returncode != 0:
-        raise LabError("%s failed (%d): %s" % (" ".join(argv), res.returncode,
-                                                (res.stderr or res.stdout).strip()))
-    return res
-
-
-def _proc_starttime(pid):
-    """Start time of pid (clock ticks since boot), or None if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
 
 def check_prerequisites(network=False):
     """Raise LabSkip unless root and the needed kernel features and tools exist."""
@@ -104,45 +84,12 @@ def check_prerequisites(network=False):
 
 # ==================================================================== processes
 
-class Proc:
-    """A process the lab started (its own session), logging to a file."""
+class Proc(core.Proc):
+    """A process the lab started (its own session), logging to logs/NAME.log, recorded
+    for teardown."""
 
     def __init__(self, lab, name, argv, log=None, env=None):
-        self.name = name
-        self.argv = argv
-        self.log = log or lab.log_path(name)
-        with open(self.log, "ab") as logf:
-            self.popen = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, env=env,
-                                          start_new_session=True)
-        self.pid = self.popen.pid
-        self.start = _proc_starttime(self.pid)
-        lab.register(self)
-
-    def alive(self):
-        """True while the process runs (not reaped, not a zombie)."""
-        return self.popen.poll() is None
-
-    def send_signal(self, sig):
-        """Send sig if the process is still ours and alive."""
-        if self.alive():
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def stop(self, sig=signal.SIGTERM, timeout=5.0):
-        """Send sig, wait up to timeout, then SIGKILL; return the exit code."""
-        self.send_signal(sig)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.send_signal(signal.SIGKILL)
-            return self.popen.wait(5)
-
-    def record(self):
-        """What the reaper needs to find this process again."""
-        return {"name": self.name, "pid": self.pid, "start": self.start}
+        super().__init__(name, argv, log or lab.log_path(name), env=env, owner=lab)
 
 
 class RecordedProc:
@@ -180,7 +127,7 @@ def teardown_recorded(run_dir, grace=3.0):
             state = json.load(f)
     except (OSError, ValueError):
         return
-    procs = [p for p in state.get("procs", []) if _proc_starttime(p["pid"]) == p["start"]]
+    procs = [p for p in state.get("procs", []) if proc_starttime(p["pid"]) == p["start"]]
     for p in procs:
         try:
             os.kill(p["pid"], signal.SIGTERM)
@@ -222,7 +169,7 @@ def _release_netns_dir():
 
 def _alive_recorded(p):
     """True if a recorded process still runs (zombies count as gone)."""
-    if _proc_starttime(p["pid"]) != p["start"]:
+    if proc_starttime(p["pid"]) != p["start"]:
         return False
     try:
         with open("/proc/%d/stat" % p["pid"]) as f:
@@ -528,7 +475,7 @@ class Emulator:
 # ==================================================================== fake sysfs
 
 class FakeSysfs:
-    """A fabricated USB device tree ModemManager's no-udev backend accepts (docs/lab.md, the fake sysfs)."""
+    """A fabricated USB device tree ModemManager's no-udev backend accepts (docs/lab.md)."""
 
     def __init__(self, lab, personality, nports, net_mac=None):
         self.root = os.path.join(lab.run_dir, "sysfs")
@@ -1088,7 +1035,7 @@ class NetworkManager:
             self.proc.stop(sig)
 
     def restart(self):
-        """Stop, flush leftover addresses (docs/lab.md), start again."""
+        """Stop, flush the addresses NetworkManager leaves behind (docs/lab.md), start again."""
         self.stop()
         for i in range(1, self.net.n + 1):
             self.net.ip(self.net.dut, "addr", "flush", "dev", "eth%d" % i, check=False)
@@ -1112,110 +1059,6 @@ class NetworkManager:
         """{name: device} of active connections."""
         out = self.nmcli("-t", "-f", "NAME,DEVICE", "connection", "show", "--active", check=False)
         return dict(line.rsplit(":", 1) for line in out.splitlines() if ":" in line)
-
-
-# ==================================================================== MQTT broker
-
-class Broker:
-    """mosquitto inside the lab: on the device namespace's loopback when the lab has a
-    network (an agent there reaches it whatever the uplinks do), else on the host's.
-
-    host/port are what the agent's [mqtt] host/port take; subscribe() and publish()
-    run the mosquitto clients in the same namespace.
-    """
-
-    def __init__(self, lab, port=None):
-        import harness
-        self.lab = lab
-        self.wrapper = lab.dut_wrapper()
-        self.host = "127.0.0.1"
-        self.port = port or (1883 if self.wrapper else harness.free_port())
-        self.dir = os.path.join(lab.run_dir, "mqtt")
-        os.makedirs(self.dir, exist_ok=True)
-        self.proc = None
-
-    def start(self, timeout=10):
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d %s\nallow_anonymous true\npersistence false\n"
-                    "log_dest stderr\nlog_type all\n" % (self.port, self.host))
-        self.proc = Proc(self.lab, "mosquitto", self.wrapper + ["mosquitto", "-c", conf])
-        probe = ("import socket,sys\ntry:\n socket.create_connection(('%s',%d),0.5)\n"
-                 "except OSError: sys.exit(1)\n" % (self.host, self.port))
-        wait_until(lambda: not self.proc.alive() or run(self.wrapper + [PY, "-c", probe],
-                                                          check=False).returncode == 0,
-                   timeout, "mosquitto to listen", 0.1)
-        if not self.proc.alive():
-            raise LabError("mosquitto exited; see " + self.proc.log)
-        return self
-
-    def subscribe(self, topics, on_message=None):
-        """A harness.Subscriber-compatible collector (matching, wait_for, close)."""
-        return Subscriber(self, topics, on_message)
-
-    def publish(self, topic, payload, qos=1, retain=False):
-        """Publish one message (str, bytes, or an object sent as JSON)."""
-        if not isinstance(payload, (str, bytes)):
-            payload = json.dumps(payload)
-        data = payload if isinstance(payload, bytes) else payload.encode()
-        args = self.wrapper + ["mosquitto_pub", "-h", self.host, "-p", str(self.port),
-                               "-q", str(qos), "-t", topic, "-s"] + (["-r"] if retain else [])
-        subprocess.run(args, input=data, check=True, timeout=10)
-
-
-def _subscriber_class():
-    import harness
-
-    class _Subscriber(harness.Subscriber):
-        """harness.Subscriber running mosquitto_sub inside the broker's namespace."""
-
-        def __init__(self, broker, topics, on_message=None):
-            args = broker.wrapper + ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port),
-                                     "-V", "mqttv5", "-q", "1", "-F", "%j"]
-            for t in topics if isinstance(topics, (list, tuple)) else [topics]:
-                args += ["-t", t]
-            self.messages = []
-            self.on_message = on_message
-            self._lock = threading.Lock()
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True)
-            broker.lab.register(_PopenProc("mosquitto_sub", self.proc))
-            self._reader = threading.Thread(target=self._read, daemon=True)
-            self._reader.start()
-
-        def _read(self):
-            seen = 0
-            for line in self.proc.stdout:
-                try:
-                    m = json.loads(line)
-                except ValueError:
-                    continue
-                try:
-                    m["json"] = json.loads(m.get("payload", ""))
-                except (ValueError, TypeError):
-                    m["json"] = None
-                with self._lock:
-                    self.messages.append(m)
-                seen += 1
-                if self.on_message:
-                    self.on_message(m)
-    return _Subscriber
-
-
-def Subscriber(broker, topics, on_message=None):
-    """Create a subscriber in the broker's namespace (see Broker.subscribe)."""
-    return _subscriber_class()(broker, topics, on_message)
-
-
-class _PopenProc:
-    """Record a Popen the lab did not start through Proc, for teardown."""
-
-    def __init__(self, name, popen):
-        self.name, self.popen, self.pid = name, popen, popen.pid
-        self.start = _proc_starttime(popen.pid)
-
-    def record(self):
-        return {"name": self.name, "pid": self.pid, "start": self.start}
 
 
 # ==================================================================== the lab
@@ -1320,9 +1163,10 @@ class Lab:
 
     def _start_reaper(self):
         self._save_state()
-        self._reaper = subprocess.Popen([PY, os.path.abspath(__file__), "reap", self.run_dir],
+        self._reaper = subprocess.Popen([PY, "-m", "cellagent_test.lab", "reap", self.run_dir],
                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=subprocess.DEVNULL,
+                                        env=dict(os.environ, PYTHONPATH=core.PYLIB_DIR))
         self._reaper.wait()       # the reaper forks and detaches at once
 
     # ---------------------------------------------------------------- life cycle
@@ -1433,8 +1277,8 @@ class Lab:
         return Proc(self, name, wrapper + list(argv), env=dict(self.env, **(env or {})))
 
     def start_broker(self, port=None):
-        """Start a mosquitto for the agent (see Broker); returns it."""
-        self.broker = Broker(self, port).start()
+        """Start a mosquitto for the agent in the device namespace (mqtt.Broker)."""
+        self.broker = Broker(lab=self, port=port).start()
         return self.broker
 
     def print_logs(self, lines=40):

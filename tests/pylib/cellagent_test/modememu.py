@@ -2,10 +2,10 @@
 
 One process, one event loop (selectors): the pty masters of the AT ports,
 the control socket and its clients, and a timer heap. The AT dialogue is
-the one ModemManager 1.20.4 needs (docs/lab.md, its AT dialogue) for two
+the one ModemManager 1.20.4 needs (docs/lab.md) for two
 personalities: "simtech" (SIMCOM A7670E, simtech plugin) and "ecm"
 (Fibocom L610 in ECM mode, fibocom plugin, net port usb0).
-Not here: the fake sysfs, the mounts and the daemons (see lablib.py).
+Not here: the fake sysfs, the mounts and the daemons (see lab.py).
 """
 
 import datetime
@@ -23,7 +23,7 @@ import termios
 import time
 import tty
 
-import smspdu
+from cellagent_test import smspdu
 
 PERSONALITIES = {
     "simtech": {
@@ -72,7 +72,7 @@ ACT_NAMES = {"gsm": 0, "umts": 2, "edge": 3, "hsdpa": 4, "hsupa": 5, "hspa": 6, 
 CNSMOD_OF_ACT = {0: 1, 2: 4, 3: 3, 4: 5, 5: 6, 6: 7, 7: 8}
 STAT_NAMES = {"idle": 0, "unregistered": 0, "home": 1, "searching": 2, "denied": 3,
               "unknown": 4, "roaming": 5}
-# Queries the real A7670E answers ERROR too (its own log shows them failing): not "unknown".
+# Queries the real A7670E answers ERROR too (seen in the seed's log): not "unknown".
 # Voice/time-zone settings ModemManager switches on; accepted and ignored.
 ACCEPTED_SETTINGS = {"+CTZU=", "+CLIP=", "+CRC=", "+CCWA=", "+CTZR="}
 KNOWN_ERRORS = {"*CNTI=", "+CEMODE?", "+CUSD=?", "+CLCC=?", "+CPCMREG=?", "+IFC=?", "+CPOL?"}

@@ -1,5 +1,5 @@
-"""Helpers for the modem/telemetry lab tests: an agent wired to the lab's bus and broker,
-commands over MQTT, and reading telemetry and events from a subscriber."""
+"""Scenario helpers for the modem and telemetry tests: an agent wired to the lab's bus
+and broker, commands over MQTT, and reading telemetry and events from a subscriber."""
 
 import itertools
 import json
@@ -7,8 +7,9 @@ import os
 import signal
 import time
 
-import harness
-import lablib
+from cellagent_test.agent import Agent, write_config
+from cellagent_test.core import wait_until
+from cellagent_test.lab import parse_keyvalues
 
 BASE = "cellagent/dev1"
 TELEMETRY = BASE + "/telemetry"
@@ -31,24 +32,16 @@ def agent_settings(broker, **groups):
 
 
 def start_agent(lab, broker, name="agent", args=(), **groups):
-    """Start cellagent on the lab's bus; returns the harness.Agent. Its log and config go
-    to the lab's logs/ (printed when a test fails), its state-dir to RUN/state-NAME."""
-    settings = agent_settings(broker, **groups)
-    settings.setdefault("agent", {}).setdefault(
-        "state-dir", os.path.join(lab.run_dir, "state-" + name))
-    # In the device namespace when the lab has a network (its broker listens there).
-    # CA_AGENT_WRAPPER: a command prefix for the agent, e.g. "valgrind --leak-check=full".
-    wrapper = lab.dut_wrapper() + os.environ.get("CA_AGENT_WRAPPER", "").split()
-    agent = harness.Agent(os.path.join(lab.run_dir, "logs"), settings, args=args, env=lab.env,
-                          name=name, wrapper=wrapper)
-    return agent.start()
+    """Start cellagent on the lab's bus (Agent.in_lab) with agent_settings(); returns the
+    Agent. Its log and config go to the lab's logs/ (printed when a test fails)."""
+    return Agent.in_lab(lab, agent_settings(broker, **groups), name=name, args=args).start()
 
 
 def reload_agent(agent, **groups):
     """Rewrite the agent's config with groups merged in and send SIGHUP."""
     for group, keys in groups.items():
         agent.settings.setdefault(group, {}).update(keys)
-    harness.write_config(agent.config, agent.settings)
+    write_config(agent.config, agent.settings)
     agent.proc.send_signal(signal.SIGHUP)
 
 
@@ -82,7 +75,7 @@ def wait_telemetry(sub, pred, timeout=30, since=0):
             if pred(t):
                 return t
         return None
-    return lablib.wait_until(found, timeout, "telemetry matching the condition")
+    return wait_until(found, timeout, "telemetry matching the condition")
 
 
 def wait_event(sub, type, pred=lambda e: True, timeout=30, since=0):
@@ -92,7 +85,7 @@ def wait_event(sub, type, pred=lambda e: True, timeout=30, since=0):
             if pred(e):
                 return e
         return None
-    return lablib.wait_until(found, timeout, "event %s" % type)
+    return wait_until(found, timeout, "event %s" % type)
 
 
 def mark(sub):
@@ -107,7 +100,7 @@ def state_is(*states):
 
 def mmcli_kv(lab, *args):
     """mmcli ... -K as a dict (None for --)."""
-    return lablib.parse_keyvalues(lab.mm.mmcli(*(list(args) + ["-K"])))
+    return parse_keyvalues(lab.mm.mmcli(*(list(args) + ["-K"])))
 
 
 def mm_number(value):

@@ -6,14 +6,14 @@ that reproduces it. scripts/bench collects the records ($CA_BENCH_RESULTS, JSON 
 into the Markdown table of docs/benchmarks.md.
 
 - Env: a broker and a system bus for the agent and the baselines. The bus is the lab's
-  (real ModemManager with an emulated modem, tests/lab/lablib.py) when the lab is present
-  and we are root, else a private dbus-daemon with no daemons on it (CA_BENCH_ENV=lab|bus
+  (real ModemManager with an emulated modem, cellagent_test.lab) when we are root, else a private dbus-daemon with no daemons on it (CA_BENCH_ENV=lab|bus
   forces one). The agent, not the environment, is what is measured.
 - memory(pid): Rss, Pss and private memory from /proc/PID/smaps_rollup (kB).
 - Wakeups(pid): voluntary context switches summed over the process's threads: each time
   a thread sleeps again after waking, that is one wakeup.
 - settle(pids): wait until the processes stop waking up (or a cap), before measuring.
 - latency_stats(samples): p50/p95/p99/max for the latency benchmarks.
+- DbusMonitor(env, rule, on_line): dbus-monitor, returning once it monitors.
 """
 import json
 import math
@@ -21,17 +21,13 @@ import os
 import platform
 import signal
 import subprocess
-import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-import harness as h  # noqa: E402
+import cellagent_test as ct
 
-RESULTS = os.environ.get("CA_BENCH_RESULTS", os.path.join(h.BUILD_DIR, "bench-results.jsonl"))
-BENCH_BIN_DIR = os.path.join(h.BUILD_DIR, "tests", "bench")
-LAB_DIR = os.environ.get("CA_LAB_DIR", os.path.join(h.SOURCE_DIR, "tests", "lab"))
+RESULTS = os.environ.get("CA_BENCH_RESULTS", os.path.join(ct.BUILD_DIR, "bench-results.jsonl"))
+BENCH_BIN_DIR = os.path.join(ct.BUILD_DIR, "tests", "bench")
 
 
 def baseline_bin(name):
@@ -118,7 +114,7 @@ def _thread_switches(pid):
 class Wakeups:
     """Wakeups of a process: voluntary context switches summed over its threads, each
     thread counted at its last sighting, so threads that end (GLib's pool threads do)
-    keep their count. poll() often (benchlib polls every 0.5-1 s); a thread that starts
+    keep their count. poll() often (this module polls every 0.5-1 s); a thread that starts
     and ends between two polls is missed."""
 
     def __init__(self, pid):
@@ -164,9 +160,39 @@ def latency_stats(samples):
     return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": s[-1], "n": len(s)}
 
 
+class DbusMonitor:
+    """dbus-monitor on the system bus of env (a dict of variables) for one match rule;
+    on_line(line) runs in a reader thread for every line it prints. The constructor
+    returns once dbus-monitor monitors (it has lost the unique name BecomeMonitor takes
+    away), so no signal sent after it is missed."""
+
+    def __init__(self, env, rule, on_line, timeout=10):
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "dbus-monitor", "--system", rule],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env=dict(os.environ, **env))
+        self._monitoring = threading.Event()
+        threading.Thread(target=self._read, args=(on_line,), daemon=True).start()
+        ct.at_exit(self.close)
+        ct.wait_until(lambda: self._monitoring.is_set() or self.proc.poll() is not None,
+                      timeout, "dbus-monitor to monitor")
+        if not self._monitoring.is_set():
+            raise AssertionError("dbus-monitor exited with %s" % self.proc.returncode)
+
+    def _read(self, on_line):
+        for line in self.proc.stdout:
+            if self._monitoring.is_set():
+                on_line(line)
+            elif "member=NameLost" in line:
+                self._monitoring.set()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
 # ---------------------------------------------------------------- environment
 
-PrivateBus = h.PrivateBus  # moved to the harness: integration tests restart the bus too
 
 
 class Env:
@@ -183,12 +209,11 @@ class Env:
         self.bus = self.lab = None
         self.wrapper = []
         mode = os.environ.get("CA_BENCH_ENV", "auto")
-        lab_ok = os.path.exists(os.path.join(LAB_DIR, "lablib.py")) and os.geteuid() == 0
+        lab_ok = os.geteuid() == 0
         if mode == "lab" and not lab_ok:
-            h.skip("CA_BENCH_ENV=lab needs tests/lab/lablib.py and root")
+            ct.skip("CA_BENCH_ENV=lab needs root")
         if modem and (mode == "lab" or (mode == "auto" and lab_ok)):
-            sys.path.insert(0, LAB_DIR)
-            import lablib  # noqa: E402  (the lab's own module)
+            from cellagent_test import lab as lablib
             # No connectivity checks: the lab's 5 s interval (a real device: 300 s) would
             # wake every NMClient, the agent's and the baseline's alike, every few seconds.
             self.lab = lablib.Lab(run_dir=os.path.join(directory, "lab"), personality="ecm",
@@ -196,15 +221,15 @@ class Env:
             self.lab.start()
             self.lab.mm.wait_modem()
             self.broker = self.lab.start_broker()
-            self.broker_host, self.broker_logfile = self.broker.host, self.broker.proc.log
+            self.broker_host, self.broker_logfile = self.broker.host, self.broker.log
             self.wrapper = self.lab.dut_wrapper()
             self.probes = "dns:%s;tcp:%s:80" % (lablib.INTERNET_DNS, lablib.INTERNET_PROBE)
             address = self.lab.env["DBUS_SYSTEM_BUS_ADDRESS"]
             self.kind = "lab: ModemManager + ECM modem, NetworkManager, cellular uplink"
         else:
-            self.broker = h.Broker(directory).start()
+            self.broker = ct.Broker(directory).start()
             self.broker_host, self.broker_logfile = "127.0.0.1", self.broker.log
-            self.bus = PrivateBus(directory).start()
+            self.bus = ct.PrivateBus(directory).start()
             self.probes = "tcp:mqtt"
             address = self.bus.address
             self.kind = "private bus, no ModemManager/NetworkManager"
@@ -230,10 +255,10 @@ class Env:
 
     def agent(self, settings=None, name="agent"):
         """The agent (never under CA_AGENT_WRAPPER), started; log level info."""
-        # The harness passes --log-level debug; a later --log-level wins: the shipped level.
-        a = h.Agent(self.dir, settings or self.agent_settings(), env=self.env, name=name,
-                    args=("--log-level", "info"), wrapper=self.wrapper, gate_wrapper=False)
-        h.on_failure(a.dump_log)
+        # Agent passes --log-level debug; a later --log-level wins: the shipped level.
+        a = ct.Agent(self.dir, settings or self.agent_settings(), env=self.env, name=name,
+                     args=("--log-level", "info"), wrapper=self.wrapper, gate_wrapper=False)
+        ct.on_failure(a.dump_log)
         return a.start()
 
     def stop(self):
@@ -261,7 +286,7 @@ class Baseline:
                 if ready in line:
                     self._ready.set()
         threading.Thread(target=read, daemon=True).start()
-        h.at_exit(self.stop)
+        ct.at_exit(self.stop)
         if not self._ready.wait(30) or self.proc.poll() is not None:
             raise AssertionError(f"baseline-{name} not ready: {self.lines[-10:]}")
         self.pid = self.proc.pid
