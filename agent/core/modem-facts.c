@@ -159,6 +159,7 @@ ca_modem_read_pin_file(const char *path, GError **error)
         g_set_error(error, CA_ERROR, local->code, "pin-file: %s", local->message);
         return NULL;
     }
+    g_strstrip(text);
     len = strlen(text);
     if (len < 4 || len > 8) {
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,

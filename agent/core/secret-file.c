@@ -114,7 +114,9 @@ ca_secret_file_read_line(const char *path, GError **error)
     text = g_bytes_get_data(data, &len);
     end = len ? memchr(text, '\n', len) : NULL;
     line = g_strndup(text ? text : "", end ? (gsize) (end - text) : len);
-    g_strstrip(line);
+    /* Only the line end goes: spaces may be part of a password. */
+    if (*line && line[strlen(line) - 1] == '\r')
+        line[strlen(line) - 1] = '\0';
     if (!*line) {
         g_free(line);
         g_set_error(error, CA_ERROR, CA_ERROR_INVALID_CONFIG,

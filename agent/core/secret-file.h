@@ -13,6 +13,7 @@
  * CA_ERROR_INVALID_CONFIG when it breaks the rule). The buffer is wiped when freed. */
 GBytes *ca_secret_file_read(const char *path, GError **error);
 
-/* The first line of a secret file, without its line end and surrounding white space; an
- * empty first line is an error (CA_ERROR_INVALID_CONFIG), never an empty password. */
+/* The first line of a secret file, without its line end (LF or CR LF; other white space is
+ * kept: it may be part of a password); an empty first line is an error
+ * (CA_ERROR_INVALID_CONFIG), never an empty password. */
 char *ca_secret_file_read_line(const char *path, GError **error);

@@ -6,6 +6,8 @@
 #define CA_LOG_MODULE "mqtt"
 #include "mqtt-private.h"
 
+#include "secret-file.h"
+
 #include "autocleanups.h"
 #include "error.h"
 #include "log.h"
@@ -148,25 +150,6 @@ source_cb(int rc, gpointer user_data)
 }
 
 /* Read the first line of path; NULL with error when unreadable. The value is a secret. */
-static char *
-read_password(const char *path, GError **error)
-{
-    g_autofree char *data = NULL;
-    gsize len = 0;
-    char *nl;
-
-    if (!g_file_get_contents(path, &data, &len, error))
-        return NULL;
-    if (len > 4096) {
-        g_set_error(error, CA_ERROR, CA_ERROR_LIMIT, "longer than 4096 bytes");
-        return NULL;
-    }
-    nl = strpbrk(data, "\r\n");
-    if (nl)
-        *nl = '\0';
-    return g_steal_pointer(&data);
-}
-
 void
 ca_mqtt_destroy_handle(CaMqtt *self)
 {
@@ -272,7 +255,7 @@ ca_mqtt_set_credentials(CaMqtt *self)
     if (*pwfile) {
         g_autoptr(GError) error = NULL;
 
-        password = read_password(pwfile, &error);
+        password = ca_secret_file_read_line(pwfile, &error);
         if (!password) {
             ca_err("cannot read password-file \"%s\": %s", pwfile, error->message);
             return FALSE;

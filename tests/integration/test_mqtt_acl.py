@@ -42,6 +42,7 @@ def test():
     pwfile = os.path.join(d, "dev1.pw")
     with open(pwfile, "w") as f:
         f.write(users["dev1"] + "\n")
+    os.chmod(pwfile, 0o600)
 
     agent = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "username": "dev1",
                                   "password-file": pwfile}}, env=env, wrapper=ct.mqtt.WRAPPER)

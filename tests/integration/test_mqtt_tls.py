@@ -91,6 +91,7 @@ def test():
     bad_pw = os.path.join(d, "bad.pw")
     with open(bad_pw, "w") as f:
         f.write("not-the-password\n")
+    os.chmod(bad_pw, 0o600)
     for protocol in ("5", "3.1.1"):
         ok = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
                                    "password-file": good_pw, "protocol": protocol}}, env=env, name=f"pw-{protocol}",
@@ -110,6 +111,18 @@ def test():
         ct.wait_until(lambda: len(delays(wrong.log_text())) >= 2, 20, "a retry")
         wrong.stop()
         assert "not-the-password" not in wrong.log_text()
+
+    # A password file others can read is refused (one rule for every secret file), with what
+    # to fix, and the secret never used.
+    os.chmod(good_pw, 0o644)
+    loose = ct.Agent(d, {"mqtt": {"host": "127.0.0.1", "port": auth.port, "username": "dev1",
+                                  "password-file": good_pw}}, env=env, name="loosepw",
+                     wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(loose.dump_log)
+    loose.start()
+    loose.wait_log(r"cannot read password-file .*accessible to group or others \(mode 0644\)", 15)
+    assert "connected to" not in loose.log_text()
+    loose.stop()
     auth.stop()
 
 
