@@ -521,7 +521,6 @@ ca_commands_set_journal(CaCommands *self, const char *path, GError **error)
 {
     g_autoptr(CaDedupe) journal = NULL;
     g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func(g_free);
     gint64 now = g_get_real_time();
 
     g_return_val_if_fail(self != NULL && self->recent->journal == NULL, FALSE);

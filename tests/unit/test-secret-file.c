@@ -94,7 +94,9 @@ test_content(void)
 
     g_assert_no_error(e1);
     g_assert_cmpstr(l1, ==, "  pw with spaces");
+    g_assert_null(l2);
     g_assert_error(e2, CA_ERROR, CA_ERROR_INVALID_CONFIG);
+    g_assert_null(l3);
     g_assert_error(e3, CA_ERROR, CA_ERROR_INVALID_CONFIG);
     g_assert_nonnull(strstr(e3->message, "first line is empty"));
     g_assert_error(e4, CA_ERROR, CA_ERROR_INVALID_CONFIG);
