@@ -60,15 +60,16 @@ struct _CaSms {
     CaBackoff send_backoff;
 
     /* Receiver (sms-receive.c) */
-    GHashTable *receiving;   /* path -> CaSmsReceiving* */
-    GHashTable *on_modem;    /* id -> path of a received message still in modem storage */
-    GHashTable *publishing;  /* id -> NULL: handed up, waiting for ca_sms_received_done */
-    GSource *publish_retry;  /* owned */
-    GQueue delete_queue;     /* char* paths of handled messages to delete, in order */
-    GHashTable *delete_set;  /* the same paths (and the one in flight) -> NULL */
-    char *deleting;          /* the path being deleted, or NULL */
-    guint delete_generation; /* bumped when the queue is dropped */
-    GSource *delete_retry;   /* owned */
+    GHashTable *receiving;    /* path -> CaSmsReceiving* */
+    GHashTable *on_modem;     /* id -> path of a received message still in modem storage */
+    GHashTable *publishing;   /* id -> NULL: handed up, waiting for ca_sms_received_done */
+    GSource *publish_retry;   /* owned */
+    GQueue delete_queue;      /* char* paths of handled messages to delete, in order */
+    GHashTable *delete_set;   /* the same paths (and the one in flight) -> NULL */
+    GHashTable *after_delete; /* path -> id: handed up once its delete was tried */
+    char *deleting;           /* the path being deleted, or NULL */
+    guint delete_generation;  /* bumped when the queue is dropped */
+    GSource *delete_retry;    /* owned */
     CaBackoff delete_backoff;
     CaBackoff publish_backoff;
     gboolean listing;      /* a listing is running */

@@ -88,6 +88,19 @@ typedef struct {
     guint generation;
 } DeleteCall;
 
+/* A new message waited for its delete to be tried before being handed up. */
+static void
+release_after_delete(CaSms *self, const char *path)
+{
+    gpointer key = NULL, id = NULL;
+
+    if (!g_hash_table_steal_extended(self->after_delete, path, &key, &id))
+        return;
+    publish(self, id);
+    g_free(key);
+    g_free(id);
+}
+
 static void
 delete_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -103,6 +116,7 @@ delete_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     if (!current || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         return; /* the queue was dropped meanwhile (modem changed, resync) */
     path = g_steal_pointer(&self->deleting);
+    release_after_delete(self, path);
     if (!error || g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_NOT_FOUND)) {
         ca_debug("deleted %s from the modem", path);
         g_hash_table_remove(self->delete_set, path);
@@ -151,6 +165,16 @@ delete_path(CaSms *self, const char *path)
 static void
 delete_clear(CaSms *self)
 {
+    if (self->after_delete) {
+        g_autoptr(GHashTable) waiting = g_steal_pointer(&self->after_delete);
+        GHashTableIter it;
+        gpointer id;
+
+        self->after_delete = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_hash_table_iter_init(&it, waiting);
+        while (g_hash_table_iter_next(&it, NULL, &id))
+            publish(self, id);
+    }
     g_queue_clear_full(&self->delete_queue, g_free);
     if (self->delete_set)
         g_hash_table_remove_all(self->delete_set);
@@ -276,9 +300,14 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
     }
     ca_msg("received message %s from %s (%s)", id, ca_log_personal(msg.from), path);
     /* On disk now: the modem's storage is freed at once, so messages the network holds back
-     * while the broker is away (commands among them) can still arrive. */
+     * while the broker is away (commands among them) can still arrive. It is handed up once
+     * the delete was tried: a command SMS (a modem reset, say) acts on a modem whose storage
+     * no longer holds it. */
+    if (path && !self->set.keep_on_modem && !g_hash_table_contains(self->delete_set, path))
+        g_hash_table_replace(self->after_delete, g_strdup(path), g_strdup(id));
     delete_from_modem(self, id);
-    publish(self, id);
+    if (!g_hash_table_contains(self->after_delete, path))
+        publish(self, id);
     /* ModemManager may have dropped the notice of a message that arrived just now: look at
      * the storage once things are quiet (not for what a listing or resync found). */
     if (from_signal)
@@ -660,6 +689,7 @@ ca_sms_receiver_init(CaSms *self)
     self->on_modem = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     self->publishing = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     self->delete_set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    self->after_delete = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_queue_init(&self->delete_queue);
     ca_backoff_init(&self->delete_backoff, 200, 30000, 20, NULL);
     ca_backoff_init(&self->publish_backoff, PUBLISH_RETRY_INITIAL_MS, PUBLISH_RETRY_MAX_MS, 20,

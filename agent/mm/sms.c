@@ -402,6 +402,7 @@ ca_sms_dispose(GObject *object)
 {
     CaSms *self = CA_SMS(object);
 
+    self->started = FALSE;
     g_cancellable_cancel(self->cancellable);
     drop_modem(self);
     ca_sms_sender_clear(self);
@@ -426,6 +427,7 @@ ca_sms_finalize(GObject *object)
     g_clear_pointer(&self->on_modem, g_hash_table_unref);
     g_clear_pointer(&self->publishing, g_hash_table_unref);
     g_clear_pointer(&self->delete_set, g_hash_table_unref);
+    g_clear_pointer(&self->after_delete, g_hash_table_unref);
     g_clear_pointer(&self->partial, g_hash_table_unref);
     ca_sms_settings_clear(&self->set);
     g_free(self->dir);
