@@ -139,3 +139,5 @@ gboolean ca_sms_resync_allowed(CaSms *self);
 /* The sender finished a job: a resync waiting for it goes on. */
 void ca_sms_receiver_sender_idle(CaSms *self);
 void ca_sms_resync_clear(CaSms *self);
+/* The storage was read completely (the modem was enabled): forget a waiting resync. */
+void ca_sms_resync_satisfied(CaSms *self);

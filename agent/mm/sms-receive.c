@@ -498,8 +498,16 @@ ca_sms_receiver_check_partial(CaSms *self)
     while (g_hash_table_iter_next(&it, &key, &value)) {
         CaSmsReceiving *r = value;
         CaSmsPartial *p = g_hash_table_lookup(self->partial, r->key);
-        gint64 partial_at = p->since + (gint64) self->set.partial_after_s * G_USEC_PER_SEC;
-        gint64 stuck_at = p->since + (gint64) self->set.receive_timeout_s * G_USEC_PER_SEC;
+        gint64 partial_at;
+        gint64 stuck_at;
+
+        if (!p) {
+            p = g_new0(CaSmsPartial, 1);
+            p->since = now;
+            g_hash_table_insert(self->partial, g_strdup(r->key), p);
+        }
+        partial_at = p->since + (gint64) self->set.partial_after_s * G_USEC_PER_SEC;
+        stuck_at = p->since + (gint64) self->set.receive_timeout_s * G_USEC_PER_SEC;
 
         p->seen = TRUE;
         if (now >= partial_at) {

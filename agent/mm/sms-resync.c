@@ -373,6 +373,16 @@ ca_sms_resync_finish(CaSms *self, GAsyncResult *result, GError **error)
 }
 
 void
+ca_sms_resync_satisfied(CaSms *self)
+{
+    if (self->resync_wanted)
+        ca_debug("the modem was enabled (its storage read): the waiting resync is not needed");
+    self->resync_wanted = FALSE;
+    self->resync_stuck = FALSE;
+    ca_clear_source(&self->resync_defer);
+}
+
+void
 ca_sms_resync_clear(CaSms *self)
 {
     ca_clear_source(&self->resync_timer);

@@ -178,7 +178,10 @@ modem_state_cb(MMModem *modem, GParamSpec *pspec, gpointer user_data)
     ca_debug("modem state %s", mm_modem_state_get_string(state));
     /* Enabling loads the storage: list what it found. */
     if (state >= MM_MODEM_STATE_ENABLED && !self->modem_enabled) {
+        /* ModemManager read the whole storage while enabling: an automatic resync that
+         * waited has nothing more to find. */
         self->storage_read_at = g_get_monotonic_time();
+        ca_sms_resync_satisfied(self);
         if (!self->resync_task)
             ca_sms_receiver_list(self); /* (a resync lists at its end) */
     }
