@@ -306,7 +306,7 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
     if (path && !self->set.keep_on_modem && !g_hash_table_contains(self->delete_set, path))
         g_hash_table_replace(self->after_delete, g_strdup(path), g_strdup(id));
     delete_from_modem(self, id);
-    if (!g_hash_table_contains(self->after_delete, path))
+    if (!path || !g_hash_table_contains(self->after_delete, path))
         publish(self, id);
     /* ModemManager may have dropped the notice of a message that arrived just now: look at
      * the storage once things are quiet (not for what a listing or resync found). */
