@@ -281,6 +281,43 @@ ca_fo_config_free(CaFoConfig *c)
     g_free(c);
 }
 
+static gboolean
+wd_config_equal(const CaWdConfig *a, const CaWdConfig *b)
+{
+    if (a->enabled != b->enabled || a->start_after_ms != b->start_after_ms ||
+        a->healthy_reset_ms != b->healthy_reset_ms || a->max_backoff_shift != b->max_backoff_shift)
+        return FALSE;
+    for (guint s = 0; s < CA_WD_N_STEPS; s++) {
+        if (a->step_enabled[s] != b->step_enabled[s] || a->cooldown_ms[s] != b->cooldown_ms[s] ||
+            a->budget[s] != b->budget[s])
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+ca_fo_config_equal(const CaFoConfig *a, const CaFoConfig *b)
+{
+    if (a->interval_ms != b->interval_ms || a->fast_interval_ms != b->fast_interval_ms ||
+        a->timeout_ms != b->timeout_ms || a->down_after != b->down_after ||
+        a->up_after != b->up_after || a->hold_down_ms != b->hold_down_ms ||
+        a->max_hold_down_ms != b->max_hold_down_ms || a->flap_window_ms != b->flap_window_ms ||
+        a->report_interval_ms != b->report_interval_ms ||
+        g_strcmp0(a->dns_name, b->dns_name) != 0 || !wd_config_equal(&a->watchdog, &b->watchdog) ||
+        a->n_uplinks != b->n_uplinks)
+        return FALSE;
+    for (guint i = 0; i < a->n_uplinks; i++) {
+        const CaFoUplinkConfig *x = &a->uplinks[i], *y = &b->uplinks[i];
+
+        if (g_strcmp0(x->name, y->name) != 0 || g_strcmp0(x->connection, y->connection) != 0 ||
+            x->priority != y->priority || x->activate != y->activate ||
+            x->cellular != y->cellular ||
+            !g_strv_equal((const char *const *) x->probes, (const char *const *) y->probes))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 int
 ca_fo_config_find(const CaFoConfig *c, const char *name)
 {
@@ -1209,6 +1246,16 @@ ca_failover_next_deadline(const CaFailover *self)
 
 /*****************************************************************************/
 /* Queries */
+
+gboolean
+ca_failover_any_usable(const CaFailover *self)
+{
+    for (guint i = 0; i < self->n; i++) {
+        if (usable(self, i))
+            return TRUE;
+    }
+    return FALSE;
+}
 
 int
 ca_failover_get_active(const CaFailover *self)

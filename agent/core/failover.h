@@ -124,6 +124,8 @@ typedef struct {
 CaFoConfig *ca_fo_config_new(const CaConfig *config);
 void ca_fo_config_free(CaFoConfig *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaFoConfig, ca_fo_config_free)
+/* TRUE when a and b describe the same policy (a reload that changes nothing). */
+gboolean ca_fo_config_equal(const CaFoConfig *a, const CaFoConfig *b);
 /* Index of an uplink by name, -1 if none. */
 int ca_fo_config_find(const CaFoConfig *c, const char *name);
 
@@ -212,6 +214,8 @@ int ca_failover_get_forced(const CaFailover *self);
 
 /* Queries. */
 int ca_failover_get_active(const CaFailover *self);
+/* TRUE when some managed uplink is usable (unknown, up or suspect) now. */
+gboolean ca_failover_any_usable(const CaFailover *self);
 CaUplinkState ca_failover_get_state(const CaFailover *self, guint uplink);
 const CaUplinkFacts *ca_failover_get_facts(const CaFailover *self, guint uplink);
 /* Route metric the uplink's default route should carry now. */
