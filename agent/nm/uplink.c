@@ -609,6 +609,7 @@ ca_uplink_set_config(CaUplink *self, CaConfig *config)
 
         old->policy = g_steal_pointer(&self->settings->policy);
         self->settings->policy = policy;
+        ca_uplink_update_status(self); /* a broker moved on or off this machine */
         return;
     }
     ca_msg("uplink configuration changed; re-evaluating every uplink");
