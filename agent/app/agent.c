@@ -5,6 +5,7 @@
 #include "agent.h"
 
 #include "agent-settings.h"
+#include "actions.h"
 #include "alerts.h"
 #include "autocleanups.h"
 #include "backoff.h"
@@ -16,6 +17,7 @@
 #include "mqtt.h"
 #include "remote.h"
 #include "sms.h"
+#include "system-settings.h"
 #include "telemetry-publisher.h"
 #include "telemetry.h"
 #include "uplink.h"
@@ -55,8 +57,9 @@ struct _CaAgent {
 
     /* Uplinks (wire_uplink) */
     CaUplink *uplink;
-    gint64 last_switch; /* monotonic: MQTT drops we caused ourselves are no evidence */
-    guint stopping;     /* modules still shutting down */
+    CaSystemSettings *system; /* the watchdog's system steps (agent/system) */
+    gint64 last_switch;       /* monotonic: MQTT drops we caused ourselves are no evidence */
+    guint stopping;           /* modules still shutting down */
 };
 
 static void
@@ -452,9 +455,10 @@ unwire_sms(CaAgent *self)
 }
 
 /*****************************************************************************/
-/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch, modem facts
- * in and modem resets out for the watchdog, planned modem outages in, whether cellular
- * carries the traffic out to the SMS bridge. */
+/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch, MQTT attempts
+ * only while some uplink is usable, modem facts in, the watchdog's modem reset (to the
+ * modem's one owner) and system steps (to agent/system) out, planned modem outages in,
+ * whether cellular carries the traffic out to the SMS bridge. */
 
 /* The SMS bridge's resyncs cost the data link while cellular carries the traffic. */
 static void
@@ -552,6 +556,16 @@ uplink_modem_facts_cb(CaModem *modem, gpointer user_data)
     ca_uplink_set_modem_facts(self->uplink, &f);
 }
 
+/* MQTT attempts only while a path to the broker may exist (ca_uplink_is_usable: TRUE
+ * unless that is known not to be so). */
+static void
+uplink_usable_cb(CaUplink *uplink, gboolean usable, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_set_link_available(self->mqtt, usable);
+}
+
 static void
 uplink_modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -580,13 +594,13 @@ uplink_modem_reset_cb(CaUplink *uplink, const char *reason, gpointer user_data)
 
 /* A planned outage of the modem's data link (a reset, a resync's Disable + Enable): the
  * uplink policy must neither fail over nor escalate its watchdog for it. active FALSE ends
- * it early (the operation failed). The uplink module's input for this is
- * ca_uplink_set_planned_outage(uplink, active, max_seconds); until it is there this only
- * logs, and the policy sees the outage as any other. */
+ * it early (the operation failed). */
 static void
 uplink_set_planned_outage(CaAgent *self, gboolean active, guint max_seconds)
 {
     ca_debug("planned modem outage %s (at most %u s)", active ? "begins" : "ends", max_seconds);
+    if (self->uplink)
+        ca_uplink_set_planned_outage(self->uplink, active, max_seconds);
 }
 
 static void
@@ -604,15 +618,63 @@ uplink_outage_end_cb(CaModemOps *ops, const char *op, gboolean ok, gpointer user
         uplink_set_planned_outage(user_data, FALSE, 0);
 }
 
+typedef struct {
+    CaAgent *agent;
+    CaWdStep step;
+} UplinkStepCtx;
+
+static void
+uplink_system_step_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autofree UplinkStepCtx *c = user_data;
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_system_action_run_finish(result, &error) &&
+        g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    ca_uplink_step_done(c->agent->uplink, c->step, error);
+}
+
+/* The watchdog's power-cycle and reboot steps go to agent/system. */
+static gboolean
+uplink_system_step_cb(CaUplink *uplink, int step, const char *reason, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    CaSystemAction action = CA_SYSTEM_ACTION_REBOOT; /* set below; gcc cannot see it */
+    UplinkStepCtx *c;
+
+    switch ((CaWdStep) step) {
+    case CA_WD_STEP_POWER_CYCLE:
+        action = CA_SYSTEM_ACTION_POWER_CYCLE;
+        break;
+    case CA_WD_STEP_REBOOT:
+        action = CA_SYSTEM_ACTION_REBOOT;
+        break;
+    case CA_WD_STEP_NONE:
+    case CA_WD_STEP_REACTIVATE:
+    case CA_WD_STEP_MODEM_RESET:
+        return FALSE;
+    }
+    c = g_new0(UplinkStepCtx, 1);
+    c->agent = self;
+    c->step = (CaWdStep) step;
+    ca_system_action_run_async(action, self->system, self->cancellable, uplink_system_step_ready,
+                               c);
+    return TRUE;
+}
+
 static void
 wire_uplink(CaAgent *self)
 {
+    self->system = ca_system_settings_new(self->config);
     self->uplink = ca_uplink_new(self->config);
     g_signal_connect(self->uplink, "link-changed", G_CALLBACK(uplink_link_changed_cb), self);
     g_signal_connect(self->uplink, "event", G_CALLBACK(uplink_event_cb), self);
     g_signal_connect(self->uplink, "switched", G_CALLBACK(uplink_switched_cb), self);
     g_signal_connect(self->uplink, "status-changed", G_CALLBACK(uplink_status_cb), self);
+    g_signal_connect(self->uplink, "usable-changed", G_CALLBACK(uplink_usable_cb), self);
     g_signal_connect(self->uplink, "modem-reset", G_CALLBACK(uplink_modem_reset_cb), self);
+    g_signal_connect(self->uplink, "system-step", G_CALLBACK(uplink_system_step_cb), self);
     g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(uplink_mqtt_disconnected_cb), self);
     g_signal_connect(self->mqtt, "connected", G_CALLBACK(uplink_mqtt_connected_cb), self);
     g_signal_connect(self->modem, "facts-changed", G_CALLBACK(uplink_modem_facts_cb), self);
@@ -630,6 +692,7 @@ unwire_uplink(CaAgent *self)
     if (self->modem)
         g_signal_handlers_disconnect_by_data(ca_modem_get_ops(self->modem), self);
     g_clear_object(&self->uplink);
+    g_clear_pointer(&self->system, ca_system_settings_free);
 }
 
 static void
@@ -905,6 +968,8 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     if (self->sms)
         ca_sms_set_config(self->sms, config);
     ca_uplink_set_config(self->uplink, config);
+    ca_system_settings_free(self->system);
+    self->system = ca_system_settings_new(config);
     ca_remote_set_config(self->remote, config);
     ca_msg("configuration reloaded");
     ca_agent_settings_clear(&old_set);

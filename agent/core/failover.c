@@ -59,6 +59,8 @@ struct _CaFailover {
     gint64 next_deadline;
     gint64 started;
     gboolean manager_running;
+    gboolean planned;     /* a planned outage of the cellular uplink is under way */
+    gint64 planned_until; /* ... and counts as evidence again from then on */
 };
 
 /*****************************************************************************/
@@ -279,6 +281,43 @@ ca_fo_config_free(CaFoConfig *c)
     g_free(c);
 }
 
+static gboolean
+wd_config_equal(const CaWdConfig *a, const CaWdConfig *b)
+{
+    if (a->enabled != b->enabled || a->start_after_ms != b->start_after_ms ||
+        a->healthy_reset_ms != b->healthy_reset_ms || a->max_backoff_shift != b->max_backoff_shift)
+        return FALSE;
+    for (guint s = 0; s < CA_WD_N_STEPS; s++) {
+        if (a->step_enabled[s] != b->step_enabled[s] || a->cooldown_ms[s] != b->cooldown_ms[s] ||
+            a->budget[s] != b->budget[s])
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+ca_fo_config_equal(const CaFoConfig *a, const CaFoConfig *b)
+{
+    if (a->interval_ms != b->interval_ms || a->fast_interval_ms != b->fast_interval_ms ||
+        a->timeout_ms != b->timeout_ms || a->down_after != b->down_after ||
+        a->up_after != b->up_after || a->hold_down_ms != b->hold_down_ms ||
+        a->max_hold_down_ms != b->max_hold_down_ms || a->flap_window_ms != b->flap_window_ms ||
+        a->report_interval_ms != b->report_interval_ms ||
+        g_strcmp0(a->dns_name, b->dns_name) != 0 || !wd_config_equal(&a->watchdog, &b->watchdog) ||
+        a->n_uplinks != b->n_uplinks)
+        return FALSE;
+    for (guint i = 0; i < a->n_uplinks; i++) {
+        const CaFoUplinkConfig *x = &a->uplinks[i], *y = &b->uplinks[i];
+
+        if (g_strcmp0(x->name, y->name) != 0 || g_strcmp0(x->connection, y->connection) != 0 ||
+            x->priority != y->priority || x->activate != y->activate ||
+            x->cellular != y->cellular ||
+            !g_strv_equal((const char *const *) x->probes, (const char *const *) y->probes))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 int
 ca_fo_config_find(const CaFoConfig *c, const char *name)
 {
@@ -460,6 +499,14 @@ usable(const CaFailover *self, guint i)
            usable_state(self->up[i].state);
 }
 
+/* Is uplink i inside a planned outage (the modem's owner disrupts it on purpose) at now?
+ * Its failures are then no evidence: no state falls, no failover, no watchdog step. */
+static gboolean
+planned(const CaFailover *self, guint i, gint64 now)
+{
+    return self->planned && now < self->planned_until && is_cellular(self, i);
+}
+
 static guint
 count_flaps(const Uplink *u, gint64 now, gint64 window)
 {
@@ -600,7 +647,7 @@ ca_failover_set_facts(CaFailover *self, guint i, const CaUplinkFacts *facts, gin
 {
     Uplink *u;
     CaUplinkFacts old;
-    gboolean had, was_ok;
+    gboolean had, was_ok, problem;
     char why[128];
 
     g_return_if_fail(i < self->n);
@@ -610,10 +657,7 @@ ca_failover_set_facts(CaFailover *self, guint i, const CaUplinkFacts *facts, gin
     was_ok = u->hard_ok;
     u->facts = *facts;
     u->have_facts = TRUE;
-    u->hard_ok = !hard_problem(self, i, facts, why, sizeof why);
-    if (!u->hard_ok)
-        g_strlcpy(u->hard_why, why, sizeof u->hard_why);
-
+    problem = hard_problem(self, i, facts, why, sizeof why);
     if (facts->device_ready && !old.device_ready) {
         /* The device just became available (cable in, modem registered, back after a
          * ModemManager restart): activate soon, whatever the backoff had reached. */
@@ -621,6 +665,16 @@ ca_failover_set_facts(CaFailover *self, guint i, const CaUplinkFacts *facts, gin
         u->next_activate = 0;
         u->inactive_since = -1;
     }
+    if (problem && planned(self, i, now)) {
+        /* Caused by the planned operation: kept for the diagnosis, not judged. The end
+         * of the outage judges the facts as they are then (end_planned). */
+        if (!u->hard_ok)
+            g_strlcpy(u->hard_why, why, sizeof u->hard_why);
+        return;
+    }
+    u->hard_ok = !problem;
+    if (!u->hard_ok)
+        g_strlcpy(u->hard_why, why, sizeof u->hard_why);
     if (!u->hard_ok) {
         u->probing = FALSE; /* a result still out is stale now */
         u->next_probe = G_MAXINT64;
@@ -638,7 +692,7 @@ ca_failover_set_facts(CaFailover *self, guint i, const CaUplinkFacts *facts, gin
         u->next_probe = now;
         return;
     }
-    if (!had)
+    if (!had || planned(self, i, now))
         return;
     /* Passive evidence: probe fast at once, let the probes decide. */
     if (old.connectivity == CA_CONNECTIVITY_FULL && facts->connectivity != CA_CONNECTIVITY_FULL &&
@@ -668,7 +722,7 @@ ca_failover_note_trouble(CaFailover *self, int uplink, const char *why, gint64 n
     if (uplink < 0 || (guint) uplink >= self->n)
         return;
     i = (guint) uplink;
-    if (!self->up[i].hard_ok)
+    if (!self->up[i].hard_ok || planned(self, i, now))
         return;
     suspect(self, i, why, now);
 }
@@ -707,6 +761,12 @@ ca_failover_probe_done(CaFailover *self, guint i, const CaProbeRound *round, gin
     u->last_round.n_results = MIN(round->n_results, CA_FAILOVER_MAX_PROBES);
     u->have_round = TRUE;
     u->last_round_at = now;
+    if (!round->ok && planned(self, i, now)) {
+        /* Shown in the link topic, but neither loss nor a failed round. */
+        p = period(self, u);
+        u->next_probe = p == G_MAXINT64 ? G_MAXINT64 : MAX(u->round_started + p, now);
+        return;
+    }
     for (guint k = 0; k < u->last_round.n_results; k++) {
         const CaProbeResult *r = &u->last_round.results[k];
         if (!r->sent)
@@ -961,6 +1021,12 @@ manage_activation(CaFailover *self, guint i, gint64 now, gint64 *deadline)
     u->wanted = compute_wanted(self, i);
     if (!u->have_facts)
         return;
+    if (planned(self, i, now)) {
+        /* The operation's owner takes the modem down and brings it back; an activation
+         * now would fight it. */
+        *deadline = MIN(*deadline, self->planned_until);
+        return;
+    }
     if (!u->wanted) {
         if (ucfg(self, i)->activate != CA_ACTIVATE_ON_DEMAND)
             return;
@@ -1020,7 +1086,7 @@ mark_missing(CaFailover *self, guint i, gint64 now)
     const CaUplinkFacts *f = &u->facts;
 
     if (!u->wanted || !u->have_facts || u->state != CA_UPLINK_STATE_STANDBY || u->hard_ok ||
-        f->activation != CA_ACTIVATION_NONE)
+        f->activation != CA_ACTIVATION_NONE || planned(self, i, now))
         return;
     if (!f->device_present || !f->device_ready || !f->carrier ||
         (u->inactive_since >= 0 && now - u->inactive_since >= ACTIVATE_GRACE_MS))
@@ -1065,6 +1131,12 @@ run_watchdog(CaFailover *self, guint i, gboolean all_down, gint64 now, gint64 wa
 
     if (ucfg(self, i)->activate == CA_ACTIVATE_NEVER)
         return;
+    if (planned(self, i, now)) {
+        /* No step for what the planned operation does; its end (or its limit) lets the
+         * ladder decide again. */
+        *deadline = MIN(*deadline, self->planned_until);
+        return;
+    }
     /* Activated again and the probes answer (or the first round is still out): it is
      * recovering; a step now would tear down what just came up. The probes decide. */
     if (s.unhealthy && u->hard_ok && (u->oks > 0 || (u->probing && u->fails == 0)))
@@ -1092,12 +1164,61 @@ ca_failover_set_manager_running(CaFailover *self, gboolean running)
     self->manager_running = running;
 }
 
+/* The planned outage is over (ended or past its limit): judge the cellular uplink's
+ * facts as they are now, and probe it at once for a fresh verdict. */
+static void
+end_planned(CaFailover *self, gint64 now)
+{
+    self->planned = FALSE;
+    for (guint i = 0; i < self->n; i++) {
+        Uplink *u = &self->up[i];
+        char why[128];
+
+        if (!is_cellular(self, i) || !u->have_facts)
+            continue;
+        if (hard_problem(self, i, &u->facts, why, sizeof why)) {
+            u->hard_ok = FALSE;
+            g_strlcpy(u->hard_why, why, sizeof u->hard_why);
+            u->probing = FALSE;
+            u->next_probe = G_MAXINT64;
+            if (usable_state(u->state))
+                set_state(self, i, CA_UPLINK_STATE_DOWN, why, now);
+            continue;
+        }
+        u->hard_ok = TRUE;
+        if (u->state != CA_UPLINK_STATE_STANDBY && !u->probing)
+            u->next_probe = now;
+    }
+}
+
+void
+ca_failover_set_planned_outage(CaFailover *self, gboolean active, gint64 max_ms, gint64 now)
+{
+    if (active) {
+        self->planned = TRUE;
+        self->planned_until = now + MAX(max_ms, 0);
+        return;
+    }
+    if (self->planned)
+        end_planned(self, now);
+}
+
+gboolean
+ca_failover_in_planned_outage(const CaFailover *self, gint64 now)
+{
+    return self->planned && now < self->planned_until;
+}
+
 void
 ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s)
 {
     gint64 deadline = G_MAXINT64;
     gboolean all_down = TRUE;
 
+    /* A planned outage that outlived its limit counts again: a hung operation must not
+     * blind the policy and the watchdog. */
+    if (self->planned && now >= self->planned_until)
+        end_planned(self, now);
     choose(self, now);
     for (guint i = 0; i < self->n; i++) {
         manage_activation(self, i, now, &deadline);
@@ -1125,6 +1246,16 @@ ca_failover_next_deadline(const CaFailover *self)
 
 /*****************************************************************************/
 /* Queries */
+
+gboolean
+ca_failover_any_usable(const CaFailover *self)
+{
+    for (guint i = 0; i < self->n; i++) {
+        if (usable(self, i))
+            return TRUE;
+    }
+    return FALSE;
+}
 
 int
 ca_failover_get_active(const CaFailover *self)
