@@ -86,7 +86,7 @@ def test():
 
     # Only the queue limits: applied in place, still no reconnect.
     settings["mqtt"]["queue-limit"] = 500
-    h.write_config(agent.config, settings)
+    ct.write_config(agent.config, settings)
     agent.proc.send_signal(signal.SIGHUP)
     agent.wait_log(r"outbound queue limits now 500 messages")
     agent.wait_log(r"configuration reloaded(.|\n)*configuration reloaded")
