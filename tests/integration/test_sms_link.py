@@ -19,12 +19,12 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402  (puts tests/lib on sys.path)
-import harness  # noqa: E402
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
-BASE = uh.BASE
+BASE = ct.uplink.BASE
 TS = "2024-05-01T10:20:30+03:00"
 # Disabling the modem: ModemManager's fibocom plugin powers the radio down (CFUN 0 or 4).
 RADIO_OFF = re.compile(r"^AT\+CFUN=[04]\b", re.I)
@@ -34,9 +34,9 @@ lab = broker = None
 
 def setUpModule():
     global lab, broker
-    lab = lablib.Lab(personality="ecm", uplinks=1).start()
+    lab = ct.lab.Lab(personality="ecm", uplinks=1).start()
     lab.nm.wait_connected("eth1")
-    uh.enable_ping_sockets(lab)
+    ct.uplink.enable_ping_sockets(lab)
     broker = lab.start_broker()   # on the DUT's loopback: MQTT does not depend on the uplinks
 
 
@@ -50,7 +50,7 @@ def sms_in(sub, sender):
 
 
 def wait_sms_in(sub, sender, timeout=30):
-    return harness.wait_until(lambda: sms_in(sub, sender), timeout, "sms/in from " + sender)
+    return ct.wait_until(lambda: sms_in(sub, sender), timeout, "sms/in from " + sender)
 
 
 def radio_off_commands():
@@ -60,18 +60,18 @@ def radio_off_commands():
 class SmsOnCellular(unittest.TestCase):
 
     def test_sms_keep_the_cellular_link(self):
-        settings = uh.agent_settings(lab, broker, {
+        settings = ct.uplink.agent_settings(lab, broker, {
             "wan1": {"connection": "uplink1", "priority": 20},
             "cellular": {"priority": 10}},
-            health={"probes": "icmp:%s;dns:%s" % (lablib.INTERNET_PROBE, lablib.INTERNET_DNS)},
+            health={"probes": "icmp:%s;dns:%s" % (ct.lab.INTERNET_PROBE, ct.lab.INTERNET_DNS)},
             extra={"sms": {"resync-delay": 3, "resync-interval": 3600, "receive-timeout": 10}})
-        sub = uh.subscribe(broker)
-        agent = uh.start_agent(lab, settings)
-        self.addCleanup(uh.stop_agent, agent)
-        uh.wait_link(sub, lambda l: l["active"] == "cellular" and
+        sub = ct.uplink.subscribe(broker)
+        agent = ct.uplink.start_agent(lab, settings)
+        self.addCleanup(ct.uplink.stop_agent, agent)
+        ct.uplink.wait_link(sub, lambda l: l["active"] == "cellular" and
                      l["uplinks"]["cellular"]["state"] == "up" and
                      l["uplinks"]["wan1"]["state"] == "up", 90, "cellular in use, wan1 up")
-        harness.wait_until(lambda: lab.net.route_dev() == "usb0", 10, "the default route via usb0")
+        ct.wait_until(lambda: lab.net.route_dev() == "usb0", 10, "the default route via usb0")
         agent.wait_log(r"using the Messaging interface", timeout=30)
 
         # ---- 1. five SMS while cellular carries the traffic
@@ -90,7 +90,7 @@ class SmsOnCellular(unittest.TestCase):
         # The after-receive resync came due and was put off, not run.
         agent.wait_log(r"re-reading the modem storage waits \d+ s: cellular carries the traffic",
                        timeout=30)
-        lablib.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 10,
+        ct.wait_until(lambda: not lab.modem.status()["storage"]["ME"]["indices"], 10,
                           "the modem's storage empty")
         for s in singles + burst:
             self.assertEqual(len(sms_in(sub, s)), 1, s)
@@ -98,17 +98,17 @@ class SmsOnCellular(unittest.TestCase):
         links = [m["json"] for m in msgs if m["topic"] == BASE + "/link" and m["json"]]
         for l in links:
             self.assertEqual((l["active"], l["uplinks"]["cellular"]["state"]), ("cellular", "up"), l)
-        self.assertEqual(uh.link(sub)["uplinks"]["cellular"]["state"], "up")
+        self.assertEqual(ct.uplink.link(sub)["uplinks"]["cellular"]["state"], "up")
         for bad in ("failover", "failback", "watchdog", "sms-resync", "uplink-down"):
-            self.assertEqual(uh.events(sub, bad, after=t0), [], bad)
+            self.assertEqual(ct.uplink.events(sub, bad, after=t0), [], bad)
         self.assertEqual(radio_off_commands()[radio_off:], [])
         self.assertEqual(lab.net.route_dev(), "usb0")
 
         # ---- 2. the wired uplink takes the traffic: the resync that waited runs now
         t1 = time.monotonic()
         broker.publish(BASE + "/cmd/uplink", {"id": "to-wan1", "args": {"uplink": "wan1"}})
-        uh.wait_link(sub, lambda l: l["active"] == "wan1", 30, "wan1 in use")
-        ev = uh.wait_event(sub, "sms-resync", after=t1, timeout=30)
+        ct.uplink.wait_link(sub, lambda l: l["active"] == "wan1", 30, "wan1 in use")
+        ev = ct.uplink.wait_event(sub, "sms-resync", after=t1, timeout=30)
         self.assertEqual((ev["reason"], ev["ok"]), ("after-receive", True), ev)
         lab.mm.wait_state(["registered", "connected"], timeout=60)
 
@@ -121,7 +121,7 @@ class SmsOnCellular(unittest.TestCase):
             got = wait_sms_in(sub, s, timeout=60)
             self.assertEqual(got[0]["text"], "dropped %d" % i)
         self.assertLessEqual(time.monotonic() - t2, 60)
-        ev = uh.wait_event(sub, "sms-resync", after=t2, timeout=10)
+        ev = ct.uplink.wait_event(sub, "sms-resync", after=t2, timeout=10)
         self.assertTrue(ev["ok"], ev)
         # ModemManager really had dropped notices (else this proves nothing).
         self.assertGreater(ev["messages"], 0, ev)
@@ -130,4 +130,4 @@ class SmsOnCellular(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main()
+    ct.lab.main()

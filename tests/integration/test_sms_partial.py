@@ -15,10 +15,11 @@ import re
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lib"))
-import sms_helpers as sh  # noqa: E402
-from sms_helpers import lablib  # noqa: E402
-import smspdu  # noqa: E402  (tests/lab, put on sys.path by sms_helpers)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.sms  # noqa: E402
+import cellagent_test.smspdu  # noqa: E402
 
 SENDER = "+254711000901"
 TS = "2024-05-01T10:20:30+03:00"
@@ -33,7 +34,7 @@ rig = None
 
 def setUpModule():
     global rig
-    rig = sh.SmsRig(sms={"resync-delay": 0, "receive-timeout": RECEIVE_TIMEOUT,
+    rig = ct.sms.SmsRig(sms={"resync-delay": 0, "receive-timeout": RECEIVE_TIMEOUT,
                          "partial-after": PARTIAL_AFTER})
     rig.start_agent()
 
@@ -50,7 +51,7 @@ class Partial(unittest.TestCase):
 
     def test_one_part_of_two(self):
         text = "Only the first half of this arrives. " + "z" * 150   # 2 parts (GSM 7-bit)
-        pdus = smspdu.encode_deliver_parts(SENDER, text, "+254722500029", TS, "auto", ref=77)
+        pdus = ct.smspdu.encode_deliver_parts(SENDER, text, "+254722500029", TS, "auto", ref=77)
         self.assertEqual(len(pdus), 2)
         off_before = len(radio_off())
         resyncs_before = len(rig.events("sms-resync"))
@@ -65,7 +66,7 @@ class Partial(unittest.TestCase):
         self.assertEqual(msg["smsc"], "+254722500029")
         self.assertTrue(msg["id"].startswith("in-"))
         # Removed from the modem.
-        lablib.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
+        ct.wait_until(lambda: rig.stored() == [], 20, "the modem storage to be empty")
         # One resync for it (the stuck one), so the modem was disabled at most once.
         resyncs = rig.events("sms-resync")[resyncs_before:]
         self.assertLessEqual(len(resyncs), 1, resyncs)
@@ -77,10 +78,10 @@ class Partial(unittest.TestCase):
         # not published again, deleted at once, no resync for it.
         stored = rig.lab.modem.call("deliver_pdu", pdu=pdus[1][0], length=pdus[1][1])
         self.assertTrue(stored["stored"], stored)
-        lablib.wait_until(lambda: rig.stored() == [], 20, "the late part deleted")
+        ct.wait_until(lambda: rig.stored() == [], 20, "the late part deleted")
         self.assertEqual(len(rig.incoming(lambda j: j.get("from") == SENDER)), 1)
         self.assertLessEqual(len(radio_off()) - off_before, 1)
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

@@ -14,10 +14,12 @@ import sys
 import threading
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lib"))
-import sms_helpers as sh  # noqa: E402
-from sms_helpers import harness, lablib  # noqa: E402
-import commands_helpers as ch  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.sms  # noqa: E402
+import cellagent_test.commands  # noqa: E402
+from cellagent_test.sms import harness  # noqa: E402
 
 CAPACITY = 8          # the modem's storage, in messages
 A_FEW = 4             # what it may hold at any moment
@@ -52,9 +54,9 @@ class StorageWatch:
 
 def setUpModule():
     global rig, codes
-    rig = sh.SmsRig(sms={"resync-delay": 3}, emu_settings={"storage_capacity": CAPACITY})
+    rig = ct.sms.SmsRig(sms={"resync-delay": 3}, emu_settings={"storage_capacity": CAPACITY})
     secret_file = os.path.join(rig.lab.run_dir, "sms-secret")
-    codes = ch.CodeBook(ch.write_secret(secret_file))
+    codes = ct.commands.CodeBook(ct.commands.write_secret(secret_file))
     # The rig's agent, with SMS commands on.
     settings = {"mqtt": {"host": rig.broker.host, "port": rig.broker.port},
                 "agent": {"state-dir": rig.state_dir},
@@ -88,14 +90,14 @@ class BrokerDown(unittest.TestCase):
             rig.lab.modem.deliver_burst([{"text": "while offline %d" % i, "sender": s}
                                          for i, s in enumerate(senders)], spacing=1.0)
             rig.wait_log_count(r"received message in-[0-9a-f]+ from", COUNT, timeout=90)
-            lablib.wait_until(lambda: rig.stored() == [], 30, "the modem storage to be empty")
+            ct.wait_until(lambda: rig.stored() == [], 30, "the modem storage to be empty")
             # The command SMS after them still gets in, and is executed.
             before = len(rig.sent_to(OPERATOR))
             rig.lab.modem.deliver_sms("%s status" % codes.next(), sender=OPERATOR)
             reply = rig.lab.modem.wait_sent(lambda m: m["to"] == OPERATOR, timeout=60,
                                             count=before + 1)[-1]
             self.assertTrue(reply["text"].startswith("dev1: "), reply)
-            lablib.wait_until(lambda: rig.stored() == [], 30, "the modem storage to be empty")
+            ct.wait_until(lambda: rig.stored() == [], 30, "the modem storage to be empty")
         finally:
             most = watch.stop()
         print("most messages held by the modem at once: %d" % most)
@@ -113,4 +115,4 @@ class BrokerDown(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    lablib.main(network=False)
+    ct.lab.main(network=False)

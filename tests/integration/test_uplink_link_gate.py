@@ -17,9 +17,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "lab"))
-import lablib  # noqa: E402  (puts tests/lib on sys.path)
-import uplink_helpers as uh  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
+import cellagent_test as ct  # noqa: E402
+import cellagent_test.lab  # noqa: E402
+import cellagent_test.uplink  # noqa: E402
 
 lab = broker = None
 CONNECTING = re.compile(r"\[mqtt\] connecting to ")
@@ -27,10 +28,10 @@ CONNECTING = re.compile(r"\[mqtt\] connecting to ")
 
 def setUpModule():
     global lab, broker
-    lab = lablib.Lab(personality=None, uplinks=1).start()
+    lab = ct.lab.Lab(personality=None, uplinks=1).start()
     lab.nm.wait_connected("eth1")
-    uh.enable_ping_sockets(lab)
-    broker = uh.inet_broker(lab)
+    ct.uplink.enable_ping_sockets(lab)
+    broker = ct.uplink.inet_broker(lab)
 
 
 def tearDownModule():
@@ -40,11 +41,11 @@ def tearDownModule():
 class LinkGate(unittest.TestCase):
     def setUp(self):
         self.agent = None
-        uh.clear_retained(broker)
-        self.sub = uh.subscribe(broker)
+        ct.uplink.clear_retained(broker)
+        self.sub = ct.uplink.subscribe(broker)
 
     def tearDown(self):
-        rc = uh.stop_agent(self.agent)
+        rc = ct.uplink.stop_agent(self.agent)
         self.sub.close()
         lab.net.restore(1)
         if rc is not None:
@@ -52,8 +53,8 @@ class LinkGate(unittest.TestCase):
 
     def test_waits_for_a_usable_uplink(self):
         lab.net.carrier(1, False)
-        lablib.wait_until(lambda: lab.net.route_dev() is None, 30, "no route in the DUT")
-        self.agent = uh.start_agent(lab, uh.agent_settings(
+        ct.wait_until(lambda: lab.net.route_dev() is None, 30, "no route in the DUT")
+        self.agent = ct.uplink.start_agent(lab, ct.uplink.agent_settings(
             lab, broker, {"wan1": {"connection": "uplink1", "priority": 10}}))
         self.agent.wait_log(r"\[mqtt\] uplink unavailable: no connection attempts", 30)
         self.agent.wait_log(r"\[mqtt\] .*waiting for the uplink", 10)
@@ -67,7 +68,7 @@ class LinkGate(unittest.TestCase):
         t0 = time.monotonic()
         lab.net.carrier(1, True)
         self.agent.wait_log(r"\[mqtt\] uplink available", 40)
-        uh.wait_link(self.sub, lambda l: l["uplinks"]["wan1"]["state"] in ("unknown", "up"), 40,
+        ct.uplink.wait_link(self.sub, lambda l: l["uplinks"]["wan1"]["state"] in ("unknown", "up"), 40,
                      "the link published once connected")
         print("connected %.1f s after the carrier came back" % (time.monotonic() - t0))
 
