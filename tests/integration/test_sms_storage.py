@@ -19,7 +19,6 @@ import cellagent_test as ct  # noqa: E402
 import cellagent_test.lab  # noqa: E402
 import cellagent_test.sms  # noqa: E402
 import cellagent_test.commands  # noqa: E402
-from cellagent_test.sms import harness  # noqa: E402
 
 CAPACITY = 8          # the modem's storage, in messages
 A_FEW = 4             # what it may hold at any moment
@@ -63,7 +62,7 @@ def setUpModule():
                 "sms": dict(rig.sms_settings),
                 "sms-commands": {"enabled": True, "secret-file": secret_file,
                                  "allowed-senders": OPERATOR}}
-    rig.agent = harness.Agent(rig.dir, settings, env=rig.lab.env,
+    rig.agent = ct.Agent(rig.dir, settings, env=rig.lab.env,
                               wrapper=os.environ.get("CA_AGENT_WRAPPER", "").split()).start()
     rig.agent.wait_log(r"using the Messaging interface", timeout=60)
     rig.agent.wait_log(r"SMS commands enabled for 1 sender", timeout=20)
