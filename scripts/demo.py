@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """demo: cellagent end to end against the lab, live in the terminal.
 
+Run through scripts/demo, which installs what is missing first (scripts/setup).
+
   scripts/demo            build, start broker + lab + agent, run the steps, keep running
                           until Ctrl-C (everything is torn down)
   scripts/demo --check    same sequence unattended; assert each step that exists; exit 0/1
@@ -56,13 +58,9 @@ def banner(title):
 # ---------------------------------------------------------------- build
 
 def build(skip):
-    """scripts/setup (installs what is missing) and the CMake build."""
+    """The CMake build (scripts/demo ran scripts/setup before)."""
     if skip:
         return
-    setup = os.path.join(TOP, "scripts", "setup")
-    if os.path.exists(setup):
-        banner("setup")
-        subprocess.run([setup], check=True)
     banner("build")
     subprocess.run(["cmake", "-S", TOP, "-B", BUILD], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", BUILD, "-j%d" % (os.cpu_count() or 2)], check=True)
