@@ -31,7 +31,14 @@ typedef struct {
     CaModemOps *ops;
     GString *signals; /* "begin:cycle:90 end:cycle:1 idle" */
     guint pending;
+    gboolean named; /* the fake owns ModemManager's name */
 } Fixture;
+
+static void
+name_acquired_cb(GDBusConnection *connection, const char *name, gpointer user_data)
+{
+    ((Fixture *) user_data)->named = TRUE;
+}
 
 typedef struct {
     GDBusMethodInvocation *invocation;
@@ -127,7 +134,9 @@ setup(Fixture *f, gconstpointer data)
         f->server, MODEM_PATH, f->info->interfaces[0], &vtable, f, NULL, &error);
     g_assert_no_error(error);
     f->owner = g_bus_own_name_on_connection(f->server, MM_DBUS_SERVICE, G_BUS_NAME_OWNER_FLAGS_NONE,
-                                            NULL, NULL, NULL, NULL);
+                                            name_acquired_cb, NULL, f, NULL);
+    while (!f->named)
+        g_main_context_iteration(NULL, TRUE);
     f->calls = g_string_new(NULL);
     f->signals = g_string_new(NULL);
     f->delay_ms = 20;
