@@ -5,6 +5,7 @@
 #include "agent.h"
 
 #include "agent-settings.h"
+#include "actions.h"
 #include "alerts.h"
 #include "autocleanups.h"
 #include "backoff.h"
@@ -16,6 +17,7 @@
 #include "mqtt.h"
 #include "remote.h"
 #include "sms.h"
+#include "system-settings.h"
 #include "telemetry-publisher.h"
 #include "telemetry.h"
 #include "uplink.h"
@@ -48,6 +50,7 @@ struct _CaAgent {
 
     /* Modem and telemetry (wire_modem) */
     CaModem *modem;
+    guint watchdog_resets; /* the watchdog's own modem resets under way */
     CaTelemetryPublisher *telemetry;
 
     /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
@@ -55,8 +58,9 @@ struct _CaAgent {
 
     /* Uplinks (wire_uplink) */
     CaUplink *uplink;
-    gint64 last_switch; /* monotonic: MQTT drops we caused ourselves are no evidence */
-    guint stopping;     /* modules still shutting down */
+    CaSystemSettings *system; /* the watchdog's system steps (agent/system) */
+    gint64 last_switch;       /* monotonic: MQTT drops we caused ourselves are no evidence */
+    guint stopping;           /* modules still shutting down */
 };
 
 static void
@@ -207,19 +211,22 @@ modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     g_autoptr(CaCommand) cmd = user_data;
     g_autoptr(GError) error = NULL;
 
-    if (ca_modem_reset_finish(CA_MODEM(source), result, &error))
+    if (ca_modem_ops_run_finish(CA_MODEM_OPS(source), result, &error))
         ca_command_return_ok(cmd, NULL);
     else
         ca_command_return_gerror(cmd, error);
 }
 
-/* cmd/modem-reset: ModemManager's Modem.Reset on the selected modem. */
+/* cmd/modem-reset: reset the selected modem through its one owner (Modem.Reset, else
+ * Disable + Enable), after any modem operation in progress. */
 static void
 modem_reset_cmd_cb(CaCommand *cmd, gpointer user_data)
 {
     CaAgent *self = user_data;
+    g_autofree char *why = g_strdup_printf("cmd/modem-reset from %s", ca_command_get_source(cmd));
 
-    ca_modem_reset_async(self->modem, self->cancellable, modem_reset_ready, ca_command_ref(cmd));
+    ca_modem_ops_run_async(ca_modem_get_ops(self->modem), CA_MODEM_OP_RESET, why, self->cancellable,
+                           modem_reset_ready, ca_command_ref(cmd));
 }
 
 static void
@@ -282,6 +289,7 @@ unwire_modem(CaAgent *self)
 {
     if (self->modem) {
         g_signal_handlers_disconnect_by_data(self->modem, self);
+        g_signal_handlers_disconnect_by_data(ca_modem_get_ops(self->modem), self);
         ca_modem_stop(self->modem);
     }
     if (self->mqtt)
@@ -424,6 +432,8 @@ wire_sms(CaAgent *self)
     g_signal_connect(self->sms, "event", G_CALLBACK(sms_event_cb), self);
     g_signal_connect(self->mqtt, "message", G_CALLBACK(sms_message_cb), self);
     g_signal_connect(self->modem, "object-changed", G_CALLBACK(sms_modem_changed_cb), self);
+    /* The resync disables and enables the modem through the modem's one owner. */
+    ca_sms_set_modem_ops(self->sms, ca_modem_get_ops(self->modem));
     ca_mqtt_subscribe(self->mqtt, "sms/out");
     ca_commands_register(self->commands, "sms-resync", sms_resync_cmd, self, NULL);
 }
@@ -441,12 +451,28 @@ unwire_sms(CaAgent *self)
         g_signal_handlers_disconnect_by_func(self->modem, sms_modem_changed_cb, self);
     if (self->commands)
         ca_commands_unregister(self->commands, "sms-resync");
+    ca_sms_set_modem_ops(self->sms, NULL);
     g_clear_object(&self->sms);
 }
 
 /*****************************************************************************/
-/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch, modem facts
- * in and modem resets out for the watchdog. */
+/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch, MQTT attempts
+ * only while some uplink is usable, modem facts in, the watchdog's modem reset (to the
+ * modem's one owner) and system steps (to agent/system) out, planned modem outages in,
+ * whether cellular carries the traffic out to the SMS bridge. */
+
+/* The SMS bridge's resyncs cost the data link while cellular carries the traffic. */
+static void
+uplink_tell_sms_cellular(CaAgent *self, const cJSON *link)
+{
+    const char *active = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(link, "active"));
+    const cJSON *uplinks = cJSON_GetObjectItemCaseSensitive(link, "uplinks");
+    const cJSON *u = active ? cJSON_GetObjectItemCaseSensitive(uplinks, active) : NULL;
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u, "type"));
+
+    if (self->sms)
+        ca_sms_set_cellular_in_use(self->sms, g_strcmp0(type, "cellular") == 0);
+}
 
 static void
 uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
@@ -457,6 +483,7 @@ uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
     ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
     if (self->remote)
         ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
+    uplink_tell_sms_cellular(self, link);
 }
 
 static void
@@ -530,42 +557,143 @@ uplink_modem_facts_cb(CaModem *modem, gpointer user_data)
     ca_uplink_set_modem_facts(self->uplink, &f);
 }
 
+/* MQTT attempts only while a path to the broker may exist (ca_uplink_is_usable: TRUE
+ * unless that is known not to be so). */
+static void
+uplink_usable_cb(CaUplink *uplink, gboolean usable, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_mqtt_set_link_available(self->mqtt, usable);
+}
+
 static void
 uplink_modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     CaAgent *self = user_data;
     g_autoptr(GError) error = NULL;
 
-    if (!ca_modem_reset_finish(CA_MODEM(source), result, &error) &&
+    if (!ca_modem_ops_run_finish(CA_MODEM_OPS(source), result, &error) &&
         g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         return;
+    self->watchdog_resets--;
     ca_uplink_modem_reset_done(self->uplink, error);
 }
 
-/* The watchdog's modem-reset step goes through the modem module. */
+/* The watchdog's modem-reset step goes through the modem's one owner. */
 static gboolean
 uplink_modem_reset_cb(CaUplink *uplink, const char *reason, gpointer user_data)
 {
     CaAgent *self = user_data;
+    g_autofree char *why = g_strdup_printf("watchdog: %s", reason ? reason : "uplink down");
 
     if (!self->modem || !ca_modem_peek_facts(self->modem)->present)
-        return FALSE; /* the uplink asks ModemManager itself, or reports no modem */
-    ca_modem_reset_async(self->modem, self->cancellable, uplink_modem_reset_ready, self);
+        return FALSE; /* the uplink reports that there is no modem */
+    self->watchdog_resets++;
+    ca_modem_ops_run_async(ca_modem_get_ops(self->modem), CA_MODEM_OP_RESET, why, self->cancellable,
+                           uplink_modem_reset_ready, self);
+    return TRUE;
+}
+
+/* A planned outage of the modem's data link (a reset, a resync's Disable + Enable): the
+ * uplink policy must neither fail over nor escalate its watchdog for it. active FALSE ends
+ * it early (the operation failed). */
+static void
+uplink_set_planned_outage(CaAgent *self, gboolean active, guint max_seconds)
+{
+    ca_debug("planned modem outage %s (at most %u s)", active ? "begins" : "ends", max_seconds);
+    if (self->uplink)
+        ca_uplink_set_planned_outage(self->uplink, active, max_seconds);
+}
+
+static void
+uplink_outage_begin_cb(CaModemOps *ops, const char *op, guint max_seconds, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* The watchdog's own reset step is no planned outage: the cellular uplink is down
+     * already, and the ladder's modem-reset-cooldown decides whether it helped. Pausing
+     * the ladder for the outage's limit would hold back its next step for minutes. */
+    if (self->watchdog_resets > 0 && g_strcmp0(op, "reset") == 0) {
+        ca_debug("modem reset by the watchdog: its cooldown, not a planned outage, applies");
+        return;
+    }
+    uplink_set_planned_outage(user_data, TRUE, max_seconds);
+}
+
+static void
+uplink_outage_end_cb(CaModemOps *ops, const char *op, gboolean ok, gpointer user_data)
+{
+    /* Succeeded: the link comes back within the announced time, which the uplink module
+     * ends early once cellular is up again. Failed: nothing more is planned. */
+    if (!ok)
+        uplink_set_planned_outage(user_data, FALSE, 0);
+}
+
+typedef struct {
+    CaAgent *agent;
+    CaWdStep step;
+} UplinkStepCtx;
+
+static void
+uplink_system_step_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    g_autofree UplinkStepCtx *c = user_data;
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_system_action_run_finish(result, &error) &&
+        g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    ca_uplink_step_done(c->agent->uplink, c->step, error);
+}
+
+/* The watchdog's power-cycle and reboot steps go to agent/system. */
+static gboolean
+uplink_system_step_cb(CaUplink *uplink, int step, const char *reason, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    CaSystemAction action = CA_SYSTEM_ACTION_REBOOT; /* set below; gcc cannot see it */
+    UplinkStepCtx *c;
+
+    switch ((CaWdStep) step) {
+    case CA_WD_STEP_POWER_CYCLE:
+        action = CA_SYSTEM_ACTION_POWER_CYCLE;
+        break;
+    case CA_WD_STEP_REBOOT:
+        action = CA_SYSTEM_ACTION_REBOOT;
+        break;
+    case CA_WD_STEP_NONE:
+    case CA_WD_STEP_REACTIVATE:
+    case CA_WD_STEP_MODEM_RESET:
+        return FALSE;
+    }
+    c = g_new0(UplinkStepCtx, 1);
+    c->agent = self;
+    c->step = (CaWdStep) step;
+    ca_system_action_run_async(action, self->system, self->cancellable, uplink_system_step_ready,
+                               c);
     return TRUE;
 }
 
 static void
 wire_uplink(CaAgent *self)
 {
+    self->system = ca_system_settings_new(self->config);
     self->uplink = ca_uplink_new(self->config);
     g_signal_connect(self->uplink, "link-changed", G_CALLBACK(uplink_link_changed_cb), self);
     g_signal_connect(self->uplink, "event", G_CALLBACK(uplink_event_cb), self);
     g_signal_connect(self->uplink, "switched", G_CALLBACK(uplink_switched_cb), self);
     g_signal_connect(self->uplink, "status-changed", G_CALLBACK(uplink_status_cb), self);
+    g_signal_connect(self->uplink, "usable-changed", G_CALLBACK(uplink_usable_cb), self);
     g_signal_connect(self->uplink, "modem-reset", G_CALLBACK(uplink_modem_reset_cb), self);
+    g_signal_connect(self->uplink, "system-step", G_CALLBACK(uplink_system_step_cb), self);
     g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(uplink_mqtt_disconnected_cb), self);
     g_signal_connect(self->mqtt, "connected", G_CALLBACK(uplink_mqtt_connected_cb), self);
     g_signal_connect(self->modem, "facts-changed", G_CALLBACK(uplink_modem_facts_cb), self);
+    g_signal_connect(ca_modem_get_ops(self->modem), "outage-begin",
+                     G_CALLBACK(uplink_outage_begin_cb), self);
+    g_signal_connect(ca_modem_get_ops(self->modem), "outage-end", G_CALLBACK(uplink_outage_end_cb),
+                     self);
 }
 
 static void
@@ -573,7 +701,10 @@ unwire_uplink(CaAgent *self)
 {
     if (self->uplink)
         g_signal_handlers_disconnect_by_data(self->uplink, self);
+    if (self->modem)
+        g_signal_handlers_disconnect_by_data(ca_modem_get_ops(self->modem), self);
     g_clear_object(&self->uplink);
+    g_clear_pointer(&self->system, ca_system_settings_free);
 }
 
 static void
@@ -849,6 +980,8 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     if (self->sms)
         ca_sms_set_config(self->sms, config);
     ca_uplink_set_config(self->uplink, config);
+    ca_system_settings_free(self->system);
+    self->system = ca_system_settings_new(config);
     ca_remote_set_config(self->remote, config);
     ca_msg("configuration reloaded");
     ca_agent_settings_clear(&old_set);

@@ -95,7 +95,8 @@ static const CaConfigKey keys[] = {
     {"sms", "enabled", CA_KEY_BOOL, "true", NULL, NOLIMIT, NULL, NULL, 0,
      "Bridge SMS between the modem and MQTT"},
     {"sms", "keep-on-modem", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
-     "Keep received SMS on the modem (false: delete once the broker acknowledged them)"},
+     "Keep received SMS on the modem for good (false: delete each one as soon as it is safely "
+     "in the agent's spool on disk)"},
     {"sms", "max-parts", CA_KEY_INT, "10", NULL, 1, 255, NULL, NULL, 0,
      "Longest outgoing message, in SMS segments"},
     {"sms", "send-timeout", CA_KEY_INT, "120", NULL, 5, 3600, NULL, NULL, 0,
@@ -114,7 +115,14 @@ static const CaConfigKey keys[] = {
      "Seconds a multipart SMS may stay incomplete before the modem storage is re-read"},
     {"sms", "resync-delay", CA_KEY_INT, "60", NULL, 0, 86400, NULL, NULL, 0,
      "Re-read the modem storage this many seconds after the last received SMS, to catch "
-     "notices ModemManager dropped in a burst (disables and enables the modem); 0 = never"},
+     "notices ModemManager dropped in a burst (disables and enables the modem; while cellular "
+     "carries the traffic at most once per resync-interval); 0 = never"},
+    {"sms", "resync-interval", CA_KEY_INT, "21600", NULL, 60, 604800, NULL, NULL, 0,
+     "Least seconds between two automatic re-reads of the modem storage while cellular "
+     "carries the traffic (each one drops the data link for a moment)"},
+    {"sms", "partial-after", CA_KEY_INT, "10800", NULL, 10, 604800, NULL, NULL, 0,
+     "Seconds after which a multipart SMS still missing parts is published with "
+     "\"incomplete\":true and deleted from the modem"},
     {"sms", "storage-warn", CA_KEY_INT, "20", NULL, 0, 10000, NULL, NULL, 0,
      "Event sms-storage-full when this many received SMS are held on the modem; 0 = off"},
 

@@ -124,6 +124,8 @@ typedef struct {
 CaFoConfig *ca_fo_config_new(const CaConfig *config);
 void ca_fo_config_free(CaFoConfig *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaFoConfig, ca_fo_config_free)
+/* TRUE when a and b describe the same policy (a reload that changes nothing). */
+gboolean ca_fo_config_equal(const CaFoConfig *a, const CaFoConfig *b);
 /* Index of an uplink by name, -1 if none. */
 int ca_fo_config_find(const CaFoConfig *c, const char *name);
 
@@ -183,6 +185,17 @@ void ca_failover_note_trouble(CaFailover *self, int uplink, const char *why, gin
  * re-activated, and a reboot would only hide that the manager is stopped). */
 void ca_failover_set_manager_running(CaFailover *self, gboolean running);
 
+/* A planned outage of the cellular uplink begins (active) or ends: the owner of the modem
+ * disrupts it on purpose (reset, the disable/enable of an SMS resync). Until it ends, and
+ * for at most max_ms, the cellular uplink's failures are no evidence: its state does not
+ * fall (so no failover because of it), passive evidence and failed probe rounds are
+ * ignored, it is neither activated nor given a watchdog step. Its recoveries still count.
+ * At the end (or after max_ms) its facts are judged as they are then and it is probed at
+ * once. Beginning again while active restarts the limit. */
+void ca_failover_set_planned_outage(CaFailover *self, gboolean active, gint64 max_ms, gint64 now);
+/* TRUE while a planned outage is under way and within its limit. */
+gboolean ca_failover_in_planned_outage(const CaFailover *self, gint64 now);
+
 /* Decide at now; outputs are queued for ca_failover_pop(). wall_s for budget records. */
 void ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s);
 /* Next queued output; FALSE when none. */
@@ -201,6 +214,8 @@ int ca_failover_get_forced(const CaFailover *self);
 
 /* Queries. */
 int ca_failover_get_active(const CaFailover *self);
+/* TRUE when some managed uplink is usable (unknown, up or suspect) now. */
+gboolean ca_failover_any_usable(const CaFailover *self);
 CaUplinkState ca_failover_get_state(const CaFailover *self, guint uplink);
 const CaUplinkFacts *ca_failover_get_facts(const CaFailover *self, guint uplink);
 /* Route metric the uplink's default route should carry now. */

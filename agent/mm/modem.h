@@ -3,12 +3,14 @@
  * selects one modem ([modem] match, else the first), brings it to a usable state
  * (PIN unlock from pin-file, never retrying a wrong PIN; enable; Signal and 3GPP location
  * setup) and keeps a snapshot of its facts (CaModemFacts) up to date from D-Bus signals.
- * Owns: the MMManager and the selected MMObject. Does not own: what is done with the facts
+ * Owns: the MMManager, the selected MMObject and its CaModemOps (the only code that
+ * disables, enables or resets it). Does not own: what is done with the facts
  * (telemetry.c builds JSON, agent.c publishes) nor SMS (sms.c is handed the MMObject).
  * Nothing here makes a synchronous D-Bus call. */
 #pragma once
 #include "config.h"
 #include "modem-facts.h"
+#include "modem-ops.h"
 
 #include <gio/gio.h>
 #include <libmm-glib.h>
@@ -44,11 +46,9 @@ gboolean ca_modem_is_manager_present(CaModem *self);
  * "facts-changed" is emitted when it turns TRUE. */
 gboolean ca_modem_is_settled(CaModem *self);
 
-/* Reset the selected modem (Modem.Reset): for the watchdog and cmd/modem-reset.
- * Errors: CA_ERROR_NOT_READY (no modem), CA_ERROR_MODEM (ModemManager refused). */
-void ca_modem_reset_async(CaModem *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-                          gpointer user_data);
-gboolean ca_modem_reset_finish(CaModem *self, GAsyncResult *result, GError **error);
+/* The owner of the selected modem's disruptive operations (reset, disable and enable):
+ * every module that wants one asks it (borrowed; lives as long as self). */
+CaModemOps *ca_modem_get_ops(CaModem *self);
 
 /* Signals:
  *   "object-changed" (): the selected modem appeared, disappeared or was replaced (new

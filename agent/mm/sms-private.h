@@ -1,9 +1,11 @@
 /* sms-private: CaSms's state, shared by sms.c (object, modem, requests), sms-send.c (the
- * sender) and sms-receive.c (received messages, status reports, resync). Not for other
- * modules. */
+ * sender), sms-receive.c (received messages, status reports, incomplete messages) and
+ * sms-resync.c (re-reading the modem storage). Not for other modules. */
 #pragma once
 #include "backoff.h"
 #include "dedupe.h"
+#include "modem-ops.h"
+#include "modem-settings.h"
 #include "sms-codec.h"
 #include "sms.h"
 #include "spool.h"
@@ -11,31 +13,23 @@
 /* Bytes each spool may hold (the record count is [sms] spool-limit). */
 #define CA_SMS_SPOOL_BYTES (32 * 1024 * 1024)
 
-typedef struct {
-    gboolean keep_on_modem;
-    guint max_parts;
-    guint send_timeout_s;
-    guint rate_limit; /* per hour */
-    guint retries;
-    guint spool_limit;
-    guint dedupe_limit;
-    guint dedupe_days;
-    guint receive_timeout_s;
-    guint resync_delay_s; /* 0: no resync after receptions */
-    guint storage_warn;   /* 0: off */
-} CaSmsSettings;
-
 /* A message ModemManager is still assembling (state "receiving"). */
 typedef struct {
     CaSms *sms;
     MMSms *proxy;
     gulong notify_id;
-    gint64 since; /* monotonic */
+    char *key; /* sender and SMSC time: the same message under a new path after a resync */
 } CaSmsReceiving;
+
+/* What is known of an incomplete message across resyncs (which give it a new path). */
+typedef struct {
+    gint64 since;      /* monotonic: first seen incomplete */
+    gboolean resynced; /* a resync was spent on it already */
+    gboolean seen;     /* still on the modem at the last look */
+} CaSmsPartial;
 
 struct _CaSms {
     GObject parent;
-    CaConfig *config;
     CaSmsSettings set;
     char *dir;
     GCancellable *cancellable; /* cancelled on stop/dispose */
@@ -55,6 +49,8 @@ struct _CaSms {
     gulong state_id;
     gulong added_id;
     GCancellable *modem_cancellable; /* cancelled when the modem changes */
+    CaModemOps *ops;                 /* the modem's one owner: the resync's Disable + Enable */
+    gboolean cellular_in_use;        /* cellular carries the traffic: resyncs cost the link */
 
     /* Sender (sms-send.c) */
     GTask *send_task;    /* the job in flight, or NULL */
@@ -64,27 +60,33 @@ struct _CaSms {
     CaBackoff send_backoff;
 
     /* Receiver (sms-receive.c) */
-    GHashTable *receiving;   /* path -> CaSmsReceiving* */
-    GHashTable *on_modem;    /* id -> path of a received message still in modem storage */
-    GHashTable *publishing;  /* id -> NULL: handed up, waiting for ca_sms_received_done */
-    GSource *publish_retry;  /* owned */
-    GQueue delete_queue;     /* char* paths of handled messages to delete, in order */
-    GHashTable *delete_set;  /* the same paths (and the one in flight) -> NULL */
-    char *deleting;          /* the path being deleted, or NULL */
-    guint delete_generation; /* bumped when the queue is dropped */
-    GSource *delete_retry;   /* owned */
+    GHashTable *receiving;    /* path -> CaSmsReceiving* */
+    GHashTable *on_modem;     /* id -> path of a received message still in modem storage */
+    GHashTable *publishing;   /* id -> NULL: handed up, waiting for ca_sms_received_done */
+    GSource *publish_retry;   /* owned */
+    GQueue delete_queue;      /* char* paths of handled messages to delete, in order */
+    GHashTable *delete_set;   /* the same paths (and the one in flight) -> NULL */
+    GHashTable *after_delete; /* path -> id: handed up once its delete was tried */
+    char *deleting;           /* the path being deleted, or NULL */
+    guint delete_generation;  /* bumped when the queue is dropped */
+    GSource *delete_retry;    /* owned */
     CaBackoff delete_backoff;
     CaBackoff publish_backoff;
     gboolean listing;      /* a listing is running */
     gboolean relist;       /* list again when it completes */
     guint stored_received; /* received messages seen in modem storage at the last listing */
     gboolean storage_full_reported;
-    GSource *stuck_timer;  /* owned: next check for messages stuck in "receiving" */
-    GSource *resync_timer; /* owned: the resync after receptions */
-    GTask *resync_task;    /* the resync in flight, or NULL */
-    CaBackoff stuck_backoff;
-    gint64 stuck_not_before; /* monotonic: no stuck-triggered resync before this */
-    gboolean modem_enabled;  /* the modem was enabled at the last state change */
+    GHashTable *partial;  /* key -> CaSmsPartial, incomplete messages */
+    GSource *stuck_timer; /* owned: next look at incomplete messages */
+
+    /* Resync (sms-resync.c) */
+    GSource *resync_timer;  /* owned: the resync after receptions (resync-delay) */
+    GSource *resync_defer;  /* owned: an automatic resync waits for resync-interval */
+    GTask *resync_task;     /* the resync in flight, or NULL */
+    gboolean resync_wanted; /* an automatic resync waits (after-receive or stuck) */
+    gboolean resync_stuck;  /* ... and it is for an incomplete message */
+    gint64 storage_read_at; /* monotonic: ModemManager last read the whole storage */
+    gboolean modem_enabled; /* the modem was enabled at the last state change */
 };
 
 /* sms.c */
@@ -118,5 +120,24 @@ void ca_sms_receiver_republish(CaSms *self);
 void ca_sms_receiver_published(CaSms *self, const char *id, const GError *error);
 /* List the modem's messages (coalesced). */
 void ca_sms_receiver_list(CaSms *self);
+/* Handle a message object found by a listing or announced (from_signal). */
+void ca_sms_receiver_handle(CaSms *self, MMSms *sms, gboolean from_signal);
+/* A resync renamed every object: forget paths, handle what the listing returned. */
+void ca_sms_receiver_relisted(CaSms *self, GList *list);
+/* Look at incomplete messages: publish those older than partial-after, ask for a resync
+ * for those older than receive-timeout; re-arm for the next one. */
+void ca_sms_receiver_check_partial(CaSms *self);
+
+/* sms-resync.c */
+/* Automatic resync: after receptions (stuck FALSE) or for an incomplete message. Runs now
+ * when allowed, else when it is (resync-interval while cellular carries the traffic). */
+void ca_sms_resync_request(CaSms *self, gboolean stuck);
+/* Schedule the after-receive resync resync-delay from now. */
+void ca_sms_resync_after_receive(CaSms *self);
+/* TRUE when a resync for an incomplete message may start now. */
+gboolean ca_sms_resync_allowed(CaSms *self);
 /* The sender finished a job: a resync waiting for it goes on. */
 void ca_sms_receiver_sender_idle(CaSms *self);
+void ca_sms_resync_clear(CaSms *self);
+/* The storage was read completely (the modem was enabled): forget a waiting resync. */
+void ca_sms_resync_satisfied(CaSms *self);

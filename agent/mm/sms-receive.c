@@ -1,9 +1,10 @@
 /* sms-receive: received messages. Finds them (Messaging "added" and listings at start-up,
  * after every modem (re)appearance and after a resync), waits until complete, spools them
- * durably under their stable id, hands them up for publication and deletes them from the
- * modem once the broker acknowledged them. Status reports go to the sender. Also the
- * resync (disable + enable makes ModemManager re-read the storage), triggered by a
- * multipart message stuck in "receiving", after receptions, or by cmd/sms-resync. */
+ * durably under their stable id, deletes them from the modem as soon as they are spooled
+ * (the storage must not fill while the broker is away) and hands them up for publication.
+ * A multipart message still incomplete after partial-after is published with what
+ * ModemManager tells of it and deleted. Status reports go to the sender. The resync itself
+ * is in sms-resync.c. */
 #define CA_LOG_MODULE "sms"
 #include "sms-private.h"
 
@@ -16,29 +17,7 @@
 #define PUBLISH_RETRY_INITIAL_MS 1000
 #define PUBLISH_RETRY_MAX_MS     60000
 
-typedef enum {
-    RESYNC_REASON_COMMAND, /* cmd/sms-resync */
-    RESYNC_REASON_STUCK,   /* a multipart message stayed "receiving" */
-    RESYNC_REASON_RECEIVE, /* messages arrived: a notice may have been dropped */
-} ResyncReason;
-
-static const char *
-resync_reason_to_string(ResyncReason reason)
-{
-    switch (reason) {
-    case RESYNC_REASON_COMMAND:
-        return "command";
-    case RESYNC_REASON_STUCK:
-        return "stuck";
-    case RESYNC_REASON_RECEIVE:
-        return "after-receive";
-    }
-    g_assert_not_reached();
-}
-
-static void start_resync(CaSms *self, ResyncReason reason, GCancellable *cancellable,
-                         GAsyncReadyCallback callback, gpointer user_data);
-static void arm_stuck_timer(CaSms *self);
+static void handle_sms(CaSms *self, MMSms *sms, gboolean from_signal);
 
 static GSource *
 timer_new(guint ms, GSourceFunc func, gpointer data)
@@ -109,6 +88,19 @@ typedef struct {
     guint generation;
 } DeleteCall;
 
+/* A new message waited for its delete to be tried before being handed up. */
+static void
+release_after_delete(CaSms *self, const char *path)
+{
+    gpointer key = NULL, id = NULL;
+
+    if (!g_hash_table_steal_extended(self->after_delete, path, &key, &id))
+        return;
+    publish(self, id);
+    g_free(key);
+    g_free(id);
+}
+
 static void
 delete_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -124,6 +116,7 @@ delete_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     if (!current || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         return; /* the queue was dropped meanwhile (modem changed, resync) */
     path = g_steal_pointer(&self->deleting);
+    release_after_delete(self, path);
     if (!error || g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_NOT_FOUND)) {
         ca_debug("deleted %s from the modem", path);
         g_hash_table_remove(self->delete_set, path);
@@ -172,6 +165,16 @@ delete_path(CaSms *self, const char *path)
 static void
 delete_clear(CaSms *self)
 {
+    if (self->after_delete) {
+        g_autoptr(GHashTable) waiting = g_steal_pointer(&self->after_delete);
+        GHashTableIter it;
+        gpointer id;
+
+        self->after_delete = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_hash_table_iter_init(&it, waiting);
+        while (g_hash_table_iter_next(&it, NULL, &id))
+            publish(self, id);
+    }
     g_queue_clear_full(&self->delete_queue, g_free);
     if (self->delete_set)
         g_hash_table_remove_all(self->delete_set);
@@ -225,7 +228,6 @@ ca_sms_receiver_published(CaSms *self, const char *id, const GError *error)
     }
     if (!ca_spool_remove(self->in, id, &local))
         ca_warn("received message %s: %s", id, local->message);
-    delete_from_modem(self, id);
 }
 
 void
@@ -238,14 +240,13 @@ ca_sms_received_done(CaSms *self, const char *id, const GError *error)
 /*****************************************************************************/
 /* Messages found on the modem */
 
-static gboolean
-resync_timer_cb(gpointer user_data)
+/* Sender and SMSC time: what ModemManager tells of an incomplete message, the same under
+ * the new path a resync gives it. */
+static char *
+partial_key(MMSms *sms)
 {
-    CaSms *self = user_data;
-
-    ca_clear_source(&self->resync_timer);
-    start_resync(self, RESYNC_REASON_RECEIVE, NULL, NULL, NULL);
-    return G_SOURCE_REMOVE;
+    return g_strdup_printf("%s\n%s", mm_sms_get_number(sms) ? mm_sms_get_number(sms) : "",
+                           mm_sms_get_timestamp(sms) ? mm_sms_get_timestamp(sms) : "");
 }
 
 /* A complete received message (from_signal: announced by "added", not found by listing). */
@@ -260,6 +261,7 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
     g_autofree char *record = NULL;
     const char *text = mm_sms_get_text(sms);
     const char *path = mm_sms_get_path(sms);
+    g_autofree char *key = partial_key(sms);
     CaSmsIncoming msg = {0};
 
     if (!text) {
@@ -274,6 +276,7 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
     msg.received_at_us = g_get_real_time();
     id = ca_sms_incoming_id(msg.from, msg.timestamp, text ? text : data_b64);
     g_hash_table_replace(self->on_modem, g_strdup(id), g_strdup(path));
+    g_hash_table_remove(self->partial, key); /* complete now, if it was not */
 
     if (ca_dedupe_lookup(self->seen, id)) {
         ca_debug("received message %s (%s) was published before", id, path);
@@ -282,6 +285,7 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
     }
     if (ca_spool_contains(self->in, id)) {
         ca_debug("received message %s (%s) is already spooled", id, path);
+        delete_from_modem(self, id);
         publish(self, id);
         return;
     }
@@ -295,13 +299,19 @@ incoming(CaSms *self, MMSms *sms, gboolean from_signal)
         return;
     }
     ca_msg("received message %s from %s (%s)", id, ca_log_personal(msg.from), path);
-    publish(self, id);
+    /* On disk now: the modem's storage is freed at once, so messages the network holds back
+     * while the broker is away (commands among them) can still arrive. It is handed up once
+     * the delete was tried: a command SMS (a modem reset, say) acts on a modem whose storage
+     * no longer holds it. */
+    if (path && !self->set.keep_on_modem && !g_hash_table_contains(self->delete_set, path))
+        g_hash_table_replace(self->after_delete, g_strdup(path), g_strdup(id));
+    delete_from_modem(self, id);
+    if (!path || !g_hash_table_contains(self->after_delete, path))
+        publish(self, id);
     /* ModemManager may have dropped the notice of a message that arrived just now: look at
      * the storage once things are quiet (not for what a listing or resync found). */
-    if (from_signal && self->set.resync_delay_s > 0 && !self->resync_task) {
-        ca_clear_source(&self->resync_timer);
-        self->resync_timer = timer_new(self->set.resync_delay_s * 1000, resync_timer_cb, self);
-    }
+    if (from_signal)
+        ca_sms_resync_after_receive(self);
 }
 
 static void
@@ -316,6 +326,61 @@ status_report(CaSms *self, MMSms *sms)
     delete_path(self, mm_sms_get_path(sms));
 }
 
+/*****************************************************************************/
+/* Incomplete (multipart) messages */
+
+/* The stable id of an incomplete message: its text is unknown, a fixed marker stands in. */
+static char *
+partial_id(MMSms *sms, char **out_timestamp)
+{
+    g_autofree char *timestamp = ca_sms_timestamp_normalize(mm_sms_get_timestamp(sms));
+    char *id =
+        ca_sms_incoming_id(mm_sms_get_number(sms),
+                           timestamp ? timestamp : mm_sms_get_timestamp(sms), "\x01incomplete");
+
+    if (out_timestamp)
+        *out_timestamp = g_strdup(timestamp ? timestamp : mm_sms_get_timestamp(sms));
+    return id;
+}
+
+/* Give up waiting for the missing parts: publish what ModemManager tells of the message
+ * (sender, SMSC time and SMSC: ModemManager 1.20 exports no text before every part is
+ * there) with "incomplete":true, and delete it from the modem, so a message whose parts
+ * never all come cannot keep the modem cycling. */
+static void
+publish_incomplete(CaSms *self, MMSms *sms)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(cJSON) json = NULL;
+    g_autofree char *timestamp = NULL;
+    g_autofree char *id = partial_id(sms, &timestamp);
+    g_autofree char *record = NULL;
+    CaSmsIncoming msg = {0};
+
+    g_hash_table_replace(self->on_modem, g_strdup(id), g_strdup(mm_sms_get_path(sms)));
+    if (ca_dedupe_lookup(self->seen, id) || ca_spool_contains(self->in, id)) {
+        delete_from_modem(self, id);
+        return;
+    }
+    msg.from = mm_sms_get_number(sms);
+    msg.text = "";
+    msg.timestamp = timestamp;
+    msg.smsc = mm_sms_get_smsc(sms);
+    msg.received_at_us = g_get_real_time();
+    json = ca_sms_incoming_to_json(id, &msg);
+    cJSON_AddBoolToObject(json, "incomplete", TRUE);
+    record = cJSON_PrintUnformatted(json);
+    if (!ca_spool_put(self->in, id, record, strlen(record), &error)) {
+        ca_warn("incomplete message %s not spooled: %s; it stays on the modem", id, error->message);
+        return;
+    }
+    ca_warn("multipart message %s from %s still incomplete after %u s: publishing it as "
+            "incomplete and deleting it from the modem",
+            id, ca_log_personal(msg.from), self->set.partial_after_s);
+    delete_from_modem(self, id);
+    publish(self, id);
+}
+
 static void
 receiving_free(gpointer data)
 {
@@ -323,10 +388,9 @@ receiving_free(gpointer data)
 
     g_signal_handler_disconnect(r->proxy, r->notify_id);
     g_object_unref(r->proxy);
+    g_free(r->key);
     g_free(r);
 }
-
-static void handle_sms(CaSms *self, MMSms *sms, gboolean from_signal);
 
 static void
 receiving_state_cb(MMSms *sms, GParamSpec *pspec, gpointer user_data)
@@ -343,18 +407,33 @@ receiving_state_cb(MMSms *sms, GParamSpec *pspec, gpointer user_data)
 static void
 track_receiving(CaSms *self, MMSms *sms)
 {
+    g_autofree char *id = NULL;
     CaSmsReceiving *r;
+    CaSmsPartial *p;
 
     if (g_hash_table_contains(self->receiving, mm_sms_get_path(sms)))
         return;
+    id = partial_id(sms, NULL);
+    if (ca_dedupe_lookup(self->seen, id) || ca_spool_contains(self->in, id)) {
+        /* Published as incomplete before: only its removal is left. */
+        g_hash_table_replace(self->on_modem, g_strdup(id), g_strdup(mm_sms_get_path(sms)));
+        delete_from_modem(self, id);
+        return;
+    }
     ca_debug("message %s is still being received", mm_sms_get_path(sms));
     r = g_new0(CaSmsReceiving, 1);
     r->sms = self;
     r->proxy = g_object_ref(sms);
-    r->since = g_get_monotonic_time();
+    r->key = partial_key(sms);
     r->notify_id = g_signal_connect(sms, "notify::state", G_CALLBACK(receiving_state_cb), self);
+    p = g_hash_table_lookup(self->partial, r->key);
+    if (!p) {
+        p = g_new0(CaSmsPartial, 1);
+        p->since = g_get_monotonic_time();
+        g_hash_table_insert(self->partial, g_strdup(r->key), p);
+    }
     g_hash_table_insert(self->receiving, g_strdup(mm_sms_get_path(sms)), r);
-    arm_stuck_timer(self);
+    ca_sms_receiver_check_partial(self);
 }
 
 static void
@@ -383,8 +462,11 @@ handle_sms(CaSms *self, MMSms *sms, gboolean from_signal)
     }
 }
 
-/*****************************************************************************/
-/* Stuck multipart messages */
+void
+ca_sms_receiver_handle(CaSms *self, MMSms *sms, gboolean from_signal)
+{
+    handle_sms(self, sms, from_signal);
+}
 
 static gboolean
 stuck_cb(gpointer user_data)
@@ -392,44 +474,88 @@ stuck_cb(gpointer user_data)
     CaSms *self = user_data;
 
     ca_clear_source(&self->stuck_timer);
-    arm_stuck_timer(self);
+    ca_sms_receiver_check_partial(self);
     return G_SOURCE_REMOVE;
 }
 
-/* Resync when a message has been "receiving" for receive-timeout; re-arm for the oldest
- * one otherwise. Resyncs that did not help back off (a part the network never delivers
- * cannot be conjured up). */
-static void
-arm_stuck_timer(CaSms *self)
+/* One resync per incomplete message at most (receive-timeout after it was first seen: a
+ * part whose notice ModemManager dropped is found by it), then publication as incomplete at
+ * partial-after: a part the network never delivers cannot be conjured up. */
+void
+ca_sms_receiver_check_partial(CaSms *self)
 {
-    GHashTableIter it;
-    gpointer value;
-    gint64 oldest = G_MAXINT64;
+    g_autoptr(GPtrArray) flush = g_ptr_array_new_with_free_func(g_object_unref);
+    g_autoptr(GPtrArray) stuck = g_ptr_array_new();
     gint64 now = g_get_monotonic_time();
-    gint64 due;
+    gint64 next = G_MAXINT64;
+    GHashTableIter it;
+    gpointer key, value;
 
     ca_clear_source(&self->stuck_timer);
+    if (!self->receiving || !self->partial)
+        return;
     g_hash_table_iter_init(&it, self->receiving);
-    while (g_hash_table_iter_next(&it, NULL, &value))
-        oldest = MIN(oldest, ((CaSmsReceiving *) value)->since);
-    if (oldest == G_MAXINT64) {
-        ca_backoff_reset(&self->stuck_backoff);
-        self->stuck_not_before = 0;
-        return;
-    }
-    due =
-        MAX(oldest + (gint64) self->set.receive_timeout_s * G_USEC_PER_SEC, self->stuck_not_before);
-    if (due <= now && !self->resync_task) {
-        guint wait = ca_backoff_next(&self->stuck_backoff);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        CaSmsReceiving *r = value;
+        CaSmsPartial *p = g_hash_table_lookup(self->partial, r->key);
+        gint64 partial_at;
+        gint64 stuck_at;
 
-        ca_warn("a multipart message has been incomplete for %u s: ModemManager probably missed "
-                "a part's notice, re-reading the modem storage",
-                self->set.receive_timeout_s);
-        self->stuck_not_before = now + (gint64) wait * 1000;
-        start_resync(self, RESYNC_REASON_STUCK, NULL, NULL, NULL);
-        return;
+        if (!p) {
+            p = g_new0(CaSmsPartial, 1);
+            p->since = now;
+            g_hash_table_insert(self->partial, g_strdup(r->key), p);
+        }
+        partial_at = p->since + (gint64) self->set.partial_after_s * G_USEC_PER_SEC;
+        stuck_at = p->since + (gint64) self->set.receive_timeout_s * G_USEC_PER_SEC;
+
+        p->seen = TRUE;
+        if (now >= partial_at) {
+            g_ptr_array_add(flush, g_object_ref(r->proxy));
+            g_hash_table_iter_remove(&it);
+            continue;
+        }
+        next = MIN(next, partial_at);
+        if (p->resynced)
+            continue;
+        if (now >= stuck_at)
+            g_ptr_array_add(stuck, p);
+        else
+            next = MIN(next, stuck_at);
     }
-    self->stuck_timer = timer_new((guint) MAX(1000, (MAX(due, now) - now) / 1000), stuck_cb, self);
+    for (guint i = 0; i < flush->len; i++) {
+        g_autofree char *k = partial_key(g_ptr_array_index(flush, i));
+
+        publish_incomplete(self, g_ptr_array_index(flush, i));
+        g_hash_table_remove(self->partial, k);
+    }
+    /* Forget messages no longer on the modem (completed, deleted), except during a resync,
+     * which lists them again under new paths. */
+    if (!self->resync_task) {
+        g_hash_table_iter_init(&it, self->partial);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+            CaSmsPartial *p = value;
+
+            if (!p->seen)
+                g_hash_table_iter_remove(&it);
+            else
+                p->seen = FALSE;
+        }
+    }
+    if (stuck->len > 0 && !self->resync_task) {
+        ca_warn("%u multipart message(s) incomplete for %u s: ModemManager probably missed a "
+                "part's notice, re-reading the modem storage%s",
+                stuck->len, self->set.receive_timeout_s,
+                ca_sms_resync_allowed(self) ? "" : " when resync-interval allows");
+        for (guint i = 0; i < stuck->len; i++)
+            ((CaSmsPartial *) g_ptr_array_index(stuck, i))->resynced = TRUE;
+        ca_sms_resync_request(self, TRUE);
+    } else if (stuck->len > 0) {
+        next = MIN(next, now + G_USEC_PER_SEC); /* after the resync in flight */
+    }
+    if (next != G_MAXINT64)
+        self->stuck_timer =
+            timer_new((guint) MAX(1000, (MAX(next, now) - now) / 1000 + 1), stuck_cb, self);
 }
 
 /*****************************************************************************/
@@ -550,250 +676,16 @@ ca_sms_receiver_modem_changed(CaSms *self)
     ca_sms_receiver_list(self);
 }
 
-/*****************************************************************************/
-/* Resync (GTask step machine) */
-
-typedef enum {
-    RESYNC_STEP_FIRST,
-    RESYNC_STEP_WAIT_SENDER, /* a send in flight finishes first */
-    RESYNC_STEP_DISABLE,
-    RESYNC_STEP_ENABLE,
-    RESYNC_STEP_LIST,
-    RESYNC_STEP_LAST,
-} ResyncStep;
-
-typedef struct {
-    ResyncStep step;
-    ResyncReason reason;
-    MMModem *modem;
-    MMModemMessaging *messaging;
-    guint messages; /* received messages listed */
-} ResyncContext;
-
-static void resync_step(GTask *task);
-
-static void
-resync_context_free(ResyncContext *ctx)
+void
+ca_sms_receiver_relisted(CaSms *self, GList *list)
 {
-    g_clear_object(&ctx->modem);
-    g_clear_object(&ctx->messaging);
-    g_free(ctx);
-}
-
-static void
-resync_fail(GTask *task, GError *error)
-{
-    g_task_return_error(task, error);
-    g_object_unref(task);
-}
-
-static void
-disable_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    GTask *task = user_data;
-    ResyncContext *ctx = g_task_get_task_data(task);
-    GError *error = NULL;
-
-    if (!mm_modem_disable_finish(MM_MODEM(source), result, &error)) {
-        resync_fail(task, error);
-        return;
-    }
-    ctx->step++;
-    resync_step(task);
-}
-
-static void
-enable_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    GTask *task = user_data;
-    ResyncContext *ctx = g_task_get_task_data(task);
-    GError *error = NULL;
-
-    /* CaModem may have started enabling it too (it enables a disabled modem): fine. */
-    if (!mm_modem_enable_finish(MM_MODEM(source), result, &error) &&
-        !g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_IN_PROGRESS)) {
-        resync_fail(task, error);
-        return;
-    }
-    g_clear_error(&error);
-    ctx->step++;
-    resync_step(task);
-}
-
-static void
-resync_list_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    GTask *task = user_data;
-    CaSms *self = g_task_get_source_object(task);
-    ResyncContext *ctx = g_task_get_task_data(task);
-    GError *error = NULL;
-    GList *list = mm_modem_messaging_list_finish(MM_MODEM_MESSAGING(source), result, &error);
-
-    if (error) {
-        resync_fail(task, error);
-        return;
-    }
     /* What ModemManager knew before is gone (new objects, new paths). */
     g_hash_table_remove_all(self->receiving);
     g_hash_table_remove_all(self->on_modem);
     delete_clear(self);
-    for (GList *l = list; l; l = l->next) {
-        if (mm_sms_get_pdu_type(l->data) == MM_SMS_PDU_TYPE_DELIVER)
-            ctx->messages++;
+    for (GList *l = list; l; l = l->next)
         handle_sms(self, l->data, FALSE);
-    }
     count_storage(self, list);
-    g_list_free_full(list, g_object_unref);
-    ctx->step++;
-    resync_step(task);
-}
-
-static void
-resync_step(GTask *task)
-{
-    CaSms *self = g_task_get_source_object(task);
-    ResyncContext *ctx = g_task_get_task_data(task);
-    GCancellable *cancellable = g_task_get_cancellable(task);
-
-    if (g_cancellable_is_cancelled(cancellable)) {
-        resync_fail(task, g_error_new_literal(G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled"));
-        return;
-    }
-    switch (ctx->step) {
-    case RESYNC_STEP_FIRST:
-        ctx->step++;
-        G_GNUC_FALLTHROUGH;
-    case RESYNC_STEP_WAIT_SENDER:
-        if (self->send_task)
-            return; /* ca_sms_receiver_sender_idle() continues */
-        ctx->step++;
-        G_GNUC_FALLTHROUGH;
-    case RESYNC_STEP_DISABLE:
-        if (ctx->modem != self->modem) {
-            resync_fail(task,
-                        g_error_new_literal(CA_ERROR, CA_ERROR_NOT_READY, "the modem changed"));
-            return;
-        }
-        ca_msg("re-reading the modem's message storage (%s): disabling and enabling the modem",
-               resync_reason_to_string(ctx->reason));
-        mm_modem_disable(ctx->modem, cancellable, disable_ready, task);
-        return;
-    case RESYNC_STEP_ENABLE:
-        mm_modem_enable(ctx->modem, cancellable, enable_ready, task);
-        return;
-    case RESYNC_STEP_LIST:
-        if (!self->messaging) {
-            resync_fail(task, g_error_new_literal(CA_ERROR, CA_ERROR_NOT_READY,
-                                                  "no Messaging interface after enabling"));
-            return;
-        }
-        g_set_object(&ctx->messaging, self->messaging);
-        mm_modem_messaging_list(ctx->messaging, cancellable, resync_list_ready, task);
-        return;
-    case RESYNC_STEP_LAST:
-        g_task_return_boolean(task, TRUE);
-        g_object_unref(task);
-        return;
-    }
-    g_assert_not_reached();
-}
-
-void
-ca_sms_receiver_sender_idle(CaSms *self)
-{
-    ResyncContext *ctx;
-
-    if (!self->resync_task)
-        return;
-    ctx = g_task_get_task_data(self->resync_task);
-    if (ctx->step == RESYNC_STEP_WAIT_SENDER)
-        resync_step(self->resync_task); /* the step machine still holds its reference */
-}
-
-static void
-resync_done(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    CaSms *self = CA_SMS(source);
-    GTask *task = G_TASK(result);
-    ResyncContext *ctx = g_task_get_task_data(task);
-    g_autoptr(GTask) outer = user_data;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(cJSON) fields = cJSON_CreateObject();
-
-    if (self->resync_task == task)
-        g_clear_object(&self->resync_task);
-    cJSON_AddStringToObject(fields, "reason", resync_reason_to_string(ctx->reason));
-    if (!g_task_propagate_boolean(task, &error)) {
-        if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-            ca_warn("re-reading the modem's message storage failed: %s", error->message);
-        cJSON_AddBoolToObject(fields, "ok", FALSE);
-        cJSON_AddStringToObject(fields, "error", error->message);
-        if (outer)
-            g_task_return_error(outer, g_steal_pointer(&error));
-    } else {
-        ca_msg("modem storage re-read: %u received message(s) on the modem", ctx->messages);
-        cJSON_AddBoolToObject(fields, "ok", TRUE);
-        cJSON_AddNumberToObject(fields, "messages", ctx->messages);
-        if (outer) {
-            cJSON *summary = cJSON_CreateObject();
-            cJSON_AddNumberToObject(summary, "messages", ctx->messages);
-            cJSON_AddNumberToObject(summary, "pending", ca_spool_count(self->in));
-            g_task_return_pointer(outer, summary, (GDestroyNotify) cJSON_Delete);
-        }
-    }
-    if (self->started)
-        ca_sms_emit_event(self, "sms-resync", fields);
-    arm_stuck_timer(self);
-    ca_sms_sender_kick(self);
-}
-
-static void
-start_resync(CaSms *self, ResyncReason reason, GCancellable *cancellable,
-             GAsyncReadyCallback callback, gpointer user_data)
-{
-    GTask *outer = callback ? g_task_new(self, cancellable, callback, user_data) : NULL;
-    ResyncContext *ctx;
-    GTask *task;
-
-    if (outer)
-        g_task_set_source_tag(outer, ca_sms_resync_async);
-    if (self->resync_task) {
-        /* One at a time; a caller simply gets the next complete picture. */
-        if (outer)
-            g_task_return_new_error(outer, CA_ERROR, CA_ERROR_NOT_READY,
-                                    "a resync is already running");
-        g_clear_object(&outer);
-        return;
-    }
-    if (!self->modem || mm_modem_get_state(self->modem) < MM_MODEM_STATE_ENABLED) {
-        if (outer)
-            g_task_return_new_error(outer, CA_ERROR, CA_ERROR_NOT_READY,
-                                    "no enabled modem to re-read");
-        g_clear_object(&outer);
-        return;
-    }
-    ca_clear_source(&self->resync_timer);
-    ctx = g_new0(ResyncContext, 1);
-    ctx->reason = reason;
-    ctx->modem = g_object_ref(self->modem);
-    task = g_task_new(self, self->cancellable, resync_done, outer);
-    g_task_set_task_data(task, ctx, (GDestroyNotify) resync_context_free);
-    self->resync_task = g_object_ref(task);
-    resync_step(task);
-}
-
-void
-ca_sms_resync_async(CaSms *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-                    gpointer user_data)
-{
-    g_return_if_fail(CA_IS_SMS(self));
-    start_resync(self, RESYNC_REASON_COMMAND, cancellable, callback, user_data);
-}
-
-cJSON *
-ca_sms_resync_finish(CaSms *self, GAsyncResult *result, GError **error)
-{
-    return g_task_propagate_pointer(G_TASK(result), error);
 }
 
 /*****************************************************************************/
@@ -805,11 +697,12 @@ ca_sms_receiver_init(CaSms *self)
     self->on_modem = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     self->publishing = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     self->delete_set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    self->after_delete = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_queue_init(&self->delete_queue);
     ca_backoff_init(&self->delete_backoff, 200, 30000, 20, NULL);
     ca_backoff_init(&self->publish_backoff, PUBLISH_RETRY_INITIAL_MS, PUBLISH_RETRY_MAX_MS, 20,
                     NULL);
-    ca_backoff_init(&self->stuck_backoff, self->set.receive_timeout_s * 1000, 3600 * 1000, 0, NULL);
+    self->partial = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 }
 
 void
@@ -821,9 +714,10 @@ ca_sms_receiver_clear(CaSms *self)
         g_hash_table_remove_all(self->on_modem);
     if (self->publishing)
         g_hash_table_remove_all(self->publishing);
+    if (self->partial)
+        g_hash_table_remove_all(self->partial);
     delete_clear(self);
     ca_clear_source(&self->publish_retry);
     ca_clear_source(&self->stuck_timer);
-    ca_clear_source(&self->resync_timer);
-    g_clear_object(&self->resync_task); /* cancelled with self->cancellable */
+    ca_sms_resync_clear(self);
 }

@@ -626,7 +626,8 @@ ca_sms_sender_kick(CaSms *self)
 
     while (TRUE) {
         if (!self->started || self->send_task || self->send_retry || self->rate_timer ||
-            self->resync_task || !ca_sms_modem_ready(self))
+            self->resync_task || (self->ops && ca_modem_ops_is_busy(self->ops)) ||
+            !ca_sms_modem_ready(self))
             return;
         head = ca_spool_first(self->out);
         if (!head)

@@ -1,6 +1,7 @@
 /* sms: CaSms, the object. Settings, storage, following the modem handed over by agent.c,
  * taking sms/out requests in (validate, dedupe, spool durably, answer), results.
- * The sender lives in sms-send.c, received messages and resync in sms-receive.c. */
+ * The sender lives in sms-send.c, received messages in sms-receive.c, the resync in
+ * sms-resync.c. */
 #define CA_LOG_MODULE "sms"
 #include "sms-private.h"
 
@@ -22,22 +23,6 @@ G_DEFINE_TYPE(CaSms, ca_sms, G_TYPE_OBJECT)
 
 /*****************************************************************************/
 /* Settings */
-
-static void
-read_settings(CaSmsSettings *set, CaConfig *config)
-{
-    set->keep_on_modem = ca_config_get_bool(config, "sms", "keep-on-modem");
-    set->max_parts = (guint) ca_config_get_int(config, "sms", "max-parts");
-    set->send_timeout_s = (guint) ca_config_get_int(config, "sms", "send-timeout");
-    set->rate_limit = (guint) ca_config_get_int(config, "sms", "rate-limit");
-    set->retries = (guint) ca_config_get_int(config, "sms", "retries");
-    set->spool_limit = (guint) ca_config_get_int(config, "sms", "spool-limit");
-    set->dedupe_limit = (guint) ca_config_get_int(config, "sms", "dedupe-limit");
-    set->dedupe_days = (guint) ca_config_get_int(config, "sms", "dedupe-days");
-    set->receive_timeout_s = (guint) ca_config_get_int(config, "sms", "receive-timeout");
-    set->resync_delay_s = (guint) ca_config_get_int(config, "sms", "resync-delay");
-    set->storage_warn = (guint) ca_config_get_int(config, "sms", "storage-warn");
-}
 
 static gint64
 now_s(void)
@@ -192,8 +177,14 @@ modem_state_cb(MMModem *modem, GParamSpec *pspec, gpointer user_data)
 
     ca_debug("modem state %s", mm_modem_state_get_string(state));
     /* Enabling loads the storage: list what it found. */
-    if (state >= MM_MODEM_STATE_ENABLED && !self->modem_enabled && !self->resync_task)
-        ca_sms_receiver_list(self); /* (a resync lists at its end) */
+    if (state >= MM_MODEM_STATE_ENABLED && !self->modem_enabled) {
+        /* ModemManager read the whole storage while enabling: an automatic resync that
+         * waited has nothing more to find. */
+        self->storage_read_at = g_get_monotonic_time();
+        ca_sms_resync_satisfied(self);
+        if (!self->resync_task)
+            ca_sms_receiver_list(self); /* (a resync lists at its end) */
+    }
     self->modem_enabled = state >= MM_MODEM_STATE_ENABLED;
     ca_sms_sender_kick(self);
 }
@@ -325,9 +316,10 @@ ca_sms_new(CaConfig *config, GError **error)
 {
     g_autoptr(CaSms) self = g_object_new(CA_TYPE_SMS, NULL);
 
-    self->config = ca_config_ref(config);
-    read_settings(&self->set, config);
-    self->dir = g_build_filename(ca_config_get_string(config, "agent", "state-dir"), "sms", NULL);
+    ca_sms_settings_load(&self->set, config);
+    self->dir = g_build_filename(self->set.state_dir, "sms", NULL);
+    /* Enabling the modem (before or after the start) reads the whole storage. */
+    self->storage_read_at = g_get_monotonic_time();
     if (!open_storage(self, error))
         return NULL;
     ca_sms_sender_init(self);
@@ -358,20 +350,46 @@ ca_sms_stop(CaSms *self)
 void
 ca_sms_set_config(CaSms *self, CaConfig *config)
 {
-    CaConfig *old = self->config;
+    CaSmsSettings old = self->set;
+    gboolean same;
 
-    self->config = ca_config_ref(config);
-    read_settings(&self->set, config);
+    ca_sms_settings_load(&self->set, config);
+    same = ca_sms_settings_equal(&old, &self->set);
+    if (g_strcmp0(old.state_dir, self->set.state_dir) != 0)
+        ca_warn("[agent] state-dir changed: the SMS spools stay in %s until the agent restarts",
+                self->dir);
+    ca_sms_settings_clear(&old);
+    if (same)
+        return;
     ca_spool_set_limits(self->out, self->set.spool_limit, CA_SMS_SPOOL_BYTES);
     ca_spool_set_limits(self->in, self->set.spool_limit, CA_SMS_SPOOL_BYTES);
     ca_dedupe_set_limits(self->results, self->set.dedupe_limit,
                          (gint64) self->set.dedupe_days * 86400);
     ca_dedupe_set_limits(self->seen, self->set.dedupe_limit,
                          (gint64) self->set.dedupe_days * 86400);
-    ca_config_unref(old);
     /* A new rate limit or retry count applies now, not when the old timers fire. */
     ca_clear_source(&self->rate_timer);
     ca_sms_sender_kick(self);
+    ca_sms_receiver_check_partial(self);
+}
+
+static void
+ops_idle_cb(CaModemOps *ops, gpointer user_data)
+{
+    /* The sender waited for the modem operation to end. */
+    ca_sms_sender_kick(user_data);
+}
+
+void
+ca_sms_set_modem_ops(CaSms *self, CaModemOps *ops)
+{
+    g_return_if_fail(CA_IS_SMS(self));
+
+    if (self->ops)
+        g_signal_handlers_disconnect_by_data(self->ops, self);
+    g_set_object(&self->ops, ops);
+    if (ops)
+        g_signal_connect(ops, "idle", G_CALLBACK(ops_idle_cb), self);
 }
 
 static void
@@ -387,10 +405,12 @@ ca_sms_dispose(GObject *object)
 {
     CaSms *self = CA_SMS(object);
 
+    self->started = FALSE;
     g_cancellable_cancel(self->cancellable);
     drop_modem(self);
     ca_sms_sender_clear(self);
     ca_sms_receiver_clear(self);
+    ca_sms_set_modem_ops(self, NULL);
     G_OBJECT_CLASS(ca_sms_parent_class)->dispose(object);
 }
 
@@ -410,7 +430,9 @@ ca_sms_finalize(GObject *object)
     g_clear_pointer(&self->on_modem, g_hash_table_unref);
     g_clear_pointer(&self->publishing, g_hash_table_unref);
     g_clear_pointer(&self->delete_set, g_hash_table_unref);
-    g_clear_pointer(&self->config, ca_config_unref);
+    g_clear_pointer(&self->after_delete, g_hash_table_unref);
+    g_clear_pointer(&self->partial, g_hash_table_unref);
+    ca_sms_settings_clear(&self->set);
     g_free(self->dir);
     G_OBJECT_CLASS(ca_sms_parent_class)->finalize(object);
 }

@@ -7,6 +7,7 @@
  * modem (CaModem hands the MMObject over through agent.c). docs/sms.md has the details. */
 #pragma once
 #include "config.h"
+#include "modem-ops.h"
 
 #include <cjson/cJSON.h>
 #include <gio/gio.h>
@@ -32,6 +33,14 @@ void ca_sms_set_config(CaSms *self, CaConfig *config);
  * waits until the modem is registered. */
 void ca_sms_set_modem(CaSms *self, MMObject *object);
 
+/* The owner of the modem's disruptive operations (CaModem's), through which the resync
+ * disables and enables the modem; NULL: none (no resync possible). */
+void ca_sms_set_modem_ops(CaSms *self, CaModemOps *ops);
+/* Whether cellular carries the device's traffic now. While it does, automatic resyncs
+ * (each one drops the data link for a moment) run at most once per [sms] resync-interval;
+ * when it stops, one that waited runs at once. */
+void ca_sms_set_cellular_in_use(CaSms *self, gboolean in_use);
+
 /* An sms/out payload arrived (already acknowledged to the broker): validate it, spool it
  * durably before returning, and answer on "result" (queued, rejected, or a repeated id's
  * latest result). */
@@ -43,7 +52,7 @@ void ca_sms_received_done(CaSms *self, const char *id, const GError *error);
 
 /* Re-read the modem's message storage (ModemManager can miss a new-message notice; only
  * re-enabling the modem makes it list the storage again): waits for the sender to be idle,
- * disables and re-enables the modem, lists the messages. Error: CA_ERROR_NOT_READY (no
+ * disables and re-enables the modem through CaModemOps, lists the messages. Error: CA_ERROR_NOT_READY (no
  * enabled modem), CA_ERROR_MODEM. */
 void ca_sms_resync_async(CaSms *self, GCancellable *cancellable, GAsyncReadyCallback callback,
                          gpointer user_data);

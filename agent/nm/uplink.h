@@ -1,13 +1,16 @@
 /* uplink: keeps the device online through NetworkManager (libnm). CaUplink follows the
  * devices and active connections of the configured uplinks, turns them into facts for
  * the pure policy (failover.c), runs its probes (probe.c) and carries out its decisions:
- * route metrics applied at runtime by Reapply, activation and deactivation, the watchdog
- * steps (re-activate, modem reset, power-cycle command, reboot), the cellular profile
- * created when missing. It reports the link state, events and a status line upward.
- * Owns: NMClient, probes, the watchdog state file. Does not own: MQTT (agent.c publishes)
- * or ModemManager (agent.c feeds modem facts in and carries modem resets out). */
+ * route metrics applied at runtime by Reapply, activation and deactivation, the watchdog's
+ * re-activation, the cellular profile created when missing. It reports the link state,
+ * events, a status line and whether any uplink is usable upward.
+ * Owns: NMClient, probes, the watchdog state file. Does not own: MQTT (agent.c publishes),
+ * the modem (agent.c feeds modem facts and planned outages in, and carries the watchdog's
+ * modem reset out to the modem owner), the system actions (agent.c carries power-cycle and
+ * reboot out to agent/system). It never talks to ModemManager itself. */
 #pragma once
 #include "config.h"
+#include "watchdog.h"
 
 #include <cjson/cJSON.h>
 #include <gio/gio.h>
@@ -28,17 +31,27 @@ typedef struct {
     const char *registration;  /* "home", "roaming", "searching", "denied", ... */
 } CaUplinkModemFacts;
 
-/* New uplink manager for the [uplink-*], [cellular], [health], [watchdog], [mqtt]
- * (tcp:mqtt probes) and [agent] state-dir keys. Nothing happens before start. */
+/* New uplink manager for the settings of uplink-settings.h ([uplink-*], [cellular],
+ * [health], [watchdog], [mqtt] host and port for tcp:mqtt probes, [agent] state-dir), read
+ * once. Nothing happens before start. */
 CaUplink *ca_uplink_new(CaConfig *config);
 /* Connect to NetworkManager (asynchronously; retried while the bus is missing). */
 void ca_uplink_start(CaUplink *self);
-/* Apply a reloaded config (only acts when the uplink groups changed). */
+/* Apply a reloaded config: the policy is rebuilt only when its settings changed. */
 void ca_uplink_set_config(CaUplink *self, CaConfig *config);
 /* Modem facts for the cellular uplink; NULL when no modem module reports. */
 void ca_uplink_set_modem_facts(CaUplink *self, const CaUplinkModemFacts *facts);
-/* The modem module finished a reset asked for by the "modem-reset" signal (error NULL:
- * done); reported as the watchdog step's result. */
+/* The modem's owner begins (active) or ends a planned outage of the cellular uplink (a
+ * modem reset, the disable/enable of an SMS resync). Meanwhile the cellular uplink's
+ * failures are no evidence: no failover because of them, no watchdog step, no
+ * re-activation fighting the operation; its recoveries still count. After max_seconds
+ * without an end they count again, so a hung operation cannot blind the watchdog. At the
+ * end the uplink is judged as it is then, and probed at once. */
+void ca_uplink_set_planned_outage(CaUplink *self, gboolean active, guint max_seconds);
+/* The outcome of a watchdog step handed out by "modem-reset" or "system-step" (error NULL:
+ * done); reported as the step's watchdog-result event. */
+void ca_uplink_step_done(CaUplink *self, CaWdStep step, const GError *error);
+/* Same as ca_uplink_step_done(self, CA_WD_STEP_MODEM_RESET, error). */
 void ca_uplink_modem_reset_done(CaUplink *self, const GError *error);
 /* Passive evidence against the uplink in use (e.g. MQTT socket errors): probe it now. */
 void ca_uplink_note_trouble(CaUplink *self, const char *why);
@@ -52,6 +65,11 @@ cJSON *ca_uplink_get_link_json(CaUplink *self);
 const char *ca_uplink_get_status(CaUplink *self);
 /* Name of the uplink in use, NULL if none. */
 const char *ca_uplink_get_active(CaUplink *self);
+/* May a connection to the broker work now? FALSE only on positive knowledge that there is
+ * no path: NetworkManager runs, the broker is not on this machine, no managed uplink is
+ * usable and NetworkManager has no connection with a default route. TRUE whenever any of
+ * that is unknown (no NetworkManager, not connected to it yet). See docs/uplinks.md. */
+gboolean ca_uplink_is_usable(CaUplink *self);
 /* Re-activate the connection of the uplink in use (cmd/reconnect), as the watchdog's
  * first step does; why is logged. Returns the uplink's name (owned by self) once
  * NetworkManager was asked; its outcome shows in <base>/link. NULL with error
@@ -71,12 +89,17 @@ const char *ca_uplink_get_forced(CaUplink *self);
  *   "event"          (const char *type, gpointer fields): publish one event on <base>/events;
  *                    fields is a cJSON object (borrowed) with the event's members.
  *   "switched"       (const char *from, const char *to, const char *kind): the uplink in use
- *                    changed (kind "initial", "failover" or "failback"; from may be NULL);
- *                    MQTT should reconnect over the new path at once.
+ *                    changed (kind "initial", "failover" or "failback"; from may be NULL)
+ *                    and the kernel routes through it; MQTT should reconnect over it now.
  *   "status-changed" (const char *status): new STATUS line.
- *   "modem-reset"    (const char *reason) -> gboolean: the watchdog wants the modem reset;
- *                    a handler returns TRUE when it does it (the modem module). Unhandled,
- *                    the uplink asks ModemManager itself (Modem.Reset on the modem behind
- *                    NetworkManager's device). */
+ *   "usable-changed" (gboolean usable): ca_uplink_is_usable() changed.
+ *   "modem-reset"    (const char *reason) -> gboolean: the watchdog's modem-reset step. A
+ *                    handler that takes it (agent.c, to the modem's owner) returns TRUE
+ *                    and reports with ca_uplink_modem_reset_done(). Unhandled, the step
+ *                    fails ("no modem to reset").
+ *   "system-step"    (int step, const char *reason) -> gboolean: the watchdog's power-cycle
+ *                    or reboot step (a CaWdStep). A handler that takes it (agent.c, to
+ *                    agent/system) returns TRUE and reports with ca_uplink_step_done().
+ *                    Unhandled, the step fails. */
 
 G_END_DECLS

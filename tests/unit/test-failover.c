@@ -1515,6 +1515,169 @@ test_force_link_json(void)
     g_assert_cmpstr(cJSON_GetObjectItem(after, "active")->valuestring, ==, "b-backup");
 }
 
+/*****************************************************************************/
+/* Planned outages: the modem's owner disrupts the cellular uplink on purpose */
+
+static const UpDef cellular_first[] = {
+    {"cellular", 10, CA_ACTIVATE_ALWAYS, TRUE, 1},
+    {"wan", 20, CA_ACTIVATE_ALWAYS, FALSE, 1},
+};
+
+/* What a modem reset or a resync's disable/enable looks like from the policy's side. */
+static void
+modem_goes_away(Sim *s, guint i)
+{
+    s->path_ok[i] = FALSE;
+    s->activatable[i] = FALSE;
+    s->facts[i].activation = CA_ACTIVATION_NONE;
+    s->facts[i].modem_usable = FALSE;
+    s->facts[i].registered = FALSE;
+    s->facts[i].bearer_connected = FALSE;
+    g_strlcpy(s->facts[i].nm_state, "disconnected", sizeof s->facts[i].nm_state);
+    g_strlcpy(s->facts[i].modem_state, "disabled", sizeof s->facts[i].modem_state);
+    sim_push_facts(s, i);
+}
+
+static void
+modem_comes_back(Sim *s, guint i)
+{
+    g_autofree char *dev = g_strdup_printf("eth%u", i + 1);
+
+    activated_facts(&s->facts[i], dev, TRUE);
+    s->path_ok[i] = TRUE;
+    s->activatable[i] = TRUE;
+    sim_push_facts(s, i);
+}
+
+static guint
+count_steps(Sim *s, int uplink)
+{
+    guint n = 0;
+
+    for (guint k = 0; k < s->steps->len; k++)
+        n += g_array_index(s->steps, StepRec, k).uplink == uplink;
+    return n;
+}
+
+static void
+test_planned_no_failover(void)
+{
+    g_autoptr(Sim) s = sim_start(cellular_first, 2, 1);
+    guint states, switches, activations;
+
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_UP);
+    states = s->states->len;
+    switches = s->switches->len;
+    activations = s->n_activate[0];
+    /* A resync: the modem is disabled for 90 s (registration, bearer and connection
+     * gone, probes fail, MQTT drops), within the 300 s limit. */
+    ca_failover_set_planned_outage(s->fo, TRUE, S(300), s->now);
+    g_assert_true(ca_failover_in_planned_outage(s->fo, s->now));
+    modem_goes_away(s, 0);
+    ca_failover_note_trouble(s->fo, -1, "MQTT connection lost", s->now);
+    sim_until(s, s->now + S(90));
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_UP);
+    g_assert_cmpuint(s->states->len, ==, states);
+    g_assert_cmpuint(s->switches->len, ==, switches);
+    g_assert_cmpuint(count_steps(s, 0), ==, 0);
+    g_assert_cmpuint(s->n_activate[0], ==, activations); /* no fight with the owner */
+    g_assert_cmpfloat(ca_failover_get_loss(s->fo, 0), <=, 0.0);
+    /* It comes back and the owner says so: nothing moved, and it stays so. */
+    modem_comes_back(s, 0);
+    ca_failover_set_planned_outage(s->fo, FALSE, 0, s->now);
+    g_assert_false(ca_failover_in_planned_outage(s->fo, s->now));
+    sim_until(s, s->now + S(600));
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_UP);
+    g_assert_cmpuint(s->states->len, ==, states);
+    g_assert_cmpuint(s->switches->len, ==, switches);
+    g_assert_cmpuint(count_steps(s, 0), ==, 0);
+}
+
+static void
+test_planned_no_watchdog_step(void)
+{
+    static const UpDef defs[] = {{"cellular", 200, CA_ACTIVATE_ALWAYS, TRUE, 1}};
+    g_autoptr(Sim) s = sim_start(defs, 1, 1);
+    gint64 t_end;
+
+    /* The only uplink: without the planned outage this is "all down" and the ladder
+     * would climb to reactivate after 30 s and further. */
+    ca_failover_set_planned_outage(s->fo, TRUE, S(1800), s->now);
+    modem_goes_away(s, 0);
+    sim_until(s, s->now + S(900));
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_UP);
+    g_assert_cmpuint(s->steps->len, ==, 0);
+    /* Ended while the modem is still gone: judged at once, the ladder starts then. */
+    t_end = s->now;
+    ca_failover_set_planned_outage(s->fo, FALSE, 0, s->now);
+    sim_until(s, s->now + 1);
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_DOWN);
+    sim_until(s, t_end + S(120));
+    g_assert_cmpuint(s->steps->len, >=, 1);
+    g_assert_cmpint(g_array_index(s->steps, StepRec, 0).step, ==, CA_WD_STEP_REACTIVATE);
+    g_assert_cmpint(g_array_index(s->steps, StepRec, 0).t, ==, t_end + S(30));
+}
+
+static void
+test_planned_limit(void)
+{
+    g_autoptr(Sim) s = sim_start(cellular_first, 2, 1);
+    gint64 t0;
+
+    /* A hung operation: it never ends. After its limit the failures count again. */
+    t0 = s->now;
+    ca_failover_set_planned_outage(s->fo, TRUE, S(120), s->now);
+    modem_goes_away(s, 0);
+    sim_until(s, t0 + S(119));
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_UP);
+    sim_until(s, t0 + S(120));
+    g_assert_false(ca_failover_in_planned_outage(s->fo, s->now));
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_DOWN);
+    g_assert_cmpint(active(s), ==, 1);
+    g_assert_cmpint(last_switch(s)->kind, ==, CA_FO_SWITCH_FAILOVER);
+    g_assert_cmpint(last_switch(s)->t, ==, t0 + S(120));
+    /* ... and the watchdog takes over from there. */
+    sim_until(s, t0 + S(120 + 31));
+    g_assert_cmpuint(count_steps(s, 0), ==, 1);
+    g_assert_cmpint(g_array_index(s->steps, StepRec, 0).t, ==, t0 + S(150));
+}
+
+static void
+test_planned_probe_failures_after_end(void)
+{
+    g_autoptr(Sim) s = sim_start(cellular_first, 2, 1);
+    gint64 t_end;
+
+    /* The connection is back at the end, but the path is not: the probes decide, with
+     * their usual hysteresis, from the end on. */
+    ca_failover_set_planned_outage(s->fo, TRUE, S(300), s->now);
+    modem_goes_away(s, 0);
+    sim_until(s, s->now + S(60));
+    modem_comes_back(s, 0);
+    s->path_ok[0] = FALSE;
+    t_end = s->now;
+    ca_failover_set_planned_outage(s->fo, FALSE, 0, s->now);
+    sim_until_state(s, 0, CA_UPLINK_STATE_DOWN, S(30));
+    g_assert_cmpint(first_state_time(s, 0, CA_UPLINK_STATE_SUSPECT, t_end), <=, t_end + S(3));
+    g_assert_cmpint(active(s), ==, 1);
+}
+
+static void
+test_planned_wired_unaffected(void)
+{
+    g_autoptr(Sim) s = sim_start(two_wired, 2, 1);
+
+    /* Only the cellular uplink is exempt: a wired primary still fails over. */
+    ca_failover_set_planned_outage(s->fo, TRUE, S(300), s->now);
+    s->facts[0].carrier = FALSE;
+    sim_push_facts(s, 0);
+    sim_until(s, s->now + 1);
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_DOWN);
+    g_assert_cmpint(active(s), ==, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1569,6 +1732,11 @@ main(int argc, char **argv)
     g_test_add_func("/failover/force/falls-back-while-down", test_force_falls_back_while_down);
     g_test_add_func("/failover/force/on-demand", test_force_on_demand);
     g_test_add_func("/failover/force/link-json", test_force_link_json);
+    g_test_add_func("/failover/planned/no-failover", test_planned_no_failover);
+    g_test_add_func("/failover/planned/no-watchdog-step", test_planned_no_watchdog_step);
+    g_test_add_func("/failover/planned/limit", test_planned_limit);
+    g_test_add_func("/failover/planned/probes-after-end", test_planned_probe_failures_after_end);
+    g_test_add_func("/failover/planned/wired-unaffected", test_planned_wired_unaffected);
     {
         int rc = g_test_run();
         g_ptr_array_unref(matrix_cases);
