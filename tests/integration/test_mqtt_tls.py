@@ -9,6 +9,7 @@
 # ctest: labels=integration;mqtt timeout=180
 import os
 import re
+import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
@@ -23,16 +24,40 @@ def delays(text):
     return [float(x) for x in re.findall(r"reconnecting to \S+ in ([0-9.]+) s", text)]
 
 
+def localhost_port():
+    """A port free on every address localhost resolves to.
+
+    The agents connect to "localhost" (the name the server certificate holds), and the
+    agent tries the addresses getaddrinfo gives in order: on a standard Debian /etc/hosts
+    that is ::1 before 127.0.0.1. mosquitto's `listener PORT localhost` binds every one of
+    them, so the broker is where the agent connects whatever the host's resolver says.
+    """
+    addrs = {ai[4][:2] + (ai[0],) for ai in socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)}
+    assert ("127.0.0.1", 0, socket.AF_INET) in addrs, f"localhost is not 127.0.0.1 here: {addrs}"
+    for _ in range(20):
+        port = ct.free_port()
+        try:
+            for host, _, family in addrs:
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no port free on every localhost address")
+
+
 def test():
     ct.need("mosquitto", "mosquitto_sub", "mosquitto_passwd", "openssl")
     d = ct.run_dir()
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
     pki = ct.mqtt.make_pki(os.path.join(d, "pki"))
-    tls_port = ct.free_port()
-    # Plain listener (first, from Broker) for the test's own clients; TLS for agents.
+    tls_port = localhost_port()
+    # Plain listener (first, from Broker) for the test's own clients; TLS for agents,
+    # on every address of localhost (127.0.0.1 among them, for the wrong-host case).
     broker = ct.Broker(d, extra_conf=(
         "user root\n"
-        f"listener {tls_port} 127.0.0.1\n"
+        f"listener {tls_port} localhost\n"
         f"cafile {pki['ca']}\ncertfile {pki['server_crt']}\nkeyfile {pki['server_key']}\n"
         "require_certificate true\nuse_identity_as_username true\n")).start()
     ct.on_failure(lambda: print(open(broker.log).read()[-3000:]))

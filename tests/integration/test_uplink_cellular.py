@@ -11,6 +11,7 @@ power-cycle and reboot commands), NetworkManager's autoconnect blocked after its
 retries, and a ModemManager restart while cellular carries traffic.
 """
 import os
+import re
 import sys
 import time
 import unittest
@@ -168,8 +169,11 @@ class Cellular(unittest.TestCase):
             lab.net.op_dnsmasq.stop()
             if connected():   # (left up by an earlier test) the network drops it
                 lab.modem.drop_session(notify=True)
-            ct.wait_until(lambda: "cellular' failed to autoconnect; 0 tries left"
-                          in self.nm_log(log_start), 60, "NetworkManager giving up autoconnect")
+            # NetworkManager 1.42 logs "... 'cellular' failed to autoconnect; 0 tries left",
+            # 1.52 "... (cellular): failed to autoconnect; 0 tries left".
+            gave_up = re.compile(r"\bcellular(?:'|\):) failed to autoconnect; 0 tries left")
+            ct.wait_until(lambda: gave_up.search(self.nm_log(log_start)), 60,
+                          "NetworkManager giving up autoconnect")
             lab.net.op_dnsmasq = lab.net._dnsmasq(lab.net.op, ct.lab.OPERATOR_INDEX)
             # NetworkManager does not try again by itself (docs/lab.md).
             self.assertRaises(AssertionError, ct.wait_until, connected, 5, "connected")

@@ -510,7 +510,13 @@ class FakeSysfs:
             "idVendor": p["vid"], "idProduct": p["pid"], "bcdDevice": "0318",
             "manufacturer": p["usb_manufacturer"], "product": p["usb_product"],
             "busnum": "1", "devnum": "2", "serial": "lab0"})
-        first_tty_iface = 2
+        # The AT ports sit on the interfaces the real device has them on, because
+        # ModemManager's port-type rules (applied without udev too) go by interface
+        # number: the A7670E's AT port is interface 4, its modem (PPP) port 5, while its
+        # interface 2 is the Qualcomm diag port, which ModemManager 1.24 ignores
+        # for 1e0e:9011 (1.20 has no rule and probes every port). The L610's AT port is
+        # interface 2. docs/debian-versions.md has the details.
+        first_tty_iface = 2 if self.personality == "ecm" else 4
         if self.personality == "ecm":
             iface = os.path.join(usb, "1-1:1.0")
             self._dev_dir(iface, "usb", "cdc_ether", {

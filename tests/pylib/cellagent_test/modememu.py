@@ -392,6 +392,17 @@ class Modem:
             self.emu.after(0.05, self.emit_registration)
         return []
 
+    def at_creset(self, port, kind, args):
+        # SIMCom's module reset, what ModemManager 1.24's simtech plugin sends for
+        # Modem.Reset (1.20 sends AT+CFUN=15). Like AT+CFUN=1,1 here: the radio
+        # restarts and forgets its runtime settings; the ports stay.
+        if kind != "exec":
+            raise AtError()
+        self.emu.event("reset", cmd="AT+CRESET")
+        self.reset_runtime()
+        self.emu.after(0.05, self.emit_registration)
+        return []
+
     def at_cnmp(self, port, kind, args):
         if kind == "read":
             return ["+CNMP: 2"]
