@@ -2,69 +2,12 @@
  * the uplinks (NetworkManager) and remote control; each in its own section. Holds no
  * policy of its own. */
 #define CA_LOG_MODULE "agent"
-#include "agent.h"
-
-#include "agent-settings.h"
-#include "actions.h"
-#include "alerts.h"
-#include "autocleanups.h"
-#include "backoff.h"
-#include "commands-mqtt.h"
-#include "commands.h"
-#include "error.h"
-#include "log.h"
-#include "modem.h"
-#include "mqtt.h"
-#include "remote.h"
-#include "sms.h"
-#include "system-settings.h"
-#include "telemetry-publisher.h"
-#include "telemetry.h"
-#include "uplink.h"
-#include "version.h"
+#include "agent-private.h"
 
 #include <string.h>
 
-#define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
-
-struct _CaAgent {
-    CaConfig *config;    /* handed to the modules, which load their own settings */
-    CaAgentSettings set; /* what agent.c itself reads */
-    CaNotify *notify;    /* borrowed from main */
-    GCancellable *cancellable;
-
-    /* MQTT (wire_mqtt) */
-    CaMqtt *mqtt;
-    CaCommands *commands; /* modules' commands are registered here */
-    CaCommandsMqtt *commands_mqtt;
-    gint64 started_at; /* monotonic, for cmd/ping */
-    GTask *shutdown_task;
-    GCancellable *mqtt_stop_cancellable;
-    GSource *mqtt_stop_deadline; /* owned */
-
-    /* Remote commands, SMS commands and alerts (wire_remote) */
-    CaRemote *remote;
-    CaAgentReloadFunc reload_func; /* from main: what SIGHUP does */
-    gpointer reload_data;
-    GSource *mqtt_reconnect_idle; /* owned */
-
-    /* Modem and telemetry (wire_modem) */
-    CaModem *modem;
-    guint watchdog_resets; /* the watchdog's own modem resets under way */
-    CaTelemetryPublisher *telemetry;
-
-    /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
-    CaSms *sms;
-
-    /* Uplinks (wire_uplink) */
-    CaUplink *uplink;
-    CaSystemSettings *system; /* the watchdog's system steps (agent/system) */
-    gint64 last_switch;       /* monotonic: MQTT drops we caused ourselves are no evidence */
-    guint stopping;           /* modules still shutting down */
-};
-
-static void
-update_status(CaAgent *self)
+void
+ca_agent_update_status(CaAgent *self)
 {
     const CaModemFacts *facts = self->modem ? ca_modem_peek_facts(self->modem) : NULL;
     g_autofree char *status = g_strdup_printf(
@@ -131,8 +74,8 @@ mqtt_stop_deadline_cb(gpointer user_data)
 }
 
 /* One module finished shutting down; the last one completes the shutdown task. */
-static void
-shutdown_step_done(CaAgent *self)
+void
+ca_agent_shutdown_step_done(CaAgent *self)
 {
     GTask *task;
 
@@ -152,7 +95,7 @@ mqtt_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     if (!ca_mqtt_stop_finish(CA_MQTT(source), result, &error) && error)
         ca_warn("MQTT stop: %s", error->message);
     ca_clear_source(&self->mqtt_stop_deadline);
-    shutdown_step_done(self);
+    ca_agent_shutdown_step_done(self);
 }
 
 /* Publish offline and disconnect, bounded by MQTT_STOP_LIMIT_MS. */
@@ -193,7 +136,7 @@ modem_facts_cb(CaModem *modem, gpointer user_data)
 
     if (ca_modem_is_settled(modem))
         ca_telemetry_publisher_update(self->telemetry, ca_modem_peek_facts(modem));
-    update_status(self);
+    ca_agent_update_status(self);
 }
 
 /* cmd/telemetry: publish now; the result is the telemetry object that was published. */
@@ -456,265 +399,6 @@ unwire_sms(CaAgent *self)
 }
 
 /*****************************************************************************/
-/* Uplinks: link state and events to MQTT, MQTT reconnects after a switch, MQTT attempts
- * only while some uplink is usable, modem facts in, the watchdog's modem reset (to the
- * modem's one owner) and system steps (to agent/system) out, planned modem outages in,
- * whether cellular carries the traffic out to the SMS bridge. */
-
-/* The SMS bridge's resyncs cost the data link while cellular carries the traffic. */
-static void
-uplink_tell_sms_cellular(CaAgent *self, const cJSON *link)
-{
-    const char *active = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(link, "active"));
-    const cJSON *uplinks = cJSON_GetObjectItemCaseSensitive(link, "uplinks");
-    const cJSON *u = active ? cJSON_GetObjectItemCaseSensitive(uplinks, active) : NULL;
-    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u, "type"));
-
-    if (self->sms)
-        ca_sms_set_cellular_in_use(self->sms, g_strcmp0(type, "cellular") == 0);
-}
-
-static void
-uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
-{
-    CaAgent *self = user_data;
-    g_autoptr(cJSON) link = ca_uplink_get_link_json(uplink);
-
-    ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
-    if (self->remote)
-        ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
-    uplink_tell_sms_cellular(self, link);
-}
-
-static void
-uplink_event_cb(CaUplink *uplink, const char *type, gpointer fields, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_mqtt_publish_event(self->mqtt, type, fields);
-}
-
-static void
-uplink_switched_cb(CaUplink *uplink, const char *from, const char *to, const char *kind,
-                   gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    /* The old TCP path is gone with the old uplink: reconnect over the new one now
-     * instead of waiting for the keepalive to expire. */
-    if (from) {
-        self->last_switch = g_get_monotonic_time();
-        ca_mqtt_reconnect_now(self->mqtt);
-    }
-}
-
-static void
-uplink_status_cb(CaUplink *uplink, const char *status, gpointer user_data)
-{
-    update_status(user_data);
-}
-
-static void
-uplink_mqtt_disconnected_cb(CaMqtt *mqtt, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    /* Passive evidence against the uplink in use, unless we caused it. */
-    if (g_get_monotonic_time() - self->last_switch > 5 * G_USEC_PER_SEC)
-        ca_uplink_note_trouble(self->uplink, "MQTT connection lost");
-}
-
-static void
-uplink_mqtt_connected_cb(CaMqtt *mqtt, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    uplink_link_changed_cb(self->uplink, self);
-}
-
-/* The modem module's facts, as the uplink policy needs them. */
-static void
-uplink_modem_facts_cb(CaModem *modem, gpointer user_data)
-{
-    CaAgent *self = user_data;
-    const CaModemFacts *m = ca_modem_peek_facts(modem);
-    CaUplinkModemFacts f = {0};
-
-    if (!ca_modem_is_manager_present(modem)) {
-        ca_uplink_set_modem_facts(self->uplink, NULL);
-        return;
-    }
-    f.present = m->present;
-    f.usable = m->present && m->state != MM_MODEM_STATE_FAILED && m->state != MM_MODEM_STATE_LOCKED;
-    f.registered = m->present && (m->state >= MM_MODEM_STATE_REGISTERED ||
-                                  m->registration == MM_MODEM_3GPP_REGISTRATION_STATE_HOME ||
-                                  m->registration == MM_MODEM_3GPP_REGISTRATION_STATE_ROAMING);
-    f.bearer_connected = m->present && m->bearer_connected;
-    f.signal_quality = m->present && m->signal_quality_valid ? (int) m->signal_quality : -1;
-    f.state = m->present ? mm_modem_state_get_string(m->state) : "absent";
-    f.registration =
-        m->present ? mm_modem_3gpp_registration_state_get_string(m->registration) : NULL;
-    ca_uplink_set_modem_facts(self->uplink, &f);
-}
-
-/* MQTT attempts only while a path to the broker may exist (ca_uplink_is_usable: TRUE
- * unless that is known not to be so). */
-static void
-uplink_usable_cb(CaUplink *uplink, gboolean usable, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    ca_mqtt_set_link_available(self->mqtt, usable);
-}
-
-static void
-uplink_modem_reset_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    CaAgent *self = user_data;
-    g_autoptr(GError) error = NULL;
-
-    if (!ca_modem_ops_run_finish(CA_MODEM_OPS(source), result, &error) &&
-        g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        return;
-    self->watchdog_resets--;
-    ca_uplink_modem_reset_done(self->uplink, error);
-}
-
-/* The watchdog's modem-reset step goes through the modem's one owner. */
-static gboolean
-uplink_modem_reset_cb(CaUplink *uplink, const char *reason, gpointer user_data)
-{
-    CaAgent *self = user_data;
-    g_autofree char *why = g_strdup_printf("watchdog: %s", reason ? reason : "uplink down");
-
-    if (!self->modem || !ca_modem_peek_facts(self->modem)->present)
-        return FALSE; /* the uplink reports that there is no modem */
-    self->watchdog_resets++;
-    ca_modem_ops_run_async(ca_modem_get_ops(self->modem), CA_MODEM_OP_RESET, why, self->cancellable,
-                           uplink_modem_reset_ready, self);
-    return TRUE;
-}
-
-/* A planned outage of the modem's data link (a reset, a resync's Disable + Enable): the
- * uplink policy must neither fail over nor escalate its watchdog for it. active FALSE ends
- * it early (the operation failed). */
-static void
-uplink_set_planned_outage(CaAgent *self, gboolean active, guint max_seconds)
-{
-    ca_debug("planned modem outage %s (at most %u s)", active ? "begins" : "ends", max_seconds);
-    if (self->uplink)
-        ca_uplink_set_planned_outage(self->uplink, active, max_seconds);
-}
-
-static void
-uplink_outage_begin_cb(CaModemOps *ops, const char *op, guint max_seconds, gpointer user_data)
-{
-    CaAgent *self = user_data;
-
-    /* The watchdog's own reset step is no planned outage: the cellular uplink is down
-     * already, and the ladder's modem-reset-cooldown decides whether it helped. Pausing
-     * the ladder for the outage's limit would hold back its next step for minutes. */
-    if (self->watchdog_resets > 0 && g_strcmp0(op, "reset") == 0) {
-        ca_debug("modem reset by the watchdog: its cooldown, not a planned outage, applies");
-        return;
-    }
-    uplink_set_planned_outage(user_data, TRUE, max_seconds);
-}
-
-static void
-uplink_outage_end_cb(CaModemOps *ops, const char *op, gboolean ok, gpointer user_data)
-{
-    /* Succeeded: the link comes back within the announced time, which the uplink module
-     * ends early once cellular is up again. Failed: nothing more is planned. */
-    if (!ok)
-        uplink_set_planned_outage(user_data, FALSE, 0);
-}
-
-typedef struct {
-    CaAgent *agent;
-    CaWdStep step;
-} UplinkStepCtx;
-
-static void
-uplink_system_step_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    g_autofree UplinkStepCtx *c = user_data;
-    g_autoptr(GError) error = NULL;
-
-    if (!ca_system_action_run_finish(result, &error) &&
-        g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        return;
-    ca_uplink_step_done(c->agent->uplink, c->step, error);
-}
-
-/* The watchdog's power-cycle and reboot steps go to agent/system. */
-static gboolean
-uplink_system_step_cb(CaUplink *uplink, int step, const char *reason, gpointer user_data)
-{
-    CaAgent *self = user_data;
-    CaSystemAction action = CA_SYSTEM_ACTION_REBOOT; /* set below; gcc cannot see it */
-    UplinkStepCtx *c;
-
-    switch ((CaWdStep) step) {
-    case CA_WD_STEP_POWER_CYCLE:
-        action = CA_SYSTEM_ACTION_POWER_CYCLE;
-        break;
-    case CA_WD_STEP_REBOOT:
-        action = CA_SYSTEM_ACTION_REBOOT;
-        break;
-    case CA_WD_STEP_NONE:
-    case CA_WD_STEP_REACTIVATE:
-    case CA_WD_STEP_MODEM_RESET:
-        return FALSE;
-    }
-    c = g_new0(UplinkStepCtx, 1);
-    c->agent = self;
-    c->step = (CaWdStep) step;
-    ca_system_action_run_async(action, self->system, self->cancellable, uplink_system_step_ready,
-                               c);
-    return TRUE;
-}
-
-static void
-wire_uplink(CaAgent *self)
-{
-    self->system = ca_system_settings_new(self->config);
-    self->uplink = ca_uplink_new(self->config);
-    g_signal_connect(self->uplink, "link-changed", G_CALLBACK(uplink_link_changed_cb), self);
-    g_signal_connect(self->uplink, "event", G_CALLBACK(uplink_event_cb), self);
-    g_signal_connect(self->uplink, "switched", G_CALLBACK(uplink_switched_cb), self);
-    g_signal_connect(self->uplink, "status-changed", G_CALLBACK(uplink_status_cb), self);
-    g_signal_connect(self->uplink, "usable-changed", G_CALLBACK(uplink_usable_cb), self);
-    g_signal_connect(self->uplink, "modem-reset", G_CALLBACK(uplink_modem_reset_cb), self);
-    g_signal_connect(self->uplink, "system-step", G_CALLBACK(uplink_system_step_cb), self);
-    g_signal_connect(self->mqtt, "disconnected", G_CALLBACK(uplink_mqtt_disconnected_cb), self);
-    g_signal_connect(self->mqtt, "connected", G_CALLBACK(uplink_mqtt_connected_cb), self);
-    g_signal_connect(self->modem, "facts-changed", G_CALLBACK(uplink_modem_facts_cb), self);
-    g_signal_connect(ca_modem_get_ops(self->modem), "outage-begin",
-                     G_CALLBACK(uplink_outage_begin_cb), self);
-    g_signal_connect(ca_modem_get_ops(self->modem), "outage-end", G_CALLBACK(uplink_outage_end_cb),
-                     self);
-}
-
-static void
-unwire_uplink(CaAgent *self)
-{
-    if (self->uplink)
-        g_signal_handlers_disconnect_by_data(self->uplink, self);
-    if (self->modem)
-        g_signal_handlers_disconnect_by_data(ca_modem_get_ops(self->modem), self);
-    g_clear_object(&self->uplink);
-    g_clear_pointer(&self->system, ca_system_settings_free);
-}
-
-static void
-uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-    ca_uplink_shutdown_finish(CA_UPLINK(source), result, NULL);
-    shutdown_step_done(user_data);
-}
-
-/*****************************************************************************/
 /* Remote commands: the command set (remote.c), reload, mqtt-reconnect; SMS commands
  * and alerts are fed from the SMS bridge and the uplink facts where those are wired. */
 
@@ -923,7 +607,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     wire_mqtt(self);
     wire_modem(self);
     wire_sms(self);
-    wire_uplink(self);
+    ca_agent_wire_uplink(self);
     wire_remote(self);
     return self;
 }
@@ -935,7 +619,7 @@ ca_agent_free(CaAgent *self)
         return;
     g_cancellable_cancel(self->cancellable);
     unwire_remote(self);
-    unwire_uplink(self);
+    ca_agent_unwire_uplink(self);
     unwire_sms(self);
     unwire_modem(self);
     unwire_mqtt(self);
@@ -949,7 +633,7 @@ void
 ca_agent_start(CaAgent *self)
 {
     ca_msg("cellagent %s starting as device \"%s\"", CA_VERSION, self->set.device_id);
-    update_status(self);
+    ca_agent_update_status(self);
     ca_mqtt_start(self->mqtt);
     ca_modem_start(self->modem);
     ca_uplink_start(self->uplink);
@@ -1001,7 +685,7 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     unwire_modem(self);
     self->shutdown_task = g_object_ref(task);
     self->stopping = 2;
-    ca_uplink_shutdown_async(self->uplink, uplink_stop_ready, self);
+    ca_uplink_shutdown_async(self->uplink, ca_agent_uplink_stop_ready, self);
     stop_mqtt(self);
 }
 
