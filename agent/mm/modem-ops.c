@@ -107,8 +107,9 @@ op_finish(GTask *task, GError *error /* consumed, NULL: success */)
 {
     CaModemOps *self = g_task_get_source_object(task);
     OpContext *ctx = g_task_get_task_data(task);
-    g_autoptr(CaModemOps) keep = g_object_ref(self);
+    g_autoptr(CaModemOps) keep = g_object_ref(self); /* the signals may drop the last ref */
 
+    (void) keep;
     if (ctx->cancel_id)
         g_cancellable_disconnect(g_task_get_cancellable(task), ctx->cancel_id);
     ctx->cancel_id = 0;

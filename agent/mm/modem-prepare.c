@@ -6,11 +6,14 @@
 #include "modem-private.h"
 
 #include "autocleanups.h"
+#include "durable.h"
 #include "error.h"
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PIN_REJECTED_FILE "modem-pin-rejected"
 
@@ -45,19 +48,32 @@ ca_modem_load_pin_rejected(CaModem *self)
 static void
 store_pin_rejected(CaModem *self, const char *key)
 {
-    g_autofree char *path = pin_rejected_path(self);
-    g_autofree char *dir = g_path_get_dirname(path);
-    g_autoptr(GError) error = NULL;
     g_autofree char *text = g_strconcat(key, "\n", NULL);
+    g_autoptr(GError) error = NULL;
+    int dirfd;
 
     g_free(self->pin_rejected);
     self->pin_rejected = g_strdup(key);
-    /* A small local file: written at once so a crash or restart cannot retry the PIN. */
-    if (g_mkdir_with_parents(dir, 0700) != 0 ||
-        !g_file_set_contents_full(path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
+    /* Written durably (file and directory synced) before anything else happens: after a
+     * crash or a power cut the refused PIN must not be sent again. */
+    if (g_mkdir_with_parents(self->set.state_dir, 0700) != 0) {
         ca_warn("cannot record the refused PIN in %s (%s); it is remembered until the agent "
                 "restarts",
-                path, error ? error->message : g_strerror(errno));
+                self->set.state_dir, g_strerror(errno));
+        return;
+    }
+    dirfd = open(self->set.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        ca_warn("cannot record the refused PIN in %s (%s); it is remembered until the agent "
+                "restarts",
+                self->set.state_dir, g_strerror(errno));
+        return;
+    }
+    if (!ca_durable_replace(dirfd, self->set.state_dir, PIN_REJECTED_FILE, text, strlen(text),
+                            &error))
+        ca_warn("cannot record the refused PIN (%s); it is remembered until the agent restarts",
+                error->message);
+    close(dirfd);
 }
 
 /*****************************************************************************/

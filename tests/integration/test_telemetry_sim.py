@@ -4,12 +4,14 @@
 SIM absent -> telemetry `failed` with reason `sim-missing` and an event; PIN-locked with
 the right pin-file -> unlocked and registered; a wrong PIN -> sent once, reported (event,
 telemetry, log) and never sent again, not after a replug, a ModemManager restart or an
-agent restart; a corrected pin-file (SIGHUP) -> unlocked.
+agent restart; a corrected pin-file (SIGHUP) -> unlocked; the refusal is written durably
+(the file and its directory synced before the event, seen with strace).
 """
 
 import os
 import re
 import signal
+import subprocess
 import sys
 import unittest
 
@@ -127,6 +129,42 @@ class SimTest(unittest.TestCase):
         ct.modem.wait_event(sub, "sim-unlocked", timeout=30, since=mark)
         ct.modem.wait_telemetry(sub, ct.modem.state_is("registered"), timeout=30, since=mark)
         self.assertEqual(pin_attempts("4321"), 1)
+
+    def test_5_refusal_written_durably(self):
+        """After a power cut a refused PIN must stay refused: the record is synced (file
+        and directory) before the refusal is reported."""
+        global agent
+        agent.stop()
+        state = os.path.join(lab.run_dir, "state-agent3")
+        trace = os.path.join(lab.run_dir, "logs", "agent3.strace")
+        ct.modem.write_pin_file(lab.run_dir, "1234")
+        settings = ct.modem.agent_settings(broker, modem={"pin-file": pin_file},
+                                           agent={"state-dir": state})
+        agent = ct.Agent.in_lab(lab, settings, name="agent3").start()
+        agent.wait_log(r"-> connected", 20)
+        # strace attaches to the running agent (as a launcher it would outlive SIGTERM).
+        tracer = subprocess.Popen(["strace", "-f", "-y", "-e",
+                                   "trace=fsync,fdatasync,rename,renameat,renameat2",
+                                   "-o", trace, "-p", str(agent.proc.pid)],
+                                  stderr=subprocess.PIPE, text=True)
+        attached = tracer.stderr.readline()
+        self.assertIn("attached", attached)
+        lab.modem.set_sim("pin", pin="9999", pin_retries=3)
+        mark = ct.modem.mark(sub)
+        replug()
+        ct.modem.wait_event(sub, "sim-pin-wrong", timeout=30, since=mark)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(10)
+        agent.stop()
+        with open(trace) as f:
+            calls = f.read().splitlines()
+        record = os.path.join(state, "modem-pin-rejected")
+        synced = [c for c in calls if re.search(r"f(data)?sync\(\d+<%s(\.tmp)?>" % re.escape(record), c)]
+        dir_synced = [c for c in calls if re.search(r"fsync\(\d+<%s>\)" % re.escape(state), c)]
+        self.assertTrue(synced, "no fsync of %s:\n%s" % (record, "\n".join(calls[-30:])))
+        self.assertTrue(dir_synced, "no fsync of %s:\n%s" % (state, "\n".join(calls[-30:])))
+        with open(record) as f:
+            self.assertEqual(len(f.read().strip()), 64)
 
 
 if __name__ == "__main__":
