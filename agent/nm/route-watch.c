@@ -40,10 +40,16 @@ drain(CaRouteWatch *self)
         }
         if (n == 0)
             return changed;
-        for (struct nlmsghdr *h = (struct nlmsghdr *) (void *) buf; NLMSG_OK(h, (size_t) n);
-             h = NLMSG_NEXT(h, n)) {
+        /* NLMSG_NEXT casts from char *, which clang's -Wcast-align refuses; the buffer and
+         * every message in it are NLMSG_ALIGNTO-aligned, so walk it by offset instead. */
+        for (size_t off = 0; off + NLMSG_HDRLEN <= (size_t) n;) {
+            const struct nlmsghdr *h = (const struct nlmsghdr *) (void *) (buf + off);
+
+            if (h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > (size_t) n - off)
+                break;
             if (h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE)
                 changed = TRUE;
+            off += NLMSG_ALIGN(h->nlmsg_len);
         }
     }
 }
