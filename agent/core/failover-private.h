@@ -12,6 +12,7 @@
 #define DEACTIVATE_RETRY_MS     30000
 #define METRIC_ACTIVE           100   /* the chosen uplink's default route */
 #define METRIC_OTHERS           30000 /* + 10 x rank: above NetworkManager's +20000 penalty */
+#define METRIC_CELLULAR         25000 /* cellular uplinks, chosen or not: see get_metric */
 #define MONTH_S                 (30 * 86400)
 
 typedef struct {

@@ -41,8 +41,17 @@ ca_failover_get_facts(const CaFailover *self, guint i)
 guint32
 ca_failover_get_metric(const CaFailover *self, guint i)
 {
+    gboolean chosen = self->active == (int) i;
+
     g_return_val_if_fail(i < self->n, METRIC_OTHERS);
-    if (self->active == (int) i)
+    /* A cellular uplink stays in its own band, between the chosen uplink (even with
+     * NetworkManager's +20000 penalty) and the others: NetworkManager 1.52 takes a new
+     * metric on a modem whose bearer uses DHCP but keeps the old one in the kernel until
+     * the next activation, so the modem's kernel route must be right in either role.
+     * Within the band the chosen one is lowest, for devices with two modems. */
+    if (is_cellular(self, i))
+        return METRIC_CELLULAR + (chosen ? 0 : 10 * (self->static_rank[i] + 1));
+    if (chosen)
         return METRIC_ACTIVE;
     return METRIC_OTHERS + 10 * self->static_rank[i];
 }

@@ -380,6 +380,7 @@ ensure_cellular_profile(CaUplink *self)
     g_autoptr(NMConnection) c = NULL;
     g_autofree char *uuid = NULL, *password = NULL;
     const char *pwfile, *user;
+    gint64 metric;
     NMSetting *s;
 
     if (ci < 0 || self->creating_profile || !self->client ||
@@ -398,6 +399,7 @@ ensure_cellular_profile(CaUplink *self)
         }
     }
     user = self->settings->username;
+    metric = self->fo ? (gint64) ca_failover_get_metric(self->fo, (guint) ci) : -1;
     uuid = nm_utils_uuid_generate();
     c = nm_simple_connection_new();
     s = nm_setting_connection_new();
@@ -414,13 +416,17 @@ ensure_cellular_profile(CaUplink *self)
     nm_connection_add_setting(c, s);
     /* may-fail=false: otherwise NetworkManager 1.42 reports the connection activated
      * before DHCP answers and stays so without an address (docs/lab.md). */
+    /* The route metric of its standby role from the first activation on: NetworkManager
+     * 1.52 keeps a DHCP modem bearer's activation metric in the kernel (uplink-routes.c). */
     s = nm_setting_ip4_config_new();
     g_object_set(s, NM_SETTING_IP_CONFIG_METHOD, NM_SETTING_IP4_CONFIG_METHOD_AUTO,
-                 NM_SETTING_IP_CONFIG_MAY_FAIL, FALSE, NULL);
+                 NM_SETTING_IP_CONFIG_MAY_FAIL, FALSE, NM_SETTING_IP_CONFIG_ROUTE_METRIC, metric,
+                 NULL);
     nm_connection_add_setting(c, s);
     s = nm_setting_ip6_config_new();
     g_object_set(s, NM_SETTING_IP_CONFIG_METHOD, NM_SETTING_IP6_CONFIG_METHOD_AUTO,
-                 NM_SETTING_IP_CONFIG_MAY_FAIL, TRUE, NULL);
+                 NM_SETTING_IP_CONFIG_MAY_FAIL, TRUE, NM_SETTING_IP_CONFIG_ROUTE_METRIC, metric,
+                 NULL);
     nm_connection_add_setting(c, s);
     ca_msg("creating the cellular connection \"%s\" (apn \"%s\")", uc->connection,
            self->settings->apn);

@@ -25,7 +25,6 @@ typedef struct {
     char *applied_ac;    /* active connection path our metric was applied to */
     guint32 applied_metric;
     gboolean reapplying, reapply_again;
-    gint64 repaired_ms; /* last re-activation because the kernel kept the old metric */
 } CaUplinkRt;
 
 enum {

@@ -4,7 +4,11 @@
  * and we set each active connection's ipv4/ipv6 route-metric at runtime with
  * nm_device_reapply() on the applied connection (the stored profile is not touched):
  * the chosen uplink gets 100, the others 30000 + 10 x rank, above NetworkManager's own
- * +20000 penalty for devices without full connectivity. See docs/uplinks.md.
+ * +20000 penalty for devices without full connectivity. A cellular uplink stays between
+ * the two, chosen or not (25000, + 10 x (rank + 1) when not chosen): NetworkManager 1.52
+ * answers a Reapply on a modem whose bearer takes its address by DHCP but does not restart
+ * that DHCP client, whose routes keep the metric of the activation in the kernel. See
+ * docs/uplinks.md.
  *
  * After a switch, "switched" (MQTT reconnects) waits until the kernel routes through the
  * new uplink: NetworkManager answers Reapply before it has committed the routes. The wait
@@ -175,22 +179,26 @@ active_route_in_place(CaUplink *self)
     return TRUE;
 }
 
-/* The source address the kernel chooses now for the active uplink's first IPv4 probe
- * target: connect() on a UDP socket does the route lookup a TCP connect would do,
- * getsockname() tells the chosen source address. FALSE when it cannot tell (no active
- * uplink, no IPv4 literal target). */
+/* Does the kernel route traffic for the active uplink's first probe address out of that
+ * uplink now? NetworkManager answers Reapply before its l3cfg commits the routes, so
+ * this asks the kernel itself: connect() on a UDP socket does the route lookup a TCP
+ * connect would do, getsockname() tells the chosen source address. TRUE when it cannot
+ * tell (no IPv4 literal target, no address known). */
 static gboolean
-kernel_source(CaUplink *self, char got[INET_ADDRSTRLEN])
+kernel_routes_via_active(CaUplink *self)
 {
     int a = ca_failover_get_active(self->fo);
     const CaFoUplinkConfig *uc;
+    NMIPConfig *ipc;
+    GPtrArray *addrs;
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(9)}, src;
     socklen_t len = sizeof src;
-    gboolean have_target = FALSE, ok = FALSE;
+    char got[INET_ADDRSTRLEN];
+    gboolean have_target = FALSE, match = FALSE;
     int fd;
 
-    if (a < 0)
-        return FALSE;
+    if (a < 0 || !self->rt[a].device)
+        return TRUE;
     uc = &self->fo_config->uplinks[a];
     for (guint k = 0; uc->probes[k] && !have_target; k++) {
         CaProbeSpec spec;
@@ -198,96 +206,21 @@ kernel_source(CaUplink *self, char got[INET_ADDRSTRLEN])
             inet_pton(AF_INET, spec.host, &dst.sin_addr) == 1)
             have_target = TRUE;
     }
-    if (!have_target)
-        return FALSE;
+    ipc = nm_device_get_ip4_config(self->rt[a].device);
+    addrs = ipc ? nm_ip_config_get_addresses(ipc) : NULL;
+    if (!have_target || !addrs || addrs->len == 0)
+        return TRUE;
     fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return FALSE;
-    ok = connect(fd, (struct sockaddr *) &dst, sizeof dst) == 0 &&
-         getsockname(fd, (struct sockaddr *) &src, &len) == 0 &&
-         inet_ntop(AF_INET, &src.sin_addr, got, INET_ADDRSTRLEN);
-    close(fd);
-    return ok;
-}
-
-/* 1: DEVICE has IPv4 address ADDR; 0: it has others; -1: it has none (cannot tell). */
-static int
-device_has_address(NMDevice *device, const char *addr)
-{
-    NMIPConfig *ipc = device ? nm_device_get_ip4_config(device) : NULL;
-    GPtrArray *addrs = ipc ? nm_ip_config_get_addresses(ipc) : NULL;
-
-    if (!addrs || addrs->len == 0)
-        return -1;
-    for (guint k = 0; k < addrs->len; k++) {
-        if (g_strcmp0(nm_ip_address_get_address(addrs->pdata[k]), addr) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Does the kernel route traffic for the active uplink's first probe address out of that
- * uplink now? NetworkManager answers Reapply before its l3cfg commits the routes, so
- * this asks the kernel itself. TRUE when it cannot tell (no IPv4 literal target, no
- * address known). */
-static gboolean
-kernel_routes_via_active(CaUplink *self)
-{
-    int a = ca_failover_get_active(self->fo);
-    char got[INET_ADDRSTRLEN];
-
-    if (a < 0 || !self->rt[a].device || !kernel_source(self, got))
         return TRUE;
-    return device_has_address(self->rt[a].device, got) != 0;
-}
-
-static gboolean
-is_modem(CaUplink *self, guint i)
-{
-    return self->rt[i].device && NM_IS_DEVICE_MODEM(self->rt[i].device) && self->rt[i].ac;
-}
-
-/* The switch's routes did not reach the kernel. NetworkManager 1.52 accepts a Reapply of
- * the route metric on a modem whose bearer takes its address by DHCP, but does not
- * restart that DHCP client, whose routes keep the metric of the activation: the kernel
- * goes on preferring the modem after a failback, or the demoted uplink after a
- * failover to cellular (docs/debian-versions.md). A new activation of the modem's
- * connection does apply the metric; it costs a bearer reconnect, so it is done only
- * for the modem the kernel wrongly prefers or wrongly passes over (which carries none of
- * the traffic it should), and at most once per REPAIR_INTERVAL_MS per uplink. */
-#define REPAIR_INTERVAL_MS (5 * 60 * 1000)
-
-static void
-repair_modem_route(CaUplink *self)
-{
-    int a = ca_failover_get_active(self->fo), stuck = -1;
-    char got[INET_ADDRSTRLEN];
-    g_autofree char *error = NULL;
-    gint64 now = ca_uplink_now_ms();
-    CaUplinkRt *rt;
-
-    if (a < 0 || !kernel_source(self, got))
-        return;
-    if (is_modem(self, (guint) a) && device_has_address(self->rt[a].device, got) == 0) {
-        stuck = a;
-    } else {
-        for (guint i = 0; i < self->n && stuck < 0; i++) {
-            if ((int) i != a && is_modem(self, i) &&
-                device_has_address(self->rt[i].device, got) == 1)
-                stuck = (int) i;
-        }
+    if (connect(fd, (struct sockaddr *) &dst, sizeof dst) == 0 &&
+        getsockname(fd, (struct sockaddr *) &src, &len) == 0 &&
+        inet_ntop(AF_INET, &src.sin_addr, got, sizeof got)) {
+        for (guint k = 0; k < addrs->len && !match; k++)
+            match = g_strcmp0(nm_ip_address_get_address(addrs->pdata[k]), got) == 0;
     }
-    if (stuck < 0)
-        return;
-    rt = &self->rt[stuck];
-    if (rt->repaired_ms && now - rt->repaired_ms < REPAIR_INTERVAL_MS)
-        return;
-    rt->repaired_ms = now;
-    ca_warn("%s: NetworkManager took route metric %u but the kernel's routes kept the old "
-            "one; activating the connection again to apply it",
-            self->fo_config->uplinks[stuck].name, rt->applied_metric);
-    if (!ca_uplink_nm_activate(self, (guint) stuck, "apply the route metric", FALSE, &error))
-        ca_warn("%s: %s", self->fo_config->uplinks[stuck].name, error);
+    close(fd);
+    return match;
 }
 
 static gboolean
@@ -298,7 +231,6 @@ switch_timer_cb(gpointer user_data)
     ca_clear_source(&self->switch_timer);
     ca_warn("the kernel's routes did not follow the switch within %d s; telling MQTT anyway",
             SETTLE_TIMEOUT_MS / 1000);
-    repair_modem_route(self);
     ca_uplink_routes_settle(self, TRUE);
     return G_SOURCE_REMOVE;
 }

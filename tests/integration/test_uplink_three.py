@@ -42,7 +42,7 @@ class ThreeUplinks(unittest.TestCase):
         try:
             l = ct.uplink.wait_link(sub, lambda l: l["active"] == "wan1" and all(
                 u["state"] == "up" for u in l["uplinks"].values()), 60, "all three up")
-            self.assertEqual(sorted(u["metric"] for u in l["uplinks"].values()), [100, 30010, 30020])
+            self.assertEqual(sorted(u["metric"] for u in l["uplinks"].values()), [100, 25030, 30010])
             self.assertEqual(l["uplinks"]["cellular"]["interface"], "usb0")
             watch = ct.uplink.RouteWatch(lab)
 

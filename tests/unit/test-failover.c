@@ -581,6 +581,36 @@ test_wired_preferred_over_cellular_at_equal_priority(void)
     g_assert_cmpint(active(s), ==, 1);
 }
 
+/* NetworkManager 1.52 keeps a DHCP modem bearer's activation-time metric in the kernel
+ * whatever is reapplied later, so each metric the cellular uplink is ever given must
+ * route correctly in both roles: above the chosen uplink even with NetworkManager's
+ * +20000 penalty, below every uplink that is not chosen. */
+static void
+test_cellular_metric_band(void)
+{
+    static const UpDef defs[] = {
+        {"a-wired", 10, CA_ACTIVATE_ALWAYS, FALSE, 1},
+        {"b-cell", 20, CA_ACTIVATE_ALWAYS, TRUE, 1},
+    };
+    g_autoptr(Sim) s = sim_start(defs, 2, 1);
+    guint32 chosen_wired, demoted_wired, cell[2];
+
+    g_assert_cmpint(active(s), ==, 0);
+    chosen_wired = ca_failover_get_metric(s->fo, 0);
+    cell[0] = ca_failover_get_metric(s->fo, 1);
+    s->facts[0].carrier = FALSE;
+    sim_push_facts(s, 0);
+    sim_run(s);
+    g_assert_cmpint(active(s), ==, 1);
+    demoted_wired = ca_failover_get_metric(s->fo, 0);
+    cell[1] = ca_failover_get_metric(s->fo, 1);
+    g_assert_cmpuint(cell[1], <=, cell[0]);
+    for (guint k = 0; k < 2; k++) {
+        g_assert_cmpuint(chosen_wired + 20000, <, cell[k]);
+        g_assert_cmpuint(cell[k], <, demoted_wired);
+    }
+}
+
 /*****************************************************************************/
 /* Failure kinds */
 
@@ -1691,6 +1721,7 @@ main(int argc, char **argv)
     }
     g_test_add_func("/failover/choice/initial", test_initial_choice);
     g_test_add_func("/failover/choice/equal-priority-sticky", test_equal_priority_sticky);
+    g_test_add_func("/failover/choice/cellular-metric-band", test_cellular_metric_band);
     g_test_add_func("/failover/choice/wired-before-cellular",
                     test_wired_preferred_over_cellular_at_equal_priority);
     g_test_add_func("/failover/fail/carrier-loss", test_carrier_loss_immediate);
