@@ -75,6 +75,7 @@ on_message_cb(struct mosquitto *mosq, void *obj, const struct mosquitto_message 
     e = self->events.tail->data;
     e->topic = g_strdup(msg->topic);
     e->payload = g_bytes_new(msg->payload, msg->payloadlen > 0 ? (gsize) msg->payloadlen : 0);
+    e->retain = msg->retain;
 }
 
 static void

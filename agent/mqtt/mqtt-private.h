@@ -50,6 +50,7 @@ typedef struct {
     int granted;
     char *topic;
     GBytes *payload;
+    gboolean retain; /* EV_MESSAGE: the broker's retain flag */
 } Event;
 
 struct _CaMqtt {
@@ -95,9 +96,10 @@ struct _CaMqtt {
     gint64 last_drop_us;
 
     /* Subscriptions */
-    GPtrArray *subs;       /* char* subtopic filters */
-    GHashTable *subs_sent; /* filters subscribed in the broker's current session */
-    GHashTable *sub_mids;  /* mid -> filter (for SUBACK refusals) */
+    GPtrArray *subs;        /* char* subtopic filters */
+    GHashTable *subs_sent;  /* filters subscribed in the broker's current session */
+    GHashTable *sub_mids;   /* mid -> filter (for SUBACK refusals) */
+    guint retained_refused; /* retained requests refused since the last connection */
 
     /* Stopping */
     gboolean stopped; /* stop requested or done: no more attempts, publishes fail */

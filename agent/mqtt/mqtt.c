@@ -378,6 +378,7 @@ handle_connack(CaMqtt *self, int rc, int flags)
     if (self->state != STATE_CONNECTING)
         return;
     self->connected_at = g_get_monotonic_time();
+    self->retained_refused = 0;
     enter_state(self, STATE_CONNECTED);
     ca_msg("connected to %s:%d as \"%s\" (MQTT %s%s, session %s)", self->set.host, self->set.port,
            self->set.client_id, self->set.v5 ? "5" : "3.1.1", self->set.tls ? ", TLS" : "",
@@ -455,13 +456,52 @@ handle_suback(CaMqtt *self, int mid, int granted)
     }
 }
 
+/* A retained message on a request topic (cmd/+, sms/out) is a request from the past, a
+ * backend's mistake or an attacker's: the broker hands it over again at every
+ * subscription, so acting on it would repeat it at every start (a retained cmd/reboot is
+ * an endless reboot loop). It is never acted on; it is reported (an event, at most
+ * RETAINED_REPORTS_MAX per connection) and cleared with an empty retained publish, so the
+ * broker drops it (where the broker's ACL refuses that, it stays and is refused again at
+ * the next start). Every topic the agent subscribes to carries requests. */
+#define RETAINED_REPORTS_MAX 16
+
 static void
-handle_message(CaMqtt *self, const char *topic, GBytes *payload)
+refuse_retained(CaMqtt *self, const char *subtopic, GBytes *payload)
+{
+    gsize n = g_bytes_get_size(payload);
+    g_autoptr(cJSON) fields = NULL;
+
+    ca_mqtt_publish(self, subtopic, "", 1, TRUE, CA_MQTT_MSG_NORMAL);
+    if (self->retained_refused++ >= RETAINED_REPORTS_MAX) {
+        ca_debug("retained message on \"%s/%s\" ignored and cleared", self->base, subtopic);
+        return;
+    }
+    ca_warn("ignoring the retained message on \"%s/%s\" (%zu bytes): a retained request is "
+            "never run; clearing it",
+            self->base, subtopic, n);
+    fields = cJSON_CreateObject();
+    cJSON_AddStringToObject(fields, "topic", subtopic);
+    cJSON_AddNumberToObject(fields, "bytes", (double) n);
+    ca_mqtt_publish_event(self, "retained-ignored", fields);
+}
+
+static void
+handle_message(CaMqtt *self, const char *topic, GBytes *payload, gboolean retain)
 {
     const char *subtopic = ca_mqtt_subtopic(self->base, topic);
 
     if (!subtopic) {
         ca_debug("message on \"%s\" outside \"%s\", ignoring", topic, self->base);
+        return;
+    }
+    /* An empty message is how a retained one is cleared (ours, above, comes back to us):
+     * it is no request. */
+    if (g_bytes_get_size(payload) == 0) {
+        ca_debug("empty message on \"%s\", ignoring", topic);
+        return;
+    }
+    if (retain) {
+        refuse_retained(self, subtopic, payload);
         return;
     }
     ca_debug("message on \"%s\" (%zu bytes)", topic, g_bytes_get_size(payload));
@@ -495,7 +535,7 @@ ca_mqtt_process_events(CaMqtt *self)
             handle_suback(self, e->arg, e->granted);
             break;
         case EV_MESSAGE:
-            handle_message(self, e->topic, e->payload);
+            handle_message(self, e->topic, e->payload, e->retain);
             break;
         }
         ca_mqtt_event_free(e);

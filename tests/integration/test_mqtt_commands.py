@@ -3,7 +3,7 @@
 unknown command; invalid JSON; missing and invalid id; a payload over 64 KiB refused without
 being parsed; a repeated id answered with the same result and not run again; a command sent
 while the agent was down (kill -9) answered after it is back (persistent session); a retained
-request runs once, not again at the next start (request ids kept in state-dir)."""
+cmd/ping or sms/out is never run at a start: it is reported (retained-ignored) and cleared."""
 # ctest: labels=integration;mqtt timeout=120
 import os
 import subprocess
@@ -83,23 +83,62 @@ def test():
     agent2.wait_log(r"session resumed")
 
     # A retained request (a backend's mistake, or an attacker's) is delivered again at every
-    # start: request ids are kept in state-dir, so it runs once and is only answered again.
+    # subscription. Published while the agent is subscribed, the broker forwards it as a live
+    # message (retain flag 0): it runs once.
+    # (A request published while the agent is away is queued in its persistent session and
+    # delivered live as well: that one is a request like any other.)
+    results = ct.Subscriber(broker.port, f"{BASE}/sms/out/result")
     ct.publish(broker.port, f"{BASE}/cmd/ping", '{"id":"ret-1"}', retain=True)
     r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "ret-1", 15)[-1]["json"]
     assert r["ok"] is True, r
+    ct.publish(broker.port, f"{BASE}/sms/out", '{"id":"ret-sms","to":"+254700000001","text":"x"}',
+               retain=True)
+    results.wait_for(f"{BASE}/sms/out/result", lambda m: (m["json"] or {}).get("id") == "ret-sms", 15)
     rc, _ = agent2.stop()
     assert rc == 0
+    n_results = len(results.matching(f"{BASE}/sms/out/result"))
+    # At the next start both come as retained messages: neither is run again (nor
+    # answered), each is reported and cleared from the broker.
+    events = ct.Subscriber(broker.port, f"{BASE}/events")
     agent3 = ct.Agent(d, settings, env=env, name="agent3", wrapper=ct.mqtt.WRAPPER)
     ct.on_failure(agent3.dump_log)
     agent3.start()
-    again = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "ret-1", 15,
-                         count=2)[-1]["json"]
-    assert again == r, (r, again)
-    agent3.wait_log(r'command "ping" id "ret-1" repeated')
-    assert 'command "ping" id "ret-1" from mqtt' not in agent3.log_text()
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", f"{BASE}/cmd/ping",
-                    "-r", "-n"], check=True, timeout=10)  # clear the retained request
+    for topic in ("cmd/ping", "sms/out"):
+        ev = events.wait_for(f"{BASE}/events", lambda m, t=topic: (m["json"] or {}).get("type") == "retained-ignored"
+                             and m["json"].get("topic") == t, 15)[-1]["json"]
+        assert ev["bytes"] > 0, ev
+        ct.wait_until(lambda t=topic: ct.mqtt.retained(broker.port, f"{BASE}/{t}", timeout=1) is None, 15,
+                      f"the retained {topic} to be cleared")
+    agent3.wait_log(r'ignoring the retained message on "cellagent/dev1/cmd/ping"')
+    # A live request after them is still answered: the agent works on.
+    r2 = ask("ping", '{"id":"after-ret"}', "after-ret")
+    assert r2["ok"] is True, r2
+    assert len(sub.matching(f"{BASE}/cmd/ping/result", lambda m: m["json"] and m["json"].get("id") == "ret-1")) == 1
+    assert 'command "ping" id "ret-1"' not in agent3.log_text()
+    assert len(results.matching(f"{BASE}/sms/out/result")) == n_results, results.matching(f"{BASE}/sms/out/result")
     rc, _ = agent3.stop()
+    assert rc == 0
+
+    # MQTT 3.1.1, and a retained reboot published before the device's first connection (no
+    # session yet): refused and cleared the same way, nothing answered.
+    base2 = "cellagent/dev2"
+    ct.publish(broker.port, f"{base2}/cmd/reboot", '{"id":"ret-boot"}', retain=True)
+    events2 = ct.Subscriber(broker.port, f"{base2}/events")
+    sub2 = ct.Subscriber(broker.port, f"{base2}/cmd/+/result")
+    settings2 = {"agent": {"device-id": "dev2"},
+                 "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": "3.1.1"}}
+    agent4 = ct.Agent(d, settings2, env=env, name="agent4", wrapper=ct.mqtt.WRAPPER)
+    ct.on_failure(agent4.dump_log)
+    agent4.start()
+    events2.wait_for(f"{base2}/events", lambda m: (m["json"] or {}).get("type") == "retained-ignored"
+                     and m["json"].get("topic") == "cmd/reboot", 15)
+    ct.wait_until(lambda: ct.mqtt.retained(broker.port, f"{base2}/cmd/reboot", timeout=1) is None, 15,
+                  "the retained cmd/reboot to be cleared")
+    ct.publish(broker.port, f"{base2}/cmd/ping", '{"id":"p311"}')
+    sub2.wait_for(f"{base2}/cmd/ping/result", lambda m: (m["json"] or {}).get("id") == "p311", 10)
+    assert sub2.matching(f"{base2}/cmd/reboot/result") == [], sub2.matching(f"{base2}/cmd/reboot/result")
+    assert 'command "reboot" id' not in agent4.log_text()
+    rc, _ = agent4.stop()
     assert rc == 0
 
 
