@@ -561,6 +561,15 @@ uplink_cmd_cb(CaCommand *cmd, gpointer user_data)
     ca_command_return_ok(cmd, result);
 }
 
+static gboolean
+remote_reboot_budget_cb(const char *source, GError **error, gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    /* Without the uplink module there is no watchdog and no budget to share. */
+    return !self->uplink || ca_uplink_take_reboot_budget(self->uplink, source, error);
+}
+
 static void
 wire_remote(CaAgent *self)
 {
@@ -568,6 +577,7 @@ wire_remote(CaAgent *self)
         .publish_event = remote_event_cb,
         .send_sms = remote_send_sms_cb,
         .get_status = remote_status_cb,
+        .take_reboot_budget = remote_reboot_budget_cb,
         .user_data = self,
     };
 

@@ -249,6 +249,12 @@ reboot_cb(CaCommand *cmd, gpointer user_data)
         ca_command_return_error(cmd, "[commands] reboot-command: %s", error->message);
         return;
     }
+    if (self->hooks.take_reboot_budget &&
+        !self->hooks.take_reboot_budget(ca_command_get_source(cmd), &error,
+                                        self->hooks.user_data)) {
+        ca_command_return_error(cmd, "%s", error->message);
+        return;
+    }
     /* Answer first, so the result (and an SMS reply) can go out before the system stops. */
     ca_msg("reboot asked by %s; running reboot-command in %" G_GINT64_FORMAT " s",
            ca_command_get_source(cmd), delay);

@@ -28,6 +28,9 @@ typedef struct {
      * are filled by remote). May be NULL. Strings must stay valid until the caller is done
      * with facts: park allocated ones in strings (freed with g_free afterwards). */
     void (*get_status)(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data);
+    /* A reboot command is about to run: count it against the reboot budget the watchdog
+     * uses (durably). FALSE with error: refused. May be NULL: no budget. */
+    gboolean (*take_reboot_budget)(const char *source, GError **error, gpointer user_data);
     gpointer user_data;
 } CaRemoteHooks;
 

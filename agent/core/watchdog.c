@@ -342,6 +342,20 @@ ca_watchdog_record(CaWatchdog *self, CaWdLadder *ladder, CaWdStep step, gint64 n
     }
 }
 
+gboolean
+ca_watchdog_take_budget(CaWatchdog *self, CaWdStep step, gint64 now, gint64 wall_s)
+{
+    Stamp st = {.boot_ms = now, .wall_s = wall_s};
+
+    g_return_val_if_fail(budgeted(step), FALSE);
+    if (ca_watchdog_remaining(self, step, now) == 0)
+        return FALSE;
+    g_strlcpy(st.boot_id, self->boot_id, sizeof st.boot_id);
+    g_array_append_val(self->history[step], st);
+    prune(self, step, now);
+    return TRUE;
+}
+
 /*****************************************************************************/
 /* Persistence */
 

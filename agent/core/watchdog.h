@@ -74,6 +74,10 @@ CaWdStep ca_watchdog_decide(CaWatchdog *self, CaWdLadder *ladder, const CaWdSitu
 void ca_watchdog_record(CaWatchdog *self, CaWdLadder *ladder, CaWdStep step, gint64 now,
                         gint64 wall_s);
 
+/* Count a step run outside the ladder (a reboot a command asked for) against the same
+ * rolling 24 h budget: FALSE, and nothing counted, when that budget is spent. */
+gboolean ca_watchdog_take_budget(CaWatchdog *self, CaWdStep step, gint64 now, gint64 wall_s);
+
 /* Steps of this kind in the last 24 h, and the budget left. */
 guint ca_watchdog_used(CaWatchdog *self, CaWdStep step, gint64 now);
 guint ca_watchdog_remaining(CaWatchdog *self, CaWdStep step, gint64 now);

@@ -8,6 +8,7 @@
 #define CA_LOG_MODULE "uplink"
 #include "uplink-private.h"
 
+#include "error.h"
 #include "log.h"
 
 void
@@ -124,6 +125,26 @@ ca_uplink_watchdog_save(CaUplink *self)
                                   G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
                                   0600, &error))
         ca_warn("cannot save the watchdog history: %s", error->message);
+}
+
+gboolean
+ca_uplink_take_reboot_budget(CaUplink *self, const char *source, GError **error)
+{
+    CaWatchdog *wd = self->fo ? ca_failover_get_watchdog(self->fo) : NULL;
+    gint64 now = ca_uplink_now_ms();
+
+    if (!wd)
+        return TRUE; /* no uplink policy configured: no watchdog, no budget */
+    if (!ca_watchdog_take_budget(wd, CA_WD_STEP_REBOOT, now, g_get_real_time() / G_USEC_PER_SEC)) {
+        g_set_error(error, CA_ERROR, CA_ERROR_LIMIT,
+                    "reboot budget spent: %u reboot(s) in the last 24 h ([watchdog] reboot-budget)",
+                    ca_watchdog_used(wd, CA_WD_STEP_REBOOT, now));
+        return FALSE;
+    }
+    ca_msg("reboot asked by %s counted against the reboot budget (%u left in 24 h)", source,
+           ca_watchdog_remaining(wd, CA_WD_STEP_REBOOT, now));
+    ca_uplink_watchdog_save(self);
+    return TRUE;
 }
 
 void

@@ -81,6 +81,10 @@ const char *ca_uplink_reactivate(CaUplink *self, const char *why, GError **error
  * that changes the uplinks. Errors: CA_ERROR_NOT_READY (no policy yet), CA_ERROR_INVALID_INPUT
  * (no such uplink, or activate=never). */
 gboolean ca_uplink_force(CaUplink *self, const char *name, GError **error);
+/* A reboot someone asked for (a command) counts against the watchdog's persisted reboot
+ * budget ([watchdog] reboot-budget, rolling 24 h), recorded durably before it runs. FALSE
+ * with a message when the budget is spent. */
+gboolean ca_uplink_take_reboot_budget(CaUplink *self, const char *source, GError **error);
 /* The forced uplink's name, NULL for the automatic choice. */
 const char *ca_uplink_get_forced(CaUplink *self);
 

@@ -79,7 +79,8 @@ def test():
     assert ev["ok"] is False and "data-down-after" in ev["error"], ev
     ct.write_config(agent.config, dict(settings, commands={
         "allow-reboot": True, "reboot-delay": 0,
-        "reboot-command": f"/bin/sh -c 'echo \"$0\" >> {marker}' called"}))
+        "reboot-command": f"/bin/sh -c 'echo \"$0\" >> {marker}' called"},
+        watchdog={"reboot-budget": 1}))
 
     # reboot: refused while allow-reboot=false (still the running config).
     r = client.ask("reboot", "rb1")
@@ -100,6 +101,12 @@ def test():
         assert f.read() == "called\n"
     ev = client.wait_event(lambda e: e.get("type") == "command" and e.get("id") == "rb2b")
     assert ev["ok"] is True and ev["command"] == "reboot", ev
+    # Commands share the watchdog's persisted reboot budget ([watchdog] reboot-budget=1 here):
+    # the next one within 24 h is refused and runs nothing.
+    r = client.ask("reboot", "rb3")
+    assert r["ok"] is False and r["error"].startswith("reboot budget spent: 1 reboot(s) in the last 24 h"), r
+    with open(marker) as f:
+        assert f.read() == "called\n"
 
     # mqtt-reconnect: answered, then a new connection.
     connects = agent.log_text().count("connected to 127.0.0.1")
@@ -121,7 +128,7 @@ def test():
     cmd_events = [e for e in client.events() if e.get("type") == "command"]
     assert not [e for e in cmd_events if e["command"] in ("status", "ping", "telemetry")], cmd_events
     ids = set(e["id"] for e in cmd_events)
-    assert ids == {"l1", "l2", "rl1", "rl3", "rb1", "rl4", "rb2b", "mr1"}, ids
+    assert ids == {"l1", "l2", "rl1", "rl3", "rb1", "rl4", "rb2b", "rb3", "mr1"}, ids
     rc, _ = agent.stop()
     assert rc == 0, rc
 

@@ -156,6 +156,34 @@ test_budgets_per_day(void)
     g_assert_cmpuint(reboots, ==, 2);
 }
 
+/* A reboot a command asked for and the ladder's reboots share one budget, and it is
+ * persisted with the rest. */
+static void
+test_budget_shared_with_commands(void)
+{
+    CaWdConfig c = config_all();
+    g_autoptr(CaWatchdog) wd = ca_watchdog_new(&c, BOOT_A);
+    g_autoptr(CaWatchdog) again = ca_watchdog_new(&c, BOOT_A);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+    CaWdLadder l;
+
+    g_assert_cmpuint(c.budget[CA_WD_STEP_REBOOT], ==, 2);
+    ca_wd_ladder_init(&l);
+    ca_watchdog_record(wd, &l, CA_WD_STEP_REBOOT, S(10), 1000);
+    g_assert_true(ca_watchdog_take_budget(wd, CA_WD_STEP_REBOOT, S(20), 1010));
+    g_assert_false(ca_watchdog_take_budget(wd, CA_WD_STEP_REBOOT, S(30), 1020));
+    g_assert_cmpuint(ca_watchdog_used(wd, CA_WD_STEP_REBOOT, S(30)), ==, 2);
+    /* Persisted: a new process (same boot) finds the budget spent. */
+    text = ca_watchdog_save(wd, S(30));
+    g_assert_true(ca_watchdog_load(again, text, &error));
+    g_assert_no_error(error);
+    g_assert_false(ca_watchdog_take_budget(again, CA_WD_STEP_REBOOT, S(40), 1030));
+    /* A day after the first, one is back. */
+    g_assert_true(ca_watchdog_take_budget(again, CA_WD_STEP_REBOOT, S(10 + 86400), 87400));
+    g_assert_false(ca_watchdog_take_budget(again, CA_WD_STEP_REBOOT, S(11 + 86400), 87401));
+}
+
 static void
 test_persist_across_restart(void)
 {
@@ -337,6 +365,7 @@ main(int argc, char **argv)
     g_test_add_func("/watchdog/order/reboot-only-when-all-down", test_reboot_only_when_all_down);
     g_test_add_func("/watchdog/budget/per-day", test_budgets_per_day);
     g_test_add_func("/watchdog/budget/zero-skips", test_budget_zero_skips);
+    g_test_add_func("/watchdog/budget/shared-with-commands", test_budget_shared_with_commands);
     g_test_add_func("/watchdog/persist/restart", test_persist_across_restart);
     g_test_add_func("/watchdog/persist/other-boot", test_other_boot_ages_by_uptime);
     g_test_add_func("/watchdog/persist/garbage", test_load_garbage);
