@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "probe-spec.h"
+#include "sms-codec.h"
 #include "sms-command.h"
 
 #include <string.h>
@@ -102,7 +103,12 @@ static const CaConfigKey keys[] = {
     {"sms", "send-timeout", CA_KEY_INT, "120", NULL, 5, 3600, NULL, NULL, 0,
      "Seconds allowed for one send"},
     {"sms", "rate-limit", CA_KEY_INT, "30", NULL, 1, 100000, NULL, NULL, 0,
-     "Outgoing SMS per hour"},
+     "Outgoing SMS segments per hour (a message of 3 parts counts 3, as operators bill it)"},
+    {"sms", "allowed-destinations", CA_KEY_STRING, "", NULL, 2, 16, NULL,
+     ca_sms_destination_entry_check, CA_KEY_FLAG_LIST,
+     "Where sms/out may send: international prefixes (+2547) or exact numbers; empty = any "
+     "number of 7 digits or more. Shorter numbers (short codes, premium services) only when "
+     "listed exactly"},
     {"sms", "retries", CA_KEY_INT, "3", NULL, 0, 20, NULL, NULL, 0,
      "Times a send that failed transiently (+CMS ERROR, timeout) is retried before it fails"},
     {"sms", "spool-limit", CA_KEY_INT, "1000", NULL, 1, 100000, NULL, NULL, 0,

@@ -3,6 +3,8 @@
  * so a name missing from the table fails there, not on a device. */
 #include "modem-settings.h"
 
+#include "settings.h"
+
 #include <string.h>
 
 void
@@ -48,12 +50,15 @@ ca_sms_settings_load(CaSmsSettings *out, const CaConfig *config)
     out->resync_interval_s = (guint) ca_config_get_int(config, "sms", "resync-interval");
     out->partial_after_s = (guint) ca_config_get_int(config, "sms", "partial-after");
     out->storage_warn = (guint) ca_config_get_int(config, "sms", "storage-warn");
+    out->allowed_destinations =
+        g_strdupv((char **) ca_config_get_list(config, "sms", "allowed-destinations"));
     out->state_dir = g_strdup(ca_config_get_string(config, "agent", "state-dir"));
 }
 
 void
 ca_sms_settings_clear(CaSmsSettings *settings)
 {
+    g_clear_pointer(&settings->allowed_destinations, g_strfreev);
     g_clear_pointer(&settings->state_dir, g_free);
 }
 
@@ -67,5 +72,7 @@ ca_sms_settings_equal(const CaSmsSettings *a, const CaSmsSettings *b)
            a->dedupe_days == b->dedupe_days && a->receive_timeout_s == b->receive_timeout_s &&
            a->resync_delay_s == b->resync_delay_s && a->resync_interval_s == b->resync_interval_s &&
            a->partial_after_s == b->partial_after_s && a->storage_warn == b->storage_warn &&
+           ca_settings_strv_equal((const char *const *) a->allowed_destinations,
+                                  (const char *const *) b->allowed_destinations) &&
            g_strcmp0(a->state_dir, b->state_dir) == 0;
 }

@@ -27,11 +27,12 @@ typedef struct {
     guint dedupe_limit;
     guint dedupe_days;
     guint receive_timeout_s;
-    guint resync_delay_s;    /* 0: no resync after receptions */
-    guint resync_interval_s; /* least time between automatic resyncs while cellular is in use */
-    guint partial_after_s;   /* an incomplete multipart message is published after this */
-    guint storage_warn;      /* 0: off */
-    char *state_dir;         /* [agent] state-dir */
+    guint resync_delay_s;        /* 0: no resync after receptions */
+    guint resync_interval_s;     /* least time between automatic resyncs while cellular is in use */
+    guint partial_after_s;       /* an incomplete multipart message is published after this */
+    guint storage_warn;          /* 0: off */
+    char **allowed_destinations; /* NULL-terminated; empty = any (7 digits or more) */
+    char *state_dir;             /* [agent] state-dir */
 } CaSmsSettings;
 
 /* Fill out from config (every field; clear it first when reusing it). */

@@ -181,6 +181,48 @@ ca_sms_number_is_valid(const char *number)
     return digits >= 3 && digits <= 15;
 }
 
+#define SHORT_NUMBER_DIGITS 7
+
+const char *
+ca_sms_destination_refused(const char *to, const char *const *allowed)
+{
+    gsize digits = strlen(to) - (to[0] == '+');
+    gboolean any = !allowed || !allowed[0];
+
+    for (guint i = 0; allowed && allowed[i]; i++) {
+        if (strcmp(to, allowed[i]) == 0)
+            return NULL;
+    }
+    if (digits < SHORT_NUMBER_DIGITS)
+        return "to: numbers of fewer than 7 digits (short codes, premium services) are refused "
+               "unless listed in [sms] allowed-destinations";
+    if (any)
+        return NULL;
+    for (guint i = 0; allowed[i]; i++) {
+        if (allowed[i][0] == '+' && g_str_has_prefix(to, allowed[i]))
+            return NULL;
+    }
+    return "to: not in [sms] allowed-destinations";
+}
+
+gboolean
+ca_sms_destination_entry_check(const char *value, char **why)
+{
+    const char *p = value + (value[0] == '+');
+    gsize digits = 0;
+
+    for (; *p; p++, digits++) {
+        if (!g_ascii_isdigit(*p))
+            break;
+    }
+    if (*p || digits > 15 || digits < (value[0] == '+' ? 1u : 3u)) {
+        *why = g_strdup("must be an international prefix (+ and 1-15 digits, e.g. +2547) or an "
+                        "exact number of 3-15 digits (a short code)");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* Text rule: non-empty UTF-8 (validated by the caller), no control characters except
  * tab, line feed and carriage return (C0, DEL and C1 are refused). */
 static gboolean

@@ -77,6 +77,15 @@ cJSON *ca_sms_request_to_json(const CaSmsRequest *req);
 /* Contract rules. */
 gboolean ca_sms_number_is_valid(const char *number); /* + and 3-15 digits, or 3-15 digits */
 
+/* Toll-fraud rule for a valid sms/out destination. allowed: [sms] allowed-destinations, each
+ * an international prefix ("+2547") or an exact number (a short code "12345"); NULL or empty
+ * = any destination of 7 digits or more. A number of fewer than 7 digits (short codes, where
+ * premium services live) is refused unless listed exactly. NULL when allowed, else the
+ * reason (static), naming the field. */
+const char *ca_sms_destination_refused(const char *to, const char *const *allowed);
+/* Config check of one allowed-destinations entry: + and 1-15 digits, or 3-15 digits. */
+gboolean ca_sms_destination_entry_check(const char *value, char **why);
+
 /* A ModemManager timestamp ("2024-05-01T10:00:00+03:00") as UTC with Z; NULL when it
  * cannot be parsed. */
 char *ca_sms_timestamp_normalize(const char *mm_timestamp);

@@ -411,26 +411,36 @@ timer_new(guint ms, GSourceFunc func, gpointer data)
     return source;
 }
 
-/* Seconds until the rate limit allows another send (0: now). */
+/* Seconds until the rate limit allows sending a message of PARTS segments (0: now). The
+ * limit counts segments, as operators bill them: sent_times holds one entry per segment
+ * sent in the last hour. A message of more segments than the limit waits for an empty
+ * hour (it was accepted under max-parts). */
 static gint64
-rate_wait(CaSms *self)
+rate_wait(CaSms *self, guint parts)
 {
     gint64 now = now_s();
+    guint need = MIN(MAX(parts, 1u), self->set.rate_limit);
+    guint expire;
 
     while (self->sent_times.head && *(gint64 *) self->sent_times.head->data <= now - RATE_WINDOW_S)
         g_free(g_queue_pop_head(&self->sent_times));
-    if (self->sent_times.length < self->set.rate_limit)
+    if (self->sent_times.length + need <= self->set.rate_limit)
         return 0;
-    return MAX(1, *(gint64 *) self->sent_times.head->data + RATE_WINDOW_S - now);
+    /* The oldest entries must age out first: the last of them decides. */
+    expire = self->sent_times.length + need - self->set.rate_limit;
+    return MAX(1,
+               *(gint64 *) g_queue_peek_nth(&self->sent_times, expire - 1) + RATE_WINDOW_S - now);
 }
 
 static void
-note_sent_time(CaSms *self, gint64 t)
+note_sent_time(CaSms *self, gint64 t, guint parts)
 {
-    gint64 *v = g_new(gint64, 1);
+    for (guint i = 0; i < MAX(parts, 1u); i++) {
+        gint64 *v = g_new(gint64, 1);
 
-    *v = t;
-    g_queue_push_tail(&self->sent_times, v);
+        *v = t;
+        g_queue_push_tail(&self->sent_times, v);
+    }
 }
 
 /* Finish a request for good: remove it from the spool and the index. */
@@ -502,7 +512,7 @@ sent(CaSms *self, SendContext *ctx)
         cJSON_AddItemToArray(refs, cJSON_CreateNumber(ctx->reference));
         cJSON_AddStringToObject(extra, "to", ctx->to);
     }
-    note_sent_time(self, t);
+    note_sent_time(self, t, ctx->parts);
     ca_sms_record_result(self, ctx->id,
                          ca_sms_result_new(ctx->id, CA_SMS_STATUS_SENT, g_get_real_time(),
                                            (gint) ctx->reference, ctx->parts, NULL),
@@ -632,16 +642,19 @@ ca_sms_sender_kick(CaSms *self)
         head = ca_spool_first(self->out);
         if (!head)
             return;
-        wait = rate_wait(self);
+        ctx = load_head(self, head);
+        if (!ctx)
+            continue;
+        wait = rate_wait(self, ctx->parts);
         if (wait > 0) {
-            ca_msg("rate limit of %u SMS per hour reached: next send in %" G_GINT64_FORMAT " s",
-                   self->set.rate_limit, wait);
+            ca_msg("rate limit of %u SMS segments per hour reached (%u sent, %u to send): next "
+                   "send in %" G_GINT64_FORMAT " s",
+                   self->set.rate_limit, self->sent_times.length, ctx->parts, wait);
+            send_context_free(ctx);
             self->rate_timer = timer_new((guint) wait * 1000, rate_cb, self);
             return;
         }
-        ctx = load_head(self, head);
-        if (ctx)
-            break;
+        break;
     }
     ctx->messaging = g_object_ref(self->messaging);
     ctx->timeout_s = self->set.send_timeout_s;
@@ -772,8 +785,13 @@ load_sent_times_cb(const char *id, const cJSON *value, gint64 t, gpointer user_d
 {
     GArray *times = user_data;
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(value, "sent_at");
+    const cJSON *result = cJSON_GetObjectItemCaseSensitive(value, "result");
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(result, "parts");
+    guint n = cJSON_IsNumber(parts) && parts->valueint > 0 ? MIN((guint) parts->valueint, 255u) : 1;
 
-    if (cJSON_IsNumber(at))
+    if (!cJSON_IsNumber(at))
+        return;
+    for (guint i = 0; i < n; i++)
         g_array_append_val(times, at->valuedouble);
 }
 
@@ -798,7 +816,7 @@ ca_sms_sender_init(CaSms *self)
     for (guint i = 0; i < times->len; i++) {
         gint64 t = (gint64) g_array_index(times, double, i);
         if (t > now - RATE_WINDOW_S)
-            note_sent_time(self, t);
+            note_sent_time(self, t, 1);
     }
 }
 

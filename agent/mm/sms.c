@@ -106,11 +106,18 @@ ca_sms_handle_request(CaSms *self, const char *payload, gsize len)
     g_autoptr(CaSmsRequest) req = NULL;
     g_autoptr(cJSON) entry = NULL;
     const cJSON *seen;
+    const char *refused;
 
     req = ca_sms_request_parse(payload, len, self->set.max_parts, &id, &error);
     if (!req) {
         /* Rejected requests are not remembered: fixed, the same id can be sent again. */
         reject(self, id, error->message);
+        return;
+    }
+    refused =
+        ca_sms_destination_refused(req->to, (const char *const *) self->set.allowed_destinations);
+    if (refused) {
+        reject(self, req->id, refused);
         return;
     }
     seen = ca_dedupe_lookup(self->results, req->id);

@@ -115,6 +115,8 @@ class Invalid(unittest.TestCase):
         ('{"id":"inv-2","to":254700000201,"text":"x"}', "inv-2", "to: must be a string"),
         ('{"id":"inv-3","to":"+2547000abc","text":"x"}', "inv-3", "to: must be + and 3-15 digits"),
         ('{"id":"inv-4","to":"+25","text":"x"}', "inv-4", "to: must be + and 3-15 digits"),
+        # Toll fraud: short codes (premium services) only when listed in allowed-destinations.
+        ('{"id":"inv-4s","to":"12345","text":"x"}', "inv-4s", "to: numbers of fewer than 7 digits"),
         ('{"id":"inv-5","to":"+254700000201"}', "inv-5", "text: missing"),
         ('{"id":"inv-6","to":"+254700000201","text":7}', "inv-6", "text: must be a string"),
         ('{"id":"inv-7","to":"+254700000201","text":""}', "inv-7", "text: must not be empty"),
@@ -257,17 +259,19 @@ class Burst(unittest.TestCase):
 class RateLimit(unittest.TestCase):
 
     def test_rate_limit_holds_sends(self):
-        # Restart with a limit of (sends so far + 1): the limit survives the restart, so
-        # one more goes and the next waits.
+        # The limit counts segments, as operators bill them, and survives a restart. Restart
+        # with a limit of (segments sent so far + 3): a 3-part message still goes, then even
+        # a 1-part one waits.
         rig.stop_agent()
-        limit = len({r["id"] for r in rig.results(status="sent")}) + 1
+        parts = {r["id"]: r.get("parts", 1) for r in rig.results(status="sent")}
+        limit = sum(parts.values()) + 3
         rig.start_agent(**{"rate-limit": limit})
         first, second = new_id("rate"), new_id("rate")
-        rig.request(valid_request(first, to="+254700000701", text="within the limit"))
+        rig.request(valid_request(first, to="+254700000701", text="within the limit " * 20))
         rig.request(valid_request(second, to="+254700000702", text="over the limit"))
-        rig.wait_result(first, "sent")
+        self.assertEqual(rig.wait_result(first, "sent")[-1]["parts"], 3)
         rig.wait_result(second, "queued")
-        rig.agent.wait_log(r"rate limit of %d SMS per hour reached" % limit)
+        rig.agent.wait_log(r"rate limit of %d SMS segments per hour reached" % limit)
         self.assertEqual(rig.sent_to("+254700000702"), [])
         self.assertEqual(rig.results(second, "sent"), [])
         # Raising the limit (config reload) lets it go.

@@ -401,6 +401,45 @@ test_timestamps(void)
     }
 }
 
+/* Toll fraud: short numbers only when listed, prefixes bound the rest. */
+static void
+test_destination_policy(void)
+{
+    const char *const any[] = {NULL};
+    const char *const kenya[] = {"+2547", "12345", NULL};
+    char *why = NULL;
+
+    g_assert_null(ca_sms_destination_refused("+254700000001", NULL));
+    g_assert_null(ca_sms_destination_refused("+254700000001", any));
+    g_assert_null(ca_sms_destination_refused("0700000001", any));
+    g_assert_null(ca_sms_destination_refused("1234567", any)); /* 7 digits: not short */
+    g_assert_nonnull(strstr(ca_sms_destination_refused("123456", any), "fewer than 7 digits"));
+    g_assert_nonnull(strstr(ca_sms_destination_refused("+12345", NULL), "fewer than 7 digits"));
+    g_assert_nonnull(ca_sms_destination_refused("12345", any));
+    /* With a list: the prefix, or an exact entry (a listed short code). */
+    g_assert_null(ca_sms_destination_refused("+254711000001", kenya));
+    g_assert_null(ca_sms_destination_refused("12345", kenya));
+    g_assert_cmpstr(ca_sms_destination_refused("+255700000001", kenya), ==,
+                    "to: not in [sms] allowed-destinations");
+    /* A national form cannot match an international prefix. */
+    g_assert_cmpstr(ca_sms_destination_refused("0711000001", kenya), ==,
+                    "to: not in [sms] allowed-destinations");
+    g_assert_nonnull(strstr(ca_sms_destination_refused("1234", kenya), "fewer than 7 digits"));
+    /* Config entries. */
+    g_assert_true(ca_sms_destination_entry_check("+2547", &why));
+    g_assert_true(ca_sms_destination_entry_check("+1", &why));
+    g_assert_true(ca_sms_destination_entry_check("12345", &why));
+    g_assert_false(ca_sms_destination_entry_check("+", &why));
+    g_clear_pointer(&why, g_free);
+    g_assert_false(ca_sms_destination_entry_check("12", &why));
+    g_clear_pointer(&why, g_free);
+    g_assert_false(ca_sms_destination_entry_check("+254 7", &why));
+    g_assert_nonnull(strstr(why, "international prefix"));
+    g_clear_pointer(&why, g_free);
+    g_assert_false(ca_sms_destination_entry_check("+1234567890123456", &why));
+    g_clear_pointer(&why, g_free);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -416,6 +455,7 @@ main(int argc, char **argv)
     g_test_add_func("/sms-codec/request/fields", test_request_fields);
     g_test_add_func("/sms-codec/request/max-parts", test_request_max_parts);
     g_test_add_func("/sms-codec/request/limits", test_request_limits);
+    g_test_add_func("/sms-codec/request/destination-policy", test_destination_policy);
     g_test_add_func("/sms-codec/result", test_result_json);
     g_test_add_func("/sms-codec/incoming", test_incoming);
     g_test_add_func("/sms-codec/timestamps", test_timestamps);
