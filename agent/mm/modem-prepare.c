@@ -135,6 +135,7 @@ pin_retries_left(MMModem *modem)
 static void
 reject_pin(CaModem *self, MMObject *object, const char *key, guint left)
 {
+    self->pin_wrong_retries = left == MM_UNLOCK_RETRIES_UNKNOWN ? -1 : (int) left;
     store_pin_rejected(self, key);
     g_clear_pointer(&self->pin_uncertain, g_free);
     if (left == MM_UNLOCK_RETRIES_UNKNOWN)
@@ -174,8 +175,14 @@ send_pin_ready(GObject *source, GAsyncResult *result, gpointer user_data)
         g_clear_pointer(&self->pin_uncertain, g_free);
         set_pin_status(self, CA_MODEM_PIN_UNLOCKED);
     } else if (is_wrong_pin_error(error)) {
-        reject_pin(self, ctx->object, ctx->pin_key,
-                   pin_retries_left(mm_object_peek_modem(ctx->object)));
+        guint left = pin_retries_left(mm_object_peek_modem(ctx->object));
+
+        /* ModemManager answers before it has read the SIM's counter again, so the property
+         * may still show the attempts before this one; a refused PIN always costs one. */
+        if (ctx->retries_before != MM_UNLOCK_RETRIES_UNKNOWN && ctx->retries_before > 0 &&
+            (left == MM_UNLOCK_RETRIES_UNKNOWN || left >= ctx->retries_before))
+            left = ctx->retries_before - 1;
+        reject_pin(self, ctx->object, ctx->pin_key, left);
     } else {
         /* The SIM may or may not have seen it: remember, so it is not blindly sent again. */
         g_free(self->pin_uncertain);

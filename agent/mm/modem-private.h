@@ -53,6 +53,7 @@ struct _CaModem {
      * count an attempt; a reload forgets it. */
     char *pin_uncertain;
     guint pin_uncertain_retries;
+    int pin_wrong_retries; /* attempts left after the refusal we saw; -1 unknown */
 
     CaModemFacts facts;
     GSource *facts_idle; /* owned: coalesced rebuild */

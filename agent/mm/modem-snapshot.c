@@ -108,6 +108,10 @@ fill_facts(CaModem *self, CaModemFacts *f)
 
         f->pin_retries = n == MM_UNLOCK_RETRIES_UNKNOWN ? -1 : (int) n;
     }
+    /* Until ModemManager has re-read the counter after the refusal we saw. */
+    if (self->pin_status == CA_MODEM_PIN_WRONG && self->pin_wrong_retries >= 0 &&
+        (f->pin_retries < 0 || f->pin_retries > self->pin_wrong_retries))
+        f->pin_retries = self->pin_wrong_retries;
 
     m3gpp = mm_object_peek_modem_3gpp(self->object);
     if (m3gpp) {

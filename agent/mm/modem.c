@@ -144,6 +144,7 @@ drop_object(CaModem *self)
     self->signal_unsupported = self->location_unsupported = FALSE;
     self->warned_no_pin = FALSE;
     self->pin_status = CA_MODEM_PIN_NONE;
+    self->pin_wrong_retries = -1;
 }
 
 static void
@@ -535,6 +536,7 @@ static void
 ca_modem_init(CaModem *self)
 {
     ca_modem_facts_init(&self->facts);
+    self->pin_wrong_retries = -1;
     ca_backoff_init(&self->backoff, 1000, 60000, 20, NULL);
     ca_backoff_init(&self->prepare_backoff, PREPARE_RETRY_MIN_MS, PREPARE_RETRY_MAX_MS, 20, NULL);
     self->ops = ca_modem_ops_new();
