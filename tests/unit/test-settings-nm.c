@@ -10,9 +10,11 @@
 static char *
 source_path(const char *rel)
 {
+    /* CA_SOURCE_DIR (set by ctest): __FILE__ is relative in a package build. */
+    const char *top = g_getenv("CA_SOURCE_DIR");
     g_autofree char *dir = g_path_get_dirname(__FILE__);
 
-    return g_build_filename(dir, "..", "..", rel, NULL);
+    return top ? g_build_filename(top, rel, NULL) : g_build_filename(dir, "..", "..", rel, NULL);
 }
 
 static CaConfig *

@@ -8,8 +8,11 @@
 static CaConfig *
 load_file(const char *rel, GKeyFile **out_raw)
 {
+    /* CA_SOURCE_DIR (set by ctest): __FILE__ is relative in a package build. */
+    const char *top = g_getenv("CA_SOURCE_DIR");
     g_autofree char *dir = g_path_get_dirname(__FILE__);
-    g_autofree char *path = g_build_filename(dir, "..", "..", rel, NULL);
+    g_autofree char *path =
+        top ? g_build_filename(top, rel, NULL) : g_build_filename(dir, "..", "..", rel, NULL);
     g_autoptr(GError) error = NULL;
     CaConfig *c = ca_config_load(path, &error);
 
