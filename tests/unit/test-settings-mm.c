@@ -131,8 +131,9 @@ test_shipped_config(void)
     /* CA_SOURCE_DIR (set by ctest): __FILE__ is relative in a package build. */
     const char *top = g_getenv("CA_SOURCE_DIR");
     g_autofree char *dir = g_path_get_dirname(__FILE__);
-    g_autofree char *path = g_build_filename(top ? top : dir, top ? "" : "../..", "config",
-                                             "cellagent.conf", NULL);
+    g_autofree char *path =
+        top ? g_build_filename(top, "config", "cellagent.conf", NULL)
+            : g_build_filename(dir, "..", "..", "config", "cellagent.conf", NULL);
     g_autoptr(GError) error = NULL;
     g_autoptr(CaConfig) config = NULL;
     CaModemSettings m = {0};
