@@ -101,7 +101,8 @@ static const CaConfigKey keys[] = {
     {"sms", "max-parts", CA_KEY_INT, "10", NULL, 1, 255, NULL, NULL, 0,
      "Longest outgoing message, in SMS segments"},
     {"sms", "send-timeout", CA_KEY_INT, "120", NULL, 5, 3600, NULL, NULL, 0,
-     "Seconds allowed for one send"},
+     "Seconds allowed to create a message in ModemManager; the send itself waits as long as "
+     "ModemManager may take (300 s per part), so a stalled ModemManager never sends it twice"},
     {"sms", "rate-limit", CA_KEY_INT, "30", NULL, 1, 100000, NULL, NULL, 0,
      "Outgoing SMS segments per hour (a message of 3 parts counts 3, as operators bill it)"},
     {"sms", "allowed-destinations", CA_KEY_STRING, "", NULL, 2, 16, NULL,

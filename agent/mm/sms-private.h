@@ -36,11 +36,14 @@ struct _CaSms {
     gboolean started;
 
     /* Storage */
-    CaSpool *out;        /* requests waiting to be sent, in order */
-    CaSpool *in;         /* received messages waiting for the broker, by id */
-    CaDedupe *results;   /* sms/out id -> {"result":{...}, "sent_at", "refs", "to"} */
-    CaDedupe *seen;      /* sms/in ids the broker acknowledged */
-    GHashTable *out_ids; /* request id -> spool name, for everything in the out spool */
+    CaSpool *out;             /* requests waiting to be sent, in order (NULL: out_broken) */
+    CaSpool *in;              /* received messages waiting for the broker, by id */
+    CaDedupe *results;        /* sms/out id -> {"result":{...}, "sent_at", "refs", "to"} */
+    CaDedupe *seen;           /* sms/in ids the broker acknowledged */
+    GHashTable *out_ids;      /* request id -> spool name, for everything in the out spool */
+    char *out_broken;         /* why the outgoing storage could not be opened (receiving goes on) */
+    guint out_set_aside;      /* unreadable outgoing records set aside when the spool was opened */
+    gboolean damage_reported; /* the storage's damage was reported (ca_sms_start) */
 
     /* The modem */
     MMObject *object;

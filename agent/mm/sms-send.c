@@ -1,7 +1,12 @@
 /* sms-send: the single sender. Works through the outgoing spool in order, one request at a
  * time, while a registered modem is present and the hourly rate limit allows: a GTask step
- * machine per request (recover an interrupted send, create, mark, send, clean up) bounded
- * by send-timeout; transient failures retried with backoff up to [sms] retries times.
+ * machine per request (recover an interrupted send, create, mark, send, clean up);
+ * transient failures retried with backoff up to [sms] retries times.
+ * At most one transmission per request, whatever ModemManager does: cancelling a D-Bus call
+ * does not stop ModemManager, so Sms.Send gets a D-Bus timeout longer than ModemManager's
+ * own, and a send whose outcome was lost (timeout, crash, stall) is never repeated while
+ * ModemManager still holds its SMS object: the sender waits for that object's state and,
+ * if it never becomes "sent", reports the request failed rather than risk a second copy.
  * Also matches delivery reports to the requests that asked for them. */
 #define CA_LOG_MODULE "sms"
 #include "sms-private.h"
@@ -15,6 +20,10 @@
 #define RETRY_INITIAL_MS 2000
 #define RETRY_MAX_MS     (5 * 60 * 1000)
 #define RATE_WINDOW_S    3600
+/* ModemManager's own limit for sending one part (MM_BASE_SMS_DEFAULT_SEND_TIMEOUT in
+ * src/mm-base-sms.h, 5 min in 1.20 and 1.24), and a margin for its queue and polkit. */
+#define MM_PART_SEND_LIMIT_S 300
+#define MM_SEND_MARGIN_S     30
 
 static gint64
 now_s(void)
@@ -28,7 +37,7 @@ now_s(void)
 typedef enum {
     SEND_STEP_FIRST,
     SEND_STEP_RECOVER,      /* a previous attempt left an SMS object: look at it */
-    SEND_STEP_RECOVER_WAIT, /* it was being sent when we lost track: give it time */
+    SEND_STEP_RECOVER_WAIT, /* it was being sent when we lost track: wait for its state */
     SEND_STEP_CREATE,       /* Messaging.Create */
     SEND_STEP_MARK,         /* spool: state "sending" + the object path, before sending */
     SEND_STEP_SEND,         /* Sms.Send */
@@ -51,7 +60,9 @@ typedef struct {
     gboolean timed_out;
     guint timeout_s;
     /* SEND_STEP_RECOVER_WAIT */
+    gboolean waited; /* waited once already: a message still unsent is reported failed */
     gulong wait_state_id;
+    gulong wait_owner_id;
     gulong wait_cancel_id;
     GSource *wait_timer; /* owned */
     GSource *wait_idle;  /* owned: continues after a cancellation */
@@ -59,11 +70,20 @@ typedef struct {
 
 static void send_step(GTask *task);
 
+/* How long ModemManager may take to send a message of PARTS parts. */
+static guint
+mm_send_limit_s(guint parts)
+{
+    return MM_PART_SEND_LIMIT_S * MAX(parts, 1) + MM_SEND_MARGIN_S;
+}
+
 static void
 send_context_free(SendContext *ctx)
 {
     if (ctx->wait_state_id)
         g_signal_handler_disconnect(ctx->sms, ctx->wait_state_id);
+    if (ctx->wait_owner_id)
+        g_signal_handler_disconnect(ctx->sms, ctx->wait_owner_id);
     ca_clear_source(&ctx->wait_timer);
     ca_clear_source(&ctx->wait_idle);
     ca_clear_source(&ctx->timeout);
@@ -103,7 +123,8 @@ send_timeout_cb(gpointer user_data)
     return G_SOURCE_REMOVE;
 }
 
-/* Bound creating and sending by send-timeout (from the first call that can hang). */
+/* Bound finding and creating the message by send-timeout (from the first call that can
+ * hang). Sending is bounded by ModemManager's own limit instead (SEND_STEP_SEND). */
 static void
 arm_timeout(GTask *task)
 {
@@ -124,6 +145,9 @@ recover_wait_done(GTask *task, SendStep next)
     if (ctx->wait_state_id)
         g_signal_handler_disconnect(ctx->sms, ctx->wait_state_id);
     ctx->wait_state_id = 0;
+    if (ctx->wait_owner_id)
+        g_signal_handler_disconnect(ctx->sms, ctx->wait_owner_id);
+    ctx->wait_owner_id = 0;
     if (ctx->wait_cancel_id)
         g_cancellable_disconnect(g_task_get_cancellable(task), ctx->wait_cancel_id);
     ctx->wait_cancel_id = 0;
@@ -140,15 +164,22 @@ recover_state_cb(MMSms *sms, GParamSpec *pspec, gpointer user_data)
         recover_wait_done(user_data, SEND_STEP_REFERENCE);
 }
 
+/* ModemManager left or came back: look at the object again (gone: send anew). */
+static void
+recover_owner_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+    recover_wait_done(user_data, SEND_STEP_RECOVER);
+}
+
 static gboolean
 recover_timer_cb(gpointer user_data)
 {
     GTask *task = user_data;
     SendContext *ctx = g_task_get_task_data(task);
 
-    ca_info("request %s: the interrupted attempt did not complete within %u s, sending again",
-            ctx->id, ctx->timeout_s);
-    recover_wait_done(task, SEND_STEP_MARK);
+    /* Looked at once more: gone means send anew, still there and unsent means failed. */
+    ctx->waited = TRUE;
+    recover_wait_done(task, SEND_STEP_RECOVER);
     return G_SOURCE_REMOVE;
 }
 
@@ -211,6 +242,7 @@ recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
         send_step(task);
         return;
     }
+    g_clear_object(&ctx->sms); /* looked at again after a wait */
     ctx->sms = MM_SMS(g_steal_pointer(&obj));
     if (mm_sms_get_state(ctx->sms) == MM_SMS_STATE_SENT) {
         ca_info("request %s: the interrupted attempt had been sent", ctx->id);
@@ -218,8 +250,16 @@ recover_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     } else if (g_strcmp0(
                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ctx->entry, "state")),
                    "sending") == 0) {
-        /* ModemManager may still be transmitting it (it shows no "sending" state): sending
-         * it again now could deliver it twice. */
+        /* ModemManager may still be transmitting it (1.20 and 1.24 show no "sending" state
+         * while they do): sending it again could deliver it twice. */
+        if (ctx->waited) {
+            send_fail(task, g_error_new(CA_ERROR, CA_ERROR_MODEM,
+                                        "ModemManager did not report the interrupted attempt "
+                                        "sent within %u s; not sent again, so that it "
+                                        "cannot arrive twice",
+                                        mm_send_limit_s(ctx->parts)));
+            return;
+        }
         ctx->step = SEND_STEP_RECOVER_WAIT;
     } else {
         ctx->step = SEND_STEP_MARK; /* the last attempt failed: send the same object again */
@@ -324,10 +364,13 @@ send_step(GTask *task)
     }
     case SEND_STEP_RECOVER_WAIT:
         ca_info("request %s: an interrupted attempt may still be under way, waiting up to %u s",
-                ctx->id, ctx->timeout_s);
+                ctx->id, mm_send_limit_s(ctx->parts));
+        ca_clear_source(&ctx->timeout);
         ctx->wait_state_id =
             g_signal_connect(ctx->sms, "notify::state", G_CALLBACK(recover_state_cb), task);
-        ctx->wait_timer = g_timeout_source_new_seconds(ctx->timeout_s);
+        ctx->wait_owner_id =
+            g_signal_connect(ctx->sms, "notify::g-name-owner", G_CALLBACK(recover_owner_cb), task);
+        ctx->wait_timer = g_timeout_source_new_seconds(mm_send_limit_s(ctx->parts));
         g_source_set_callback(ctx->wait_timer, recover_timer_cb, task, NULL);
         g_source_attach(ctx->wait_timer, NULL);
         ctx->wait_cancel_id =
@@ -338,7 +381,6 @@ send_step(GTask *task)
         g_autofree char *record = NULL;
 
         /* Persisted before sending, so a restart finds the object and does not send twice. */
-        arm_timeout(task);
         ca_sms_json_set(ctx->entry, "state", cJSON_CreateString("sending"));
         ca_sms_json_set(ctx->entry, "sms_path", cJSON_CreateString(mm_sms_get_path(ctx->sms)));
         {
@@ -354,6 +396,12 @@ send_step(GTask *task)
     }
         G_GNUC_FALLTHROUGH;
     case SEND_STEP_SEND:
+        /* Not cut short by send-timeout: cancelling the call would not stop ModemManager,
+         * only hide the outcome. ModemManager answers within its own limit, or the bus
+         * says it left (NoReply). */
+        ca_clear_source(&ctx->timeout);
+        g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(ctx->sms),
+                                         (gint) mm_send_limit_s(ctx->parts) * 1000);
         ca_debug("request %s: sending %s", ctx->id, mm_sms_get_path(ctx->sms));
         mm_sms_send(ctx->sms, cancellable, send_ready, task);
         return;
@@ -487,13 +535,24 @@ describe_error(const GError *error)
     return name ? g_strdup_printf("%s (%s)", error->message, name) : g_strdup(error->message);
 }
 
+/* The error is ModemManager's own answer (not a timeout, a cancellation or a bus error). */
+static gboolean
+answered_by_modemmanager(const GError *error)
+{
+    return error->domain == MM_CORE_ERROR || error->domain == MM_MESSAGE_ERROR ||
+           error->domain == MM_MOBILE_EQUIPMENT_ERROR || error->domain == MM_CONNECTION_ERROR ||
+           error->domain == MM_SERIAL_ERROR;
+}
+
 static gboolean
 error_is_permanent(const GError *error)
 {
     /* ModemManager refused the message itself (number, text, validity): retrying cannot
      * help. Everything else (+CMS ERROR, timeouts, a vanished daemon) may pass. */
     return g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_INVALID_ARGS) ||
-           g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_UNSUPPORTED);
+           g_error_matches(error, MM_CORE_ERROR, MM_CORE_ERROR_UNSUPPORTED) ||
+           /* an attempt whose outcome is unknown: never sent twice (recover_ready) */
+           g_error_matches(error, CA_ERROR, CA_ERROR_MODEM);
 }
 
 static void
@@ -577,8 +636,9 @@ sender_job_done(GObject *source, GAsyncResult *result, gpointer user_data)
             (delay + 999) / 1000);
     ca_sms_json_set(ctx->entry, "attempts", cJSON_CreateNumber(attempts));
     ca_sms_json_set(ctx->entry, "last_error", cJSON_CreateString(why));
-    /* ModemManager answered: nothing is in flight. After a timeout it may still be. */
-    if (!g_error_matches(error, CA_ERROR, CA_ERROR_TIMEOUT))
+    /* ModemManager answered: nothing is in flight. After a timeout, or with ModemManager
+     * gone from the bus, it may still be (or have been sent): recovery decides. */
+    if (answered_by_modemmanager(error))
         cJSON_DeleteItemFromObjectCaseSensitive(ctx->entry, "state");
     record = cJSON_PrintUnformatted(ctx->entry);
     if (!ca_spool_put(self->out, ctx->name, record, strlen(record), &werr))
@@ -617,8 +677,27 @@ load_head(CaSms *self, const char *name)
         g_clear_error(&error);
         if (!ca_spool_quarantine(self->out, name, &error))
             ca_warn("%s", error->message);
-        if (ctx->id)
-            g_hash_table_remove(self->out_ids, ctx->id);
+        /* Its final result: the id from the record, or from the index made at open. */
+        if (!ctx->id) {
+            GHashTableIter iter;
+            gpointer key, value;
+
+            g_hash_table_iter_init(&iter, self->out_ids);
+            while (!ctx->id && g_hash_table_iter_next(&iter, &key, &value))
+                if (g_str_equal(value, name))
+                    ctx->id = key;
+        }
+        if (ctx->id) {
+            g_autofree char *id = g_strdup(ctx->id);
+
+            g_hash_table_remove(self->out_ids, id);
+            ca_sms_record_result(
+                self, id,
+                ca_sms_result_new(id, CA_SMS_STATUS_FAILED, g_get_real_time(), -1, 0,
+                                  "the queued request was damaged on disk (set aside as a "
+                                  ".bad file); not sent"),
+                NULL);
+        }
         send_context_free(ctx);
         return NULL;
     }
@@ -635,9 +714,9 @@ ca_sms_sender_kick(CaSms *self)
     gint64 wait;
 
     while (TRUE) {
-        if (!self->started || self->send_task || self->send_retry || self->rate_timer ||
-            self->resync_task || (self->ops && ca_modem_ops_is_busy(self->ops)) ||
-            !ca_sms_modem_ready(self))
+        if (!self->out || !self->started || self->send_task || self->send_retry ||
+            self->rate_timer || self->resync_task ||
+            (self->ops && ca_modem_ops_is_busy(self->ops)) || !ca_sms_modem_ready(self))
             return;
         head = ca_spool_first(self->out);
         if (!head)
@@ -725,6 +804,8 @@ ca_sms_sender_report(CaSms *self, guint reference, const char *number, guint del
     const cJSON *result, *parts, *ref;
     guint nparts;
 
+    if (!self->results)
+        return FALSE;
     ca_dedupe_foreach(self->results, find_report_cb, &m);
     id = m.match;
     if (!id)
@@ -811,7 +892,8 @@ ca_sms_sender_init(CaSms *self)
     g_queue_init(&self->sent_times);
     ca_backoff_init(&self->send_backoff, RETRY_INITIAL_MS, RETRY_MAX_MS, 20, NULL);
     /* The rate limit survives restarts: sends of the last hour count. */
-    ca_dedupe_foreach(self->results, load_sent_times_cb, times);
+    if (self->results)
+        ca_dedupe_foreach(self->results, load_sent_times_cb, times);
     g_array_sort(times, compare_doubles);
     for (guint i = 0; i < times->len; i++) {
         gint64 t = (gint64) g_array_index(times, double, i);

@@ -70,9 +70,15 @@ ca_sms_record_result(CaSms *self, const char *id, cJSON *result, cJSON *extra)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(cJSON) owned_extra = extra;
-    const cJSON *old = ca_dedupe_lookup(self->results, id);
+    const cJSON *old = self->results ? ca_dedupe_lookup(self->results, id) : NULL;
     g_autoptr(cJSON) value = old ? cJSON_Duplicate(old, TRUE) : cJSON_CreateObject();
     cJSON *member;
+
+    if (!self->results) {
+        ca_sms_emit_result(self, result);
+        cJSON_Delete(result);
+        return;
+    }
 
     ca_sms_json_set(value, "result", result);
     while (owned_extra && (member = owned_extra->child)) {
@@ -120,6 +126,15 @@ ca_sms_handle_request(CaSms *self, const char *payload, gsize len)
         reject(self, req->id, refused);
         return;
     }
+    if (self->out_broken) {
+        g_autoptr(cJSON) failed = NULL;
+        g_autofree char *why = g_strdup_printf(
+            "not queued: the outgoing SMS storage is unavailable (%s)", self->out_broken);
+
+        failed = ca_sms_result_new(req->id, CA_SMS_STATUS_FAILED, g_get_real_time(), -1, 0, why);
+        ca_sms_emit_result(self, failed);
+        return;
+    }
     seen = ca_dedupe_lookup(self->results, req->id);
     if (seen && cJSON_GetObjectItemCaseSensitive(seen, "result")) {
         ca_debug("request %s seen before, answering with its latest result", req->id);
@@ -163,7 +178,7 @@ ca_sms_handle_request(CaSms *self, const char *payload, gsize len)
 guint
 ca_sms_get_queue_length(CaSms *self)
 {
-    return ca_spool_count(self->out);
+    return self->out ? ca_spool_count(self->out) : 0;
 }
 
 /*****************************************************************************/
@@ -282,12 +297,21 @@ open_storage(CaSms *self, GError **error)
     gint64 max_age = (gint64) self->set.dedupe_days * 86400;
     g_auto(GStrv) names = NULL;
 
-    if (!(self->out = ca_spool_open(out_dir, self->set.spool_limit, CA_SMS_SPOOL_BYTES, error)) ||
-        !(self->in = ca_spool_open(in_dir, self->set.spool_limit, CA_SMS_SPOOL_BYTES, error)) ||
-        !(self->results =
-              ca_dedupe_open(results, self->set.dedupe_limit, max_age, now_s(), error)) ||
+    g_autoptr(GError) out_error = NULL;
+
+    if (!(self->in = ca_spool_open(in_dir, self->set.spool_limit, CA_SMS_SPOOL_BYTES, error)) ||
         !(self->seen = ca_dedupe_open(seen, self->set.dedupe_limit, max_age, now_s(), error)))
         return FALSE;
+    /* The outgoing side failing does not stop receiving: requests are answered "failed". */
+    if (!(self->out =
+              ca_spool_open(out_dir, self->set.spool_limit, CA_SMS_SPOOL_BYTES, &out_error)) ||
+        !(self->results =
+              ca_dedupe_open(results, self->set.dedupe_limit, max_age, now_s(), &out_error))) {
+        ca_err("sending SMS is off (receiving goes on): %s", out_error->message);
+        self->out_broken = g_strdup(out_error->message);
+        g_clear_pointer(&self->out, ca_spool_free);
+        return TRUE;
+    }
 
     /* Index the waiting requests by id; unreadable records are set aside. */
     names = ca_spool_list(self->out);
@@ -302,6 +326,7 @@ open_storage(CaSms *self, GError **error)
             ca_warn("outgoing spool record %s is unreadable, set aside as %s.bad", *n, *n);
             if (!ca_spool_quarantine(self->out, *n, &local))
                 ca_warn("%s", local->message);
+            self->out_set_aside++;
             continue;
         }
         g_hash_table_insert(self->out_ids, g_strdup(id->valuestring), g_strdup(*n));
@@ -332,14 +357,80 @@ ca_sms_new(CaConfig *config, GError **error)
     ca_sms_sender_init(self);
     ca_sms_receiver_init(self);
     ca_info("SMS state in %s: %u request(s) waiting, %u received message(s) not yet published",
-            self->dir, ca_spool_count(self->out), ca_spool_count(self->in));
+            self->dir, ca_sms_get_queue_length(self), ca_spool_count(self->in));
     return g_steal_pointer(&self);
+}
+
+static void
+queued_cb(const char *id, const cJSON *value, gint64 time_s, gpointer user_data)
+{
+    GPtrArray *lost = user_data;
+    const cJSON *result = cJSON_GetObjectItemCaseSensitive(value, "result");
+
+    if (g_strcmp0(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(result, "status")),
+                  "queued") == 0)
+        g_ptr_array_add(lost, g_strdup(id));
+}
+
+/* Once, when the results can be published: every damaged journal (an event each) and every
+ * request that was queued but is no longer in the spool (set aside as damaged, or lost):
+ * it gets its final result, "failed", instead of staying "queued" for ever. */
+static void
+report_damage(CaSms *self)
+{
+    struct {
+        const char *name;
+        CaDedupe *journal;
+    } journals[] = {{"out-results", self->results}, {"in-published", self->seen}};
+    g_autoptr(GPtrArray) lost = g_ptr_array_new_with_free_func(g_free);
+
+    if (self->damage_reported)
+        return;
+    self->damage_reported = TRUE;
+    for (guint i = 0; i < G_N_ELEMENTS(journals); i++) {
+        g_autoptr(cJSON) fields = NULL;
+        guint n = journals[i].journal ? ca_dedupe_get_quarantined(journals[i].journal) : 0;
+
+        if (!n)
+            continue;
+        fields = cJSON_CreateObject();
+        cJSON_AddStringToObject(fields, "journal", journals[i].name);
+        cJSON_AddNumberToObject(fields, "lines", n);
+        ca_sms_emit_event(self, "sms-journal-damaged", fields);
+    }
+    if (self->out_broken) {
+        g_autoptr(cJSON) fields = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(fields, "error", self->out_broken);
+        ca_sms_emit_event(self, "sms-send-off", fields);
+        return;
+    }
+    if (self->out_set_aside) {
+        g_autoptr(cJSON) fields = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(fields, "records", self->out_set_aside);
+        ca_sms_emit_event(self, "sms-spool-damaged", fields);
+    }
+    ca_dedupe_foreach(self->results, queued_cb, lost);
+    for (guint i = 0; i < lost->len; i++) {
+        const char *id = g_ptr_array_index(lost, i);
+
+        if (g_hash_table_contains(self->out_ids, id))
+            continue;
+        ca_warn("request %s was queued but is no longer in the spool: failed", id);
+        ca_sms_record_result(self, id,
+                             ca_sms_result_new(id, CA_SMS_STATUS_FAILED, g_get_real_time(), -1, 0,
+                                               "the queued request was damaged or lost on "
+                                               "disk (set aside as a .bad file); not sent"),
+                             NULL);
+    }
 }
 
 void
 ca_sms_start(CaSms *self)
 {
     self->started = TRUE;
+    report_damage(self);
     ca_sms_receiver_republish(self);
     ca_sms_sender_kick(self);
 }
@@ -368,10 +459,12 @@ ca_sms_set_config(CaSms *self, CaConfig *config)
     ca_sms_settings_clear(&old);
     if (same)
         return;
-    ca_spool_set_limits(self->out, self->set.spool_limit, CA_SMS_SPOOL_BYTES);
+    if (self->out) {
+        ca_spool_set_limits(self->out, self->set.spool_limit, CA_SMS_SPOOL_BYTES);
+        ca_dedupe_set_limits(self->results, self->set.dedupe_limit,
+                             (gint64) self->set.dedupe_days * 86400);
+    }
     ca_spool_set_limits(self->in, self->set.spool_limit, CA_SMS_SPOOL_BYTES);
-    ca_dedupe_set_limits(self->results, self->set.dedupe_limit,
-                         (gint64) self->set.dedupe_days * 86400);
     ca_dedupe_set_limits(self->seen, self->set.dedupe_limit,
                          (gint64) self->set.dedupe_days * 86400);
     /* A new rate limit or retry count applies now, not when the old timers fire. */
@@ -433,6 +526,7 @@ ca_sms_finalize(GObject *object)
     g_clear_pointer(&self->results, ca_dedupe_free);
     g_clear_pointer(&self->seen, ca_dedupe_free);
     g_clear_pointer(&self->out_ids, g_hash_table_unref);
+    g_free(self->out_broken);
     g_clear_pointer(&self->receiving, g_hash_table_unref);
     g_clear_pointer(&self->on_modem, g_hash_table_unref);
     g_clear_pointer(&self->publishing, g_hash_table_unref);

@@ -9,6 +9,12 @@ keeps its session across broker restarts).
 - The agent killed while the modem was transmitting: not sent a second time.
 - The agent killed after an SMS was received but before publication: published after
   the restart, once.
+- ModemManager stalled (SIGSTOP) during a send, for longer than send-timeout and the
+  modem slower still: transmitted once (the Send call is not cut short and a send whose
+  outcome is unknown is never repeated while ModemManager holds its SMS object).
+- Damaged storage: a queued request whose spool record is damaged gets a final "failed"
+  result (not "queued" for ever); damaged journal lines and records are reported as
+  events; an outgoing journal that cannot be opened turns sending off, not receiving.
 - ModemManager restarted while requests wait (modem not registered): sent after it
   returns; a received message waiting for the broker (already off the modem) is published
   once, with its id.
@@ -17,6 +23,7 @@ keeps its session across broker restarts).
 import os
 import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
@@ -107,6 +114,97 @@ class Durable(unittest.TestCase):
         self.assertEqual(len(msgs), 1, msgs)
         self.assertEqual(sent["reference"], msgs[0]["references"][-1])
         rig.agent.wait_log(r"request %s: an interrupted attempt may still be under way" % rid)
+
+    def test_modemmanager_stalled_while_sending(self):
+        # ModemManager stops answering right after the agent called Send, for four times
+        # send-timeout, and the modem then takes 15 s to transmit: an agent that gave up on
+        # the call and sent again (or re-sent after a short wait) transmits twice.
+        rig.stop_agent()
+        rig.start_agent(**{"send-timeout": 5})
+        try:
+            rig.lab.modem.delay_next_send(15, count=2)
+            rid, after = new_id("stall"), new_id("stall-next")
+            sending = rig.log_count(r"request %s: sending" % rid)
+            rig.request(valid_request(rid, to="+254700000804", text="sent once"))
+            rig.wait_log_count(r"request %s: sending" % rid, sending + 1)
+            rig.lab.mm.pause()
+            try:
+                # The fault itself: a stall of a fixed length (not a wait for an outcome).
+                time.sleep(20)
+            finally:
+                rig.lab.mm.resume()
+            sent = rig.wait_result(rid, "sent", timeout=120)[0]
+            # The sender works in order: once the next request went out, a second copy of
+            # the first would have been transmitted before it.
+            rig.request(valid_request(after, to="+254700000805", text="after the stall"))
+            rig.wait_result(after, "sent", timeout=120)
+            msgs = rig.sent_to("+254700000804")
+            self.assertEqual(len(msgs), 1, msgs)
+            self.assertEqual(sent["reference"], msgs[0]["references"][-1])
+            self.assertEqual([r["status"] for r in rig.results(rid)], ["queued", "sent"])
+        finally:
+            rig.stop_agent()
+            rig.sms_settings.pop("send-timeout", None)
+            rig.start_agent()
+
+    def test_damaged_storage(self):
+        sms_dir = os.path.join(rig.state_dir, "sms")
+        journal = os.path.join(sms_dir, "in-published.journal")
+        sender = "+254711000705"
+        rig.lab.modem.deliver_sms("before the damage", sender=sender, timestamp=TS)
+        rig.wait_incoming(from_(sender), timeout=60)
+
+        def journal_lines():
+            with open(journal) as f:
+                return f.readlines()
+        ct.wait_until(journal_lines, 20, "a line in the in-published journal")
+        # 1. A queued request whose spool record is damaged while the agent is stopped, and
+        # a damaged line (not the last, which a power cut can tear) in a journal.
+        self.hold_sending()
+        rid = new_id("damaged")
+        rig.request(valid_request(rid, to="+254700000806", text="damaged on disk"))
+        rig.wait_result(rid, "queued")
+        rig.stop_agent()
+        out = os.path.join(sms_dir, "out")
+        records = [os.path.join(out, n) for n in os.listdir(out) if not n.endswith(".bad")]
+        damaged = [r for r in records if rid in open(r, errors="replace").read()]
+        self.assertEqual(len(damaged), 1, records)
+        with open(damaged[0], "w") as f:
+            f.write('{"request": {"id": ')
+        lines = journal_lines()
+        with open(journal, "w") as f:
+            f.write("not a journal line\n" + "".join(lines))
+        rig.start_agent()
+        rig.lab.modem.set_registration(stat="home")
+        failed = rig.wait_result(rid, "failed", timeout=30)[0]
+        self.assertIn("damaged", failed["error"])
+        self.assertEqual(rig.sent_to("+254700000806"), [])
+        ct.wait_until(lambda: rig.events("sms-spool-damaged"), 10, "event sms-spool-damaged")
+        ct.wait_until(lambda: [e for e in rig.events("sms-journal-damaged")
+                               if e.get("journal") == "in-published" and e.get("lines") == 1],
+                      10, "event sms-journal-damaged for in-published")
+        # 2. The outgoing journal cannot be opened (a directory in its place): receiving
+        # goes on, requests are answered "failed", and an event says sending is off.
+        rig.stop_agent()
+        results = os.path.join(sms_dir, "out-results.journal")
+        os.rename(results, results + ".saved")
+        os.mkdir(results)
+        try:
+            rig.start_agent()
+            sender = "+254711000706"
+            rig.lab.modem.deliver_sms("received with sending off", sender=sender, timestamp=TS)
+            msg = rig.wait_incoming(from_(sender), timeout=60)[0]
+            self.assertEqual(msg["text"], "received with sending off")
+            rid = new_id("send-off")
+            rig.request(valid_request(rid, to="+254700000807", text="not sent"))
+            failed = rig.wait_result(rid, "failed", timeout=30)[0]
+            self.assertIn("outgoing SMS storage is unavailable", failed["error"])
+            ct.wait_until(lambda: rig.events("sms-send-off"), 10, "event sms-send-off")
+        finally:
+            rig.stop_agent()
+            os.rmdir(results)
+            os.rename(results + ".saved", results)
+            rig.start_agent()
 
     def test_kill_after_receive_before_publication(self):
         sender = "+254711000702"
