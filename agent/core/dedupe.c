@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -26,10 +27,14 @@ struct _CaDedupe {
     GHashTable *entries; /* id (borrowed from the entry) -> Entry* */
     GQueue order;        /* Entry*, least recently updated first */
     guint lines;         /* lines in the journal file */
-    gboolean dirty;      /* a failed append may have left a torn line: rewrite first */
+    gboolean dirty; /* a failed append may have left a torn line, or times moved: rewrite first */
     guint max_entries;
     gint64 max_age_s;
-    guint quarantined; /* damaged lines moved to <path>.bad when the journal was opened */
+    guint quarantined;   /* damaged lines moved to <path>.bad when the journal was opened */
+    CaDedupeClock clock; /* boot-time seconds */
+    gpointer clock_data;
+    gint64 last_wall_s; /* now_s and clock() at the previous call, for jump detection */
+    gint64 last_boot_s;
 };
 
 /* Compact when the journal holds this many more lines than live entries. */
@@ -51,6 +56,17 @@ static void
 set_errno_error(GError **error, int err, const char *what, const char *path)
 {
     g_set_error(error, CA_ERROR, CA_ERROR_IO, "%s %s: %s", what, path, g_strerror(err));
+}
+
+static gint64
+boot_time_s(gpointer user_data)
+{
+    struct timespec ts;
+
+    (void) user_data;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+        return g_get_monotonic_time() / G_USEC_PER_SEC;
+    return (gint64) ts.tv_sec;
 }
 
 /* Insert or update in memory; value is consumed. */
@@ -164,6 +180,26 @@ maybe_compact(CaDedupe *self, GError **error)
     return compact(self, error);
 }
 
+/* Notice a wall-clock step since the previous call and move every recorded time by it:
+ * in memory, and on disk by marking the journal for a rewrite (done before the next
+ * append). */
+static void
+follow_clock(CaDedupe *self, gint64 now_s)
+{
+    gint64 boot_s = self->clock(self->clock_data);
+    gint64 jump = (now_s - self->last_wall_s) - (boot_s - self->last_boot_s);
+
+    self->last_wall_s = now_s;
+    self->last_boot_s = boot_s;
+    if (jump <= CA_DEDUPE_JUMP_S && jump >= -CA_DEDUPE_JUMP_S)
+        return;
+    if (self->order.length == 0)
+        return;
+    for (GList *l = self->order.head; l; l = l->next)
+        ((Entry *) l->data)->time_s += jump;
+    self->dirty = TRUE;
+}
+
 /* Append the damaged lines to <path>.bad, synced, so a person can see what was lost; the
  * journal itself is rewritten without them. Best effort: a failure here loses nothing more
  * than the copy. */
@@ -250,6 +286,9 @@ ca_dedupe_open(const char *path, guint max_entries, gint64 max_age_s, gint64 now
     g_queue_init(&self->order);
     self->max_entries = max_entries;
     self->max_age_s = max_age_s;
+    self->clock = boot_time_s;
+    self->last_wall_s = now_s;
+    self->last_boot_s = boot_time_s(NULL);
     if (g_mkdir_with_parents(dir, 0700) < 0) {
         set_errno_error(error, errno, "cannot create", dir);
         return NULL;
@@ -280,6 +319,14 @@ ca_dedupe_free(CaDedupe *self)
 }
 
 void
+ca_dedupe_set_monotonic(CaDedupe *self, CaDedupeClock clock, gpointer user_data)
+{
+    self->clock = clock ? clock : boot_time_s;
+    self->clock_data = user_data;
+    self->last_boot_s = self->clock(self->clock_data);
+}
+
+void
 ca_dedupe_set_limits(CaDedupe *self, guint max_entries, gint64 max_age_s)
 {
     self->max_entries = max_entries;
@@ -305,8 +352,10 @@ ca_dedupe_get_time(CaDedupe *self, const char *id)
 gboolean
 ca_dedupe_record(CaDedupe *self, const char *id, const cJSON *value, gint64 now_s, GError **error)
 {
-    g_autofree char *line = encode_line(id, value, now_s);
+    g_autofree char *line = NULL;
 
+    follow_clock(self, now_s);
+    line = encode_line(id, value, now_s);
     if (self->dirty) {
         if (!compact(self, error))
             return FALSE;
@@ -326,7 +375,14 @@ ca_dedupe_record(CaDedupe *self, const char *id, const cJSON *value, gint64 now_
 gboolean
 ca_dedupe_expire(CaDedupe *self, gint64 now_s, GError **error)
 {
+    follow_clock(self, now_s);
     prune(self, now_s);
+    if (self->dirty) {
+        if (!compact(self, error))
+            return FALSE;
+        self->dirty = FALSE;
+        return TRUE;
+    }
     return maybe_compact(self, error);
 }
 

@@ -20,6 +20,16 @@ CaDedupe *ca_dedupe_open(const char *path, guint max_entries, gint64 max_age_s, 
 void ca_dedupe_free(CaDedupe *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaDedupe, ca_dedupe_free)
 
+/* Ages follow the wall clock (now_s) only while it keeps pace with the boot-time clock:
+ * when the two part by more than CA_DEDUPE_JUMP_S between calls (NTP's first answer on a
+ * board with no real-time clock, a clock set by hand), every recorded time moves by the
+ * jump, so no id is forgotten early or kept for ever by a clock step. The journal is
+ * rewritten with the moved times. The default clock is CLOCK_BOOTTIME in seconds; tests
+ * inject their own. */
+#define CA_DEDUPE_JUMP_S 60
+typedef gint64 (*CaDedupeClock)(gpointer user_data);
+void ca_dedupe_set_monotonic(CaDedupe *self, CaDedupeClock clock, gpointer user_data);
+
 /* Change the bounds; applied at the next record or expiry. */
 void ca_dedupe_set_limits(CaDedupe *self, guint max_entries, gint64 max_age_s);
 

@@ -83,6 +83,13 @@ collect_ids(const char *id, const cJSON *value, gint64 t, gpointer data)
     g_string_append_printf(data, "%s,", id);
 }
 
+/* A boot-time clock the test moves: *user_data seconds. */
+static gint64
+fake_boot(gpointer user_data)
+{
+    return *(gint64 *) user_data;
+}
+
 static void
 test_dedupe_bounds(void)
 {
@@ -92,16 +99,24 @@ test_dedupe_bounds(void)
     g_autoptr(CaDedupe) d = ca_dedupe_open(path, 3, 100, 0, &error);
     g_autoptr(cJSON) v = status("sent");
     g_autoptr(GString) order = g_string_new(NULL);
+    gint64 boot = 0; /* time really passes: the boot clock keeps pace with the wall clock */
 
+    ca_dedupe_set_monotonic(d, fake_boot, &boot);
+    boot = 10;
     g_assert_true(ca_dedupe_record(d, "a", v, 10, &error));
+    boot = 20;
     g_assert_true(ca_dedupe_record(d, "b", v, 20, &error));
+    boot = 30;
     g_assert_true(ca_dedupe_record(d, "c", v, 30, &error));
     /* Updating a moves it to the back; d then pushes out the least recent, b. */
+    boot = 40;
     g_assert_true(ca_dedupe_record(d, "a", v, 40, &error));
+    boot = 50;
     g_assert_true(ca_dedupe_record(d, "d", v, 50, &error));
     ca_dedupe_foreach(d, collect_ids, order);
     g_assert_cmpstr(order->str, ==, "c,a,d,");
     /* Age: at 135 everything older than 35 goes (c). */
+    boot = 135;
     g_assert_true(ca_dedupe_expire(d, 135, &error));
     g_assert_null(ca_dedupe_lookup(d, "c"));
     g_assert_nonnull(ca_dedupe_lookup(d, "a"));
@@ -134,6 +149,48 @@ test_dedupe_compaction(void)
     d = ca_dedupe_open(path, 10, 1000000, 2000, &error);
     g_assert_cmpuint(ca_dedupe_count(d), ==, 1);
     g_assert_cmpint(ca_dedupe_get_time(d, "same"), ==, 1999);
+    rm_rf(dir);
+}
+
+/* The wall clock steps 31 days forward (NTP's first answer on a board with no real-time
+ * clock) while only seconds pass: no id is forgotten, and the moved times are what the
+ * journal holds after a restart. A step back is followed the same way. */
+static void
+test_dedupe_clock_jump(void)
+{
+    g_autofree char *dir = make_dir();
+    g_autofree char *path = g_build_filename(dir, "j", NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(CaDedupe) d = ca_dedupe_open(path, 10, 30 * 86400, 1000, &error);
+    g_autoptr(cJSON) v = status("sent");
+    const gint64 jump = 31 * 86400;
+    gint64 boot = 500;
+
+    g_assert_no_error(error);
+    ca_dedupe_set_monotonic(d, fake_boot, &boot);
+    g_assert_true(ca_dedupe_record(d, "a", v, 1000, &error));
+    boot += 10;
+    g_assert_true(ca_dedupe_expire(d, 1010 + jump, &error));
+    g_assert_no_error(error);
+    g_assert_nonnull(ca_dedupe_lookup(d, "a"));
+    g_assert_cmpint(ca_dedupe_get_time(d, "a"), ==, 1000 + jump);
+    boot += 10;
+    g_assert_true(ca_dedupe_record(d, "b", v, 1020 + jump, &error));
+    g_clear_pointer(&d, ca_dedupe_free);
+    /* After a restart, the stored times are the moved ones: both still known. */
+    d = ca_dedupe_open(path, 10, 30 * 86400, 1030 + jump, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(ca_dedupe_count(d), ==, 2);
+    g_assert_cmpint(ca_dedupe_get_time(d, "a"), ==, 1000 + jump);
+    /* A step back of a year does not keep ids for ever: they still age from their moved
+     * times and go 30 days of boot time later. */
+    boot = 1000;
+    ca_dedupe_set_monotonic(d, fake_boot, &boot);
+    g_assert_true(ca_dedupe_expire(d, 1030 + jump - 365 * 86400, &error));
+    g_assert_cmpuint(ca_dedupe_count(d), ==, 2);
+    boot += 30 * 86400 + 60;
+    g_assert_true(ca_dedupe_expire(d, 1030 + jump - 365 * 86400 + 30 * 86400 + 60, &error));
+    g_assert_cmpuint(ca_dedupe_count(d), ==, 0);
     rm_rf(dir);
 }
 
@@ -189,5 +246,6 @@ main(int argc, char **argv)
     g_test_add_func("/dedupe/bounds", test_dedupe_bounds);
     g_test_add_func("/dedupe/compaction", test_dedupe_compaction);
     g_test_add_func("/dedupe/torn", test_dedupe_torn);
+    g_test_add_func("/dedupe/clock-jump", test_dedupe_clock_jump);
     return g_test_run();
 }
