@@ -43,7 +43,7 @@ static const CaConfigKey keys[] = {
     {"mqtt", "username", CA_KEY_STRING, "", NULL, 0, 256, NULL, NULL, 0,
      "User name for broker authentication (empty: none)"},
     {"mqtt", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
-     "File whose first line is the broker password"},
+     "File whose first line is the broker password (mode 0600, owned by root or the agent's user)"},
     {"mqtt", "topic-prefix", CA_KEY_STRING, "cellagent", NULL, 1, 128, NULL, check_topic_prefix, 0,
      "Base topic is <topic-prefix>/<device-id>"},
     {"mqtt", "keepalive", CA_KEY_INT, "60", NULL, 5, 3600, NULL, NULL, 0,
@@ -140,7 +140,7 @@ static const CaConfigKey keys[] = {
      "Access point name"},
     {"cellular", "username", CA_KEY_STRING, "", NULL, 0, 256, NULL, NULL, 0, "APN user name"},
     {"cellular", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
-     "File whose first line is the APN password"},
+     "File whose first line is the APN password (mode 0600, owned by root or the agent's user)"},
 
     /* [commands] */
     {"commands", "allow-reboot", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,

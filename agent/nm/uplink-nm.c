@@ -10,6 +10,7 @@
 #include "bus.h"
 #include "error.h"
 #include "log.h"
+#include "secret-file.h"
 
 #include <string.h>
 
@@ -336,20 +337,6 @@ ca_uplink_nm_deactivate(CaUplink *self, guint i, const char *why)
 /*****************************************************************************/
 /* The cellular profile */
 
-static char *
-read_first_line(const char *path, GError **error)
-{
-    g_autofree char *text = NULL;
-    char *nl;
-
-    if (!g_file_get_contents(path, &text, NULL, error))
-        return NULL;
-    nl = strpbrk(text, "\r\n");
-    if (nl)
-        *nl = '\0';
-    return g_steal_pointer(&text);
-}
-
 static void
 add_profile_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -383,7 +370,7 @@ ensure_cellular_profile(CaUplink *self)
     gint64 metric;
     NMSetting *s;
 
-    if (ci < 0 || self->creating_profile || !self->client ||
+    if (ci < 0 || self->creating_profile || self->password_refused || !self->client ||
         !nm_client_get_nm_running(self->client))
         return;
     uc = &self->fo_config->uplinks[ci];
@@ -392,10 +379,13 @@ ensure_cellular_profile(CaUplink *self)
     pwfile = self->settings->password_file;
     if (*pwfile) {
         g_autoptr(GError) error = NULL;
-        password = read_first_line(pwfile, &error);
+        password = ca_secret_file_read_line(pwfile, &error);
         if (!password) {
-            ca_warn("cellular password-file: %s; creating the connection without a password",
+            ca_warn("[cellular] password-file: %s; the cellular connection is not created "
+                    "until this is fixed and the configuration reloaded",
                     error->message);
+            self->password_refused = TRUE;
+            return;
         }
     }
     user = self->settings->username;

@@ -78,6 +78,9 @@ struct _CaUplink {
     GSource *retry; /* owned: NMClient creation retry */
     CaBackoff retry_backoff;
     gboolean creating_profile;
+    /* [cellular] password-file broke the secret-file rule: no connection is created (one
+     * without the password would only be refused by the network) until a reload. */
+    gboolean password_refused;
 
     /* Switch settling (uplink-routes.c) */
     char *switch_from, *switch_to, *switch_kind; /* "switched" waits for the new route */

@@ -602,6 +602,11 @@ ca_uplink_set_config(CaUplink *self, CaConfig *config)
 
     self->settings = ca_uplink_settings_new(config);
     change = ca_uplink_settings_diff(old, self->settings);
+    if (self->password_refused) {
+        /* A reload is the moment to read a fixed password file again. */
+        self->password_refused = FALSE;
+        ca_uplink_schedule_refresh(self);
+    }
     if (!(change & CA_UPLINK_SETTINGS_POLICY)) {
         /* Keep the policy, and with it the settings it was built from. Probes read the
          * broker address at each round. */

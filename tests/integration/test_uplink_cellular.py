@@ -8,10 +8,12 @@ the network can cause: a data session dropped with and without notice, the opera
 link going down, registration lost (the watchdog's steps in order, with their
 cooldowns, seen in the emulator's command log, in events and in the records of the
 power-cycle and reboot commands), NetworkManager's autoconnect blocked after its
-retries, and a ModemManager restart while cellular carries traffic.
+retries, a ModemManager restart while cellular carries traffic, and a password file
+others can read (refused; the connection is created once it is fixed and reloaded).
 """
 import os
 import re
+import signal
 import sys
 import time
 import unittest
@@ -202,6 +204,39 @@ class Cellular(unittest.TestCase):
         up = self.wait_recovered(t0, 60)
         print("ModemManager restart: cellular back %.2f s later" % (up["_rx"] - t0))
         self.assertTrue(self.agent.alive())
+
+    def test_8_password_file_rule(self):
+        # [cellular] password-file follows the rule of every secret file: one that others
+        # can read is refused with a clear error and no connection is created (one without
+        # the password would only be refused by the network); after chmod 600 and a reload
+        # the connection is created with the password.
+        name = "cellular-pw"
+        pw = os.path.join(self.records, "apn-password")
+        with open(pw, "w") as f:
+            f.write("s3cret-apn\n")
+        os.chmod(pw, 0o644)
+        self.settings["cellular"] = {"connection": name, "apn": "internet", "password-file": pw}
+        self.settings["uplink-cellular"] = {"connection": name}
+
+        def exists():
+            return lab.nm.nmcli("-g", "connection.id", "connection", "show", name, check=False).strip() == name
+
+        try:
+            self.agent = ct.uplink.start_agent(lab, self.settings)
+            self.agent.wait_log(r"\[cellular\] password-file: .*accessible to group or others", 30)
+            # The agent looked at the profile and refused: NetworkManager has no such
+            # connection, and the agent is still running.
+            self.assertFalse(exists(), "connection created from a password file others can read")
+            self.assertTrue(self.agent.alive())
+            os.chmod(pw, 0o600)
+            self.agent.proc.send_signal(signal.SIGHUP)
+            ct.wait_until(exists, 30, "connection %s created after the reload" % name)
+            secret = lab.nm.nmcli("-s", "-g", "gsm.password", "connection", "show", name).strip()
+            self.assertEqual(secret, "s3cret-apn")
+            self.assertEqual(len(re.findall(r"\[cellular\] password-file:", self.agent.log_text())), 1,
+                             "the refusal is logged once, not at every refresh")
+        finally:
+            lab.nm.nmcli("connection", "delete", name, check=False)
 
 
 if __name__ == "__main__":
