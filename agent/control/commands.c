@@ -16,6 +16,11 @@
 #include <string.h>
 
 #define RECENT_MAX 1000 /* (name, id) pairs remembered for duplicate detection */
+/* Answers longer than this are remembered without their result ({"not_kept": BYTES}): a
+ * repeat is still never run again, but a thousand telemetry or status answers do not sit in
+ * memory and in the journal (twice, during compaction), and identities they carry are not
+ * kept on disk. */
+#define RECENT_RESULT_MAX 256
 
 typedef struct {
     CaCommandHandler handler;
@@ -269,8 +274,20 @@ answer(CaCommand *cmd, gboolean ok, cJSON *result, const char *error)
     else
         ca_msg("command \"%s\" id \"%s\" from %s failed: %s", cmd->name,
                cmd->id ? cmd->id : "(none)", cmd->source, error);
-    if (cmd->recent && cmd->id)
-        recent_put(cmd->recent, cmd->name, cmd->id, text);
+    if (cmd->recent && cmd->id) {
+        g_autofree char *kept = NULL;
+
+        if (strlen(text) > RECENT_RESULT_MAX) {
+            g_autoptr(cJSON) note = cJSON_CreateObject();
+
+            cJSON_AddNumberToObject(note, "not_kept", (double) strlen(text));
+            kept = ok ? ca_command_encode_result(cmd->id, TRUE, note, NULL, g_get_real_time())
+                      : ca_command_encode_result(cmd->id, FALSE, NULL,
+                                                 "failed (the error was too long to keep)",
+                                                 g_get_real_time());
+        }
+        recent_put(cmd->recent, cmd->name, cmd->id, kept ? kept : text);
+    }
     if (cmd->reply)
         cmd->reply(cmd, text, cmd->reply_data);
     if (cmd->recent && cmd->recent->observer)

@@ -280,6 +280,31 @@ test_dispatch(void)
     g_assert_cmpint(f.runs, ==, 2);
     g_assert_cmpstr(f.replies->pdata[f.replies->len - 1], ==, f.replies->pdata[f.replies->len - 2]);
 
+    /* A long answer is sent whole, but remembered without its result: a repeat is not run
+     * again and learns how long the answer was. */
+    {
+        g_autofree char *big = g_strnfill(400, 'v');
+        g_autofree char *req = g_strdup_printf("{\"id\":\"e2\",\"args\":{\"x\":\"%s\"}}", big);
+        const cJSON *kept;
+
+        dispatch(reg, &f, "echo", req);
+        r = last_reply(&f);
+        g_assert_cmpstr(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "x")->valuestring, ==,
+                        big);
+        g_clear_pointer(&r, cJSON_Delete);
+        g_assert_cmpint(f.runs, ==, 3);
+        dispatch(reg, &f, "echo", req);
+        g_assert_cmpint(f.runs, ==, 3);
+        r = last_reply(&f);
+        g_assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+        g_assert_cmpstr(cJSON_GetObjectItem(r, "id")->valuestring, ==, "e2");
+        kept = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "not_kept");
+        g_assert_true(cJSON_IsNumber(kept));
+        g_assert_cmpint((int) kept->valuedouble, >, 400);
+        g_assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "x"));
+        g_clear_pointer(&r, cJSON_Delete);
+    }
+
     /* A handler that drops the request unanswered: answered for it. */
     dispatch(reg, &f, "silent", "{\"id\":\"s1\"}");
     r = last_reply(&f);
