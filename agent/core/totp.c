@@ -69,8 +69,11 @@ ca_base32_decode(const char *text, GError **error)
         bits += 5;
         chars++;
         if (bits >= 8) {
+            guint8 byte;
+
             bits -= 8;
-            g_byte_array_append(out, (guint8[]){(guint8) (buffer >> bits)}, 1);
+            byte = (guint8) (buffer >> bits);
+            g_byte_array_append(out, &byte, 1);
             buffer &= (1u << bits) - 1;
         }
     }

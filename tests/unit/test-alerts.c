@@ -274,6 +274,7 @@ test_texts(void)
     const gint64 wall_us = G_GINT64_CONSTANT(1795443120) * G_USEC_PER_SEC;
     CaAlert down = {.kind = CA_ALERT_DOWN, .down_since = 400 * S, .duration_ms = 600 * S};
     CaAlert back = {.kind = CA_ALERT_RECOVERED, .down_since = 400 * S, .duration_ms = 3900 * S};
+    CaAlert nothing = {.kind = CA_ALERT_NONE};
     g_autofree char *t1 = ca_alerts_format(&down, "pump-7", 1000 * S, wall_us, NULL);
     g_autofree char *t2 = NULL;
     g_autofree char *t3 = NULL;
@@ -294,7 +295,7 @@ test_texts(void)
     /* Characters outside the GSM alphabet never reach the SMS. */
     t4 = ca_alerts_format(&back, "pump-7", 4300 * S, wall_us, "w\xc3\xa9{i}r[e]d");
     g_assert_true(g_str_has_suffix(t4, " via wired."));
-    none = ca_alerts_format(&(CaAlert){.kind = CA_ALERT_NONE}, "d", 0, wall_us, NULL);
+    none = ca_alerts_format(&nothing, "d", 0, wall_us, NULL);
     g_assert_cmpstr(none, ==, "");
 
     /* The longest inputs still make one SMS. */

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#define S(x)    ((gint64) (x) *1000)
+#define S(x)    (1000 * (gint64) (x))
 #define MAXU    4
 #define RTT_MS  10
 #define BOOT_ID "6f1c2d3e-0000-4000-8000-00000000000a"

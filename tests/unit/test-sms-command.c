@@ -754,9 +754,10 @@ test_audit(void)
     g_clear_pointer(&o, cJSON_Delete);
     g_clear_pointer(&text, g_free);
 
-    d = (CaSmsDecision){.is_command = TRUE,
-                        .reason = CA_SMS_REASON_MALFORMED,
-                        .detail = "the code must be 6 digits"};
+    memset(&d, 0, sizeof d);
+    d.is_command = TRUE;
+    d.reason = CA_SMS_REASON_MALFORMED;
+    d.detail = "the code must be 6 digits";
     o = ca_sms_decision_audit_json(&d, "+254712345678", TRUE);
     text = cJSON_PrintUnformatted(o);
     g_assert_cmpstr(text, ==,
@@ -766,7 +767,9 @@ test_audit(void)
     g_clear_pointer(&o, cJSON_Delete);
     g_clear_pointer(&text, g_free);
 
-    d = (CaSmsDecision){.is_command = TRUE, .accepted = TRUE};
+    memset(&d, 0, sizeof d);
+    d.is_command = TRUE;
+    d.accepted = TRUE;
     memcpy(d.parsed.command, "status", 7);
     o = ca_sms_decision_audit_json(&d, "0722000111", FALSE);
     text = cJSON_PrintUnformatted(o);

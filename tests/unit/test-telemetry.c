@@ -168,6 +168,13 @@ test_build_connected_multi_tech(void)
 static void
 test_build_unknowns_are_null(void)
 {
+    static const char *const modem_keys[] = {"manufacturer", "model",          "revision", "imei",
+                                             "access_tech",  "signal_quality", NULL};
+    static const char *const signal_keys[] = {"rssi", "rsrp", "rsrq", "snr", NULL};
+    static const char *const network_keys[] = {"operator_code", "operator_name", "lac",
+                                               "tac",           "cell_id",       NULL};
+    static const char *const sim_keys[] = {"iccid",         "imsi", "operator_code",
+                                           "operator_name", "lock", NULL};
     CaModemFacts f;
     g_autoptr(cJSON) root = NULL;
 
@@ -179,20 +186,14 @@ test_build_unknowns_are_null(void)
     root = ca_telemetry_build(&f, 0);
     assert_string(root, "modem", "state", "failed");
     assert_string(root, "modem", "failed_reason", "sim-missing");
-    for (const char *const *k = (const char *const[]){"manufacturer", "model", "revision", "imei",
-                                                      "access_tech", "signal_quality", NULL};
-         *k; k++)
+    for (const char *const *k = modem_keys; *k; k++)
         g_assert_true(cJSON_IsNull(path(root, "modem", *k)));
-    for (const char *const *k = (const char *const[]){"rssi", "rsrp", "rsrq", "snr", NULL}; *k; k++)
+    for (const char *const *k = signal_keys; *k; k++)
         g_assert_true(cJSON_IsNull(path(root, "signal", *k)));
     assert_string(root, "network", "registration", "unknown");
-    for (const char *const *k =
-             (const char *const[]){"operator_code", "operator_name", "lac", "tac", "cell_id", NULL};
-         *k; k++)
+    for (const char *const *k = network_keys; *k; k++)
         g_assert_true(cJSON_IsNull(path(root, "network", *k)));
-    for (const char *const *k =
-             (const char *const[]){"iccid", "imsi", "operator_code", "operator_name", "lock", NULL};
-         *k; k++)
+    for (const char *const *k = sim_keys; *k; k++)
         g_assert_true(cJSON_IsNull(path(root, "sim", *k)));
     g_assert_true(cJSON_IsFalse(path(root, "sim", "present")));
     ca_modem_facts_clear(&f);

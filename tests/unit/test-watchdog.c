@@ -3,7 +3,7 @@
 #include "error.h"
 #include "watchdog.h"
 
-#define S(x)   ((gint64) (x) *1000)
+#define S(x)   (1000 * (gint64) (x))
 #define BOOT_A "6f1c2d3e-0000-4000-8000-00000000000a"
 #define BOOT_B "6f1c2d3e-0000-4000-8000-00000000000b"
 
