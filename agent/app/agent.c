@@ -50,6 +50,7 @@ wire_mqtt(CaAgent *self)
                     error->message);
     }
     ca_commands_register(self->commands, "ping", ping_cb, self, NULL);
+    ca_commands_set_read_only(self->commands, "ping");
     self->commands_mqtt = ca_commands_mqtt_new(self->commands, self->mqtt);
 }
 
@@ -206,6 +207,7 @@ wire_modem(CaAgent *self)
     g_signal_connect(self->modem, "facts-changed", G_CALLBACK(modem_facts_cb), self);
     g_signal_connect(self->mqtt, "connected", G_CALLBACK(mqtt_connected_cb), self);
     ca_commands_register(self->commands, "telemetry", telemetry_cmd_cb, self, NULL);
+    ca_commands_set_read_only(self->commands, "telemetry");
     ca_commands_register(self->commands, "modem-reset", modem_reset_cmd_cb, self, NULL);
 }
 

@@ -26,6 +26,7 @@ typedef struct {
     CaCommandHandler handler;
     gpointer user_data;
     GDestroyNotify destroy;
+    gboolean read_only; /* ids remembered in memory only (ca_commands_set_read_only) */
 } Entry;
 
 /* Shared by the registry and its requests: outlives the registry while requests run. */
@@ -56,6 +57,7 @@ struct _CaCommand {
     gpointer reply_data;
     GDestroyNotify reply_destroy;
     Recent *recent;
+    gboolean durable; /* its id goes to the journal (not a read-only command) */
 };
 
 /*****************************************************************************/
@@ -214,11 +216,11 @@ recent_key(const char *name, const char *id)
  * journal: written before the handler runs, so a request repeated after a restart (or a
  * reboot the command itself caused) is never run again. */
 static void
-recent_put(Recent *r, const char *name, const char *id, const char *result)
+recent_put(Recent *r, const char *name, const char *id, const char *result, gboolean durable)
 {
     char *key = recent_key(name, id);
 
-    if (r->journal) {
+    if (r->journal && durable) {
         g_autoptr(cJSON) value = cJSON_CreateObject();
         g_autoptr(GError) error = NULL;
 
@@ -286,7 +288,7 @@ answer(CaCommand *cmd, gboolean ok, cJSON *result, const char *error)
                                                  "failed (the error was too long to keep)",
                                                  g_get_real_time());
         }
-        recent_put(cmd->recent, cmd->name, cmd->id, kept ? kept : text);
+        recent_put(cmd->recent, cmd->name, cmd->id, kept ? kept : text, cmd->durable);
     }
     if (cmd->reply)
         cmd->reply(cmd, text, cmd->reply_data);
@@ -452,6 +454,19 @@ ca_commands_register(CaCommands *self, const char *name, CaCommandHandler handle
     return TRUE;
 }
 
+gboolean
+ca_commands_set_read_only(CaCommands *self, const char *name)
+{
+    Entry *e;
+
+    g_return_val_if_fail(self != NULL && name != NULL, FALSE);
+    e = g_hash_table_lookup(self->entries, name);
+    if (!e)
+        return FALSE;
+    e->read_only = TRUE;
+    return TRUE;
+}
+
 void
 ca_commands_unregister(CaCommands *self, const char *name)
 {
@@ -502,6 +517,7 @@ ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gs
         ca_command_return_error(cmd, "unknown command");
         return;
     }
+    cmd->durable = !e->read_only;
     if (expires_us && g_get_real_time() >= expires_us) {
         g_autofree char *when = ca_timestamp_format(expires_us);
 
@@ -515,7 +531,7 @@ ca_commands_dispatch(CaCommands *self, const char *name, const char *payload, gs
         return;
     }
     cmd->recent = recent_ref(self->recent);
-    recent_put(self->recent, name, cmd->id, "");
+    recent_put(self->recent, name, cmd->id, "", cmd->durable);
     ca_info("command \"%s\" id \"%s\" from %s", name, cmd->id, cmd->source);
     e->handler(cmd, e->user_data);
 }
@@ -560,9 +576,9 @@ ca_commands_set_journal(CaCommands *self, const char *path, GError **error)
             g_autofree char *text = ca_command_encode_result(
                 sep + 1, FALSE, NULL, "interrupted: the agent stopped while it ran", now);
 
-            recent_put(self->recent, name, sep + 1, text);
+            recent_put(self->recent, name, sep + 1, text, FALSE);
         } else {
-            recent_put(self->recent, name, sep + 1, result);
+            recent_put(self->recent, name, sep + 1, result, FALSE);
         }
     }
     self->recent->journal = g_steal_pointer(&journal);

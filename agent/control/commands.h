@@ -50,6 +50,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaCommands, ca_commands_free)
  * called) when the name is invalid or already taken. */
 gboolean ca_commands_register(CaCommands *self, const char *name, CaCommandHandler handler,
                               gpointer user_data, GDestroyNotify destroy);
+/* Mark name's command as read-only: it changes nothing on the device (ping, telemetry,
+ * status), so running a repeat again after a restart is harmless. Its ids are remembered in
+ * memory only, never in the journal: no write to flash per request, and the journal keeps
+ * the ids that matter (reboot, modem-reset, reload). FALSE when name is not registered. */
+gboolean ca_commands_set_read_only(CaCommands *self, const char *name);
 /* Remove name's handler (destroy notify runs); requests in flight still answer. */
 void ca_commands_unregister(CaCommands *self, const char *name);
 /* Set the one args validator (NULL to remove): run after the name was found and before the

@@ -593,6 +593,7 @@ ca_remote_new(CaConfig *config, CaCommands *registry, const CaRemoteHooks *hooks
     ca_commands_set_validator(registry, validate_cb, self);
     ca_commands_set_observer(registry, observe_cb, self);
     ca_commands_register(registry, "status", status_cb, self, NULL);
+    ca_commands_set_read_only(registry, "status");
     ca_commands_register(registry, "log-level", log_level_cb, self, NULL);
     ca_commands_register(registry, "reboot", reboot_cb, self, NULL);
     guard_setup(self);

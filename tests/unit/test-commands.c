@@ -447,6 +447,33 @@ test_journal(void)
         dispatch(reg, &f, "echo", "{\"id\":\"j3\"}");
         g_assert_cmpint(f.runs, ==, 3);
     }
+    /* A read-only command's ids are remembered in memory only: a repeat in the same run is
+     * answered, never run; nothing reaches the journal, so after a restart it runs again. */
+    {
+        g_autoptr(CaCommands) reg = ca_commands_new();
+        g_autofree char *text = NULL;
+
+        g_assert_true(ca_commands_set_journal(reg, path, &error));
+        g_assert_true(ca_commands_register(reg, "peek", echo_handler, &f, NULL));
+        g_assert_true(ca_commands_set_read_only(reg, "peek"));
+        g_assert_false(ca_commands_set_read_only(reg, "nope"));
+        dispatch(reg, &f, "peek", "{\"id\":\"r1\"}");
+        g_assert_cmpint(f.runs, ==, 4);
+        dispatch(reg, &f, "peek", "{\"id\":\"r1\"}");
+        g_assert_cmpint(f.runs, ==, 4);
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        g_assert_null(strstr(text, "peek"));
+        g_assert_nonnull(strstr(text, "j1"));
+    }
+    {
+        g_autoptr(CaCommands) reg = ca_commands_new();
+
+        g_assert_true(ca_commands_set_journal(reg, path, &error));
+        g_assert_true(ca_commands_register(reg, "peek", echo_handler, &f, NULL));
+        g_assert_true(ca_commands_set_read_only(reg, "peek"));
+        dispatch(reg, &f, "peek", "{\"id\":\"r1\"}");
+        g_assert_cmpint(f.runs, ==, 5);
+    }
     g_ptr_array_unref(f.replies);
     g_remove(path);
     g_remove(crashed);
