@@ -15,7 +15,8 @@
 typedef enum {
     STATE_STOPPED,        /* not started, or stopped */
     STATE_WAIT_LINK,      /* started; the uplink has no path, no attempts */
-    STATE_RESOLVING,      /* resolving the broker name off the main loop */
+    STATE_RESOLVING,      /* resolving the broker name off the main loop, then racing
+                           * connects when it has several addresses (address-race.c) */
     STATE_CONNECTING,     /* TCP/TLS/CONNECT under way, waiting for CONNACK */
     STATE_CONNECTED,      /* CONNACK accepted */
     STATE_RECONNECT_WAIT, /* backoff timer running */

@@ -10,6 +10,7 @@
 #define CA_LOG_MODULE "mqtt"
 #include "mqtt-private.h"
 
+#include "address-race.h"
 #include "autocleanups.h"
 #include "error.h"
 #include "log.h"
@@ -185,9 +186,19 @@ schedule_reconnect(CaMqtt *self)
     self->retry_timer = timer_new(delay, retry_timer_cb, self);
 }
 
+/* Connect libmosquitto to addr, one address of the broker host. libmosquitto resolves the
+ * host it is given again and connects to the first address only (non-blocking), so: without
+ * TLS it is given addr itself; with TLS it must be given the configured name (the
+ * certificate is checked against it, and it is the SNI), and binding the socket to the
+ * wildcard address of addr's family makes it skip the other family's addresses (a socket of
+ * the other family cannot bind there). The bind address is always given, since libmosquitto
+ * keeps it across connects. */
 static void
-do_connect(CaMqtt *self)
+do_connect(CaMqtt *self, GInetAddress *addr)
 {
+    g_autofree char *literal = g_inet_address_to_string(addr);
+    const char *bind = g_inet_address_get_family(addr) == G_SOCKET_FAMILY_IPV6 ? "::" : "0.0.0.0";
+    const char *host = self->set.tls ? self->set.host : literal;
     gint64 t0;
     gint64 took_ms;
     int rc;
@@ -197,7 +208,7 @@ do_connect(CaMqtt *self)
         schedule_reconnect(self);
         return;
     }
-    ca_info("connecting to %s:%d (MQTT %s%s)", self->set.host, self->set.port,
+    ca_info("connecting to %s:%d (address %s, MQTT %s%s)", self->set.host, self->set.port, literal,
             self->set.v5 ? "5" : "3.1.1", self->set.tls ? ", TLS" : "");
     g_clear_pointer(&self->last_lib_error, g_free);
     /* Fail QoS 0 messages libmosquitto still holds: a new connect discards them. */
@@ -216,8 +227,8 @@ do_connect(CaMqtt *self)
     self->keepalive_ref_us = t0;
     /* Non-blocking TCP connect; CONNECT is queued and goes out once the socket is
      * writable. getaddrinfo inside is blocking (docs/mqtt.md: bounded by resolving
-     * asynchronously first). */
-    rc = mosquitto_connect_async(self->mosq, self->set.host, self->set.port, self->set.keepalive);
+     * asynchronously first; without TLS it is given an address, which needs no lookup). */
+    rc = mosquitto_connect_bind_async(self->mosq, host, self->set.port, self->set.keepalive, bind);
     err = errno;
     took_ms = (g_get_monotonic_time() - t0) / 1000;
     if (took_ms >= SLOW_CONNECT_MS)
@@ -236,6 +247,25 @@ do_connect(CaMqtt *self)
 }
 
 static void
+race_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CaMqtt *self = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GInetAddress) winner = ca_address_race_finish(result, &error);
+
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+    g_clear_object(&self->resolve_cancellable);
+    if (!winner) {
+        ca_warn("cannot reach broker host \"%s\" port %d at any of its addresses: %s",
+                self->set.host, self->set.port, error->message);
+        schedule_reconnect(self);
+        return;
+    }
+    do_connect(self, winner);
+}
+
+static void
 resolve_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
     CaMqtt *self = user_data;
@@ -251,7 +281,18 @@ resolve_ready(GObject *source, GAsyncResult *result, gpointer user_data)
         schedule_reconnect(self);
         return;
     }
-    do_connect(self);
+    if (!addrs->next) {
+        do_connect(self, addrs->data);
+        return;
+    }
+    /* Several addresses: libmosquitto would try only the first (a broker on 127.0.0.1 only
+     * is never reached when localhost resolves to ::1 first; an address that drops SYNs
+     * holds every connect for CONNECT_TIMEOUT_MS). Race them first. */
+    ca_info("broker host \"%s\" has %u addresses; trying them in turn (RFC 8305)", self->set.host,
+            g_list_length(addrs));
+    self->resolve_cancellable = g_cancellable_new();
+    ca_address_race_async(addrs, (guint16) self->set.port, CONNECT_TIMEOUT_MS,
+                          self->resolve_cancellable, race_ready, self);
 }
 
 /* Resolve first on GResolver's thread: a name that does not resolve then never reaches
@@ -270,7 +311,7 @@ begin_connect(CaMqtt *self)
     }
     literal = g_inet_address_new_from_string(self->set.host);
     if (literal) {
-        do_connect(self);
+        do_connect(self, literal);
         return;
     }
     enter_state(self, STATE_RESOLVING);
