@@ -27,10 +27,10 @@ def delays(text):
 def localhost_port():
     """A port free on every address localhost resolves to.
 
-    The agents connect to "localhost" (the name the server certificate holds), and the
-    agent tries the addresses getaddrinfo gives in order: on a standard Debian /etc/hosts
-    that is ::1 before 127.0.0.1. mosquitto's `listener PORT localhost` binds every one of
-    them, so the broker is where the agent connects whatever the host's resolver says.
+    The agents connect to "localhost" (the name the server certificate holds); on a
+    standard Debian /etc/hosts that is ::1 before 127.0.0.1. mosquitto's `listener PORT
+    localhost` binds every one of them, so this test does not depend on the agent's
+    address racing (test_mqtt_addresses.py covers that).
     """
     addrs = {ai[4][:2] + (ai[0],) for ai in socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)}
     assert ("127.0.0.1", 0, socket.AF_INET) in addrs, f"localhost is not 127.0.0.1 here: {addrs}"
