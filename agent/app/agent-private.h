@@ -8,6 +8,7 @@
 #include "alerts.h"
 #include "autocleanups.h"
 #include "backoff.h"
+#include "clock-source.h"
 #include "commands-mqtt.h"
 #include "commands.h"
 #include "error.h"
@@ -51,6 +52,14 @@ struct _CaAgent {
     guint watchdog_resets; /* the watchdog's own modem resets under way */
     CaTelemetryPublisher *telemetry;
 
+    /* Clock for SMS command codes (agent-clock.c) */
+    CaClock clock;
+    gboolean clock_read;       /* the network time was read since this modem registered */
+    gboolean clock_refreshing; /* a round (NTPSynchronized, network time) in flight */
+    GPtrArray *clock_waiters;  /* ClockWaiter*, called when the round ends */
+    CaClockDecision clock_published;
+    gboolean clock_published_valid;
+
     /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
     CaSms *sms;
 
@@ -65,4 +74,16 @@ void ca_agent_update_status(CaAgent *self);
 void ca_agent_shutdown_step_done(CaAgent *self);
 void ca_agent_wire_uplink(CaAgent *self);
 void ca_agent_unwire_uplink(CaAgent *self);
+/* agent-clock.c */
+typedef void (*CaAgentClockFunc)(CaAgent *self, gpointer data);
+void ca_agent_wire_clock(CaAgent *self);
+void ca_agent_unwire_clock(CaAgent *self);
+void ca_agent_reload_clock(CaAgent *self);
+/* Call func(self, data) once the clock is fresh enough for a TOTP check: at once when NTP
+ * has synchronised or the network time was read within the last seconds, else after one
+ * more reading. destroy(data) afterwards, or when the agent stops first. */
+void ca_agent_clock_wait(CaAgent *self, CaAgentClockFunc func, gpointer data,
+                         GDestroyNotify destroy);
+/* Now (unix us) by the clock TOTP trusts; *out_source names it ("ntp", "system", "network"). */
+gint64 ca_agent_clock_now(CaAgent *self, const char **out_source);
 void ca_agent_uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data);

@@ -4,6 +4,8 @@
 #define CA_LOG_MODULE "agent"
 #include "agent-private.h"
 
+#include "sms-command.h"
+
 #include <string.h>
 
 void
@@ -300,10 +302,10 @@ sms_is_command(CaAgent *self, const char *id, const char *json)
     return ca_remote_handle_sms(self->remote, id, from, text);
 }
 
+/* A received SMS once the clock for its code is known: a command, or on to sms/in. */
 static void
-sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data)
+sms_handle_received(CaAgent *self, CaSms *sms, const char *id, const char *json)
 {
-    CaAgent *self = user_data;
     SmsInPublish *p;
 
     if (sms_is_command(self, id, json)) {
@@ -316,6 +318,52 @@ sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data
     p->id = g_strdup(id);
     ca_mqtt_publish_async(self->mqtt, "sms/in", json, 1, FALSE, CA_MQTT_MSG_NORMAL, NULL,
                           sms_in_published, p);
+}
+
+typedef struct {
+    CaSms *sms;
+    char *id;
+    char *json;
+} SmsWaiting;
+
+static void
+sms_waiting_free(gpointer data)
+{
+    SmsWaiting *w = data;
+
+    g_object_unref(w->sms);
+    g_free(w->id);
+    g_free(w->json);
+    g_free(w);
+}
+
+static void
+sms_clock_ready(CaAgent *self, gpointer data)
+{
+    SmsWaiting *w = data;
+
+    sms_handle_received(self, w->sms, w->id, w->json);
+}
+
+static void
+sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(cJSON) msg = cJSON_Parse(json);
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "text"));
+    SmsWaiting *w;
+
+    /* A code is checked against the clock: while NTP has not synchronised, read the
+     * network's time first (agent-clock.c). Other SMS go on at once. */
+    if (!text || !self->remote || !ca_sms_command_has_shape(text)) {
+        sms_handle_received(self, sms, id, json);
+        return;
+    }
+    w = g_new0(SmsWaiting, 1);
+    w->sms = g_object_ref(sms);
+    w->id = g_strdup(id);
+    w->json = g_strdup(json);
+    ca_agent_clock_wait(self, sms_clock_ready, w, sms_waiting_free);
 }
 
 static void
@@ -563,6 +611,12 @@ uplink_cmd_cb(CaCommand *cmd, gpointer user_data)
     ca_command_return_ok(cmd, result);
 }
 
+static gint64
+remote_get_time_cb(const char **out_clock, gpointer user_data)
+{
+    return ca_agent_clock_now(user_data, out_clock);
+}
+
 static gboolean
 remote_reboot_budget_cb(const char *source, GError **error, gpointer user_data)
 {
@@ -580,6 +634,7 @@ wire_remote(CaAgent *self)
         .send_sms = remote_send_sms_cb,
         .get_status = remote_status_cb,
         .take_reboot_budget = remote_reboot_budget_cb,
+        .get_time = remote_get_time_cb,
         .user_data = self,
     };
 
@@ -618,6 +673,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
     wire_modem(self);
+    ca_agent_wire_clock(self);
     wire_sms(self);
     ca_agent_wire_uplink(self);
     wire_remote(self);
@@ -633,6 +689,7 @@ ca_agent_free(CaAgent *self)
     unwire_remote(self);
     ca_agent_unwire_uplink(self);
     unwire_sms(self);
+    ca_agent_unwire_clock(self);
     unwire_modem(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
@@ -673,6 +730,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     ca_log_set_level_from(CA_LOG_LEVEL_FROM_CONFIG, self->set.log_level);
     ca_mqtt_set_config(self->mqtt, config);
     reload_modem(self, config, &old_set, changed);
+    ca_agent_reload_clock(self);
     if (self->sms)
         ca_sms_set_config(self->sms, config);
     ca_uplink_set_config(self->uplink, config);

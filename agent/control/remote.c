@@ -340,6 +340,8 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
     g_autofree char *audit_id = NULL;
     CaSmsCommandText parsed;
     const char *detail;
+    const char *clock = NULL;
+    gint64 now;
 
     if (!self->sms_enabled)
         return FALSE;
@@ -360,13 +362,16 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
         ca_warn("SMS command %s from %s refused: SMS commands unavailable", parsed.command, masked);
         return TRUE;
     }
-    ca_sms_guard_check(self->guard, from ? from : "", text ? text : "",
-                       g_get_real_time() / G_USEC_PER_SEC, &d);
+    now = self->hooks.get_time ? self->hooks.get_time(&clock, self->hooks.user_data)
+                               : g_get_real_time();
+    ca_sms_guard_check(self->guard, from ? from : "", text ? text : "", now / G_USEC_PER_SEC, &d);
     if (!d.is_command)
         return FALSE;
     audit = ca_sms_decision_audit_json(&d, from, ca_log_get_personal_info());
     audit_id = ca_sms_command_audit_id(self->secret, id);
     cJSON_AddStringToObject(audit, "sms_id", audit_id);
+    if (clock)
+        cJSON_AddStringToObject(audit, "clock", clock);
     if (!d.accepted) {
         publish_event(self, "sms-command", audit);
         ca_msg("SMS command %s from %s rejected: %s%s%s%s",
@@ -375,7 +380,7 @@ ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const cha
                d.detail ? ")" : "");
         if (d.lockout_ms > 0) {
             g_autoptr(cJSON) locked = cJSON_CreateObject();
-            g_autofree char *until = ca_timestamp_format(g_get_real_time() + d.lockout_ms * 1000);
+            g_autofree char *until = ca_timestamp_format(now + d.lockout_ms * 1000);
 
             cJSON_AddNumberToObject(locked, "failures", d.failures);
             cJSON_AddNumberToObject(locked, "seconds", (double) (d.lockout_ms / 1000));

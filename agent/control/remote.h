@@ -31,6 +31,10 @@ typedef struct {
     /* A reboot command is about to run: count it against the reboot budget the watchdog
      * uses (durably). FALSE with error: refused. May be NULL: no budget. */
     gboolean (*take_reboot_budget)(const char *source, GError **error, gpointer user_data);
+    /* The wall clock (unix us) SMS command codes are checked against, and the name of the
+     * clock it comes from ("ntp", "system", "network": the audit's "clock"). May be NULL:
+     * g_get_real_time(), no "clock" in the audit. */
+    gint64 (*get_time)(const char **out_clock, gpointer user_data);
     gpointer user_data;
 } CaRemoteHooks;
 
@@ -51,7 +55,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaRemote, ca_remote_free)
 void ca_remote_set_config(CaRemote *self, CaConfig *config);
 
 /* A received SMS (id as on sms/in, sender as received): TRUE when it was a command SMS,
- * which was audited (event "sms-command"), run if accepted (with a reply SMS on the
+ * which was audited (event "sms-command", with the clock its code was checked against), run if accepted (with a reply SMS on the
  * outcome), and must not be published on sms/in. FALSE: an ordinary SMS. */
 gboolean ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, const char *text);
 

@@ -7,6 +7,7 @@ void
 ca_agent_settings_load(CaAgentSettings *out, const CaConfig *config)
 {
     CaLogLevel level = CA_LOG_INFO;
+    CaClockMode mode = CA_CLOCK_MODE_SET;
 
     memset(out, 0, sizeof *out);
     out->device_id = g_strdup(ca_config_get_string(config, "agent", "device-id"));
@@ -14,6 +15,9 @@ ca_agent_settings_load(CaAgentSettings *out, const CaConfig *config)
     /* The table allows only names ca_log_level_from_string knows. */
     ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level);
     out->log_level = level;
+    /* Likewise for ca_clock_mode_from_string. */
+    ca_clock_mode_from_string(ca_config_get_string(config, "agent", "network-time"), &mode);
+    out->network_time = mode;
     out->sms_enabled = ca_config_get_bool(config, "sms", "enabled");
     out->sms_commands_enabled = ca_config_get_bool(config, "sms-commands", "enabled");
     out->sms_alerts_enabled = ca_config_get_bool(config, "sms-alerts", "enabled");
@@ -54,6 +58,8 @@ ca_agent_settings_diff(const CaAgentSettings *a, const CaAgentSettings *b)
         changed |= CA_AGENT_SETTINGS_HOMEASSISTANT;
     if (!ca_settings_str_equal(a->topic_prefix, b->topic_prefix))
         changed |= CA_AGENT_SETTINGS_TOPIC_PREFIX;
+    if (a->network_time != b->network_time)
+        changed |= CA_AGENT_SETTINGS_NETWORK_TIME;
     return changed;
 }
 

@@ -2,6 +2,7 @@
  * reads from the config itself: [agent], which optional modules to wire, and what Home
  * Assistant discovery needs. The pattern is in settings.h. */
 #pragma once
+#include "clock-source.h"
 #include "config.h"
 #include "log-level.h"
 #include "settings.h"
@@ -10,6 +11,7 @@ typedef struct {
     char *device_id;
     char *state_dir;
     CaLogLevel log_level;          /* [agent] log-level (--log-level may override it) */
+    CaClockMode network_time;      /* [agent] network-time */
     gboolean sms_enabled;          /* [sms] enabled: wire the SMS bridge (at start only) */
     gboolean sms_commands_enabled; /* [sms-commands] enabled, to warn when [sms] is off */
     gboolean sms_alerts_enabled;   /* [sms-alerts] enabled, likewise */
@@ -26,6 +28,7 @@ typedef enum {
     CA_AGENT_SETTINGS_WIRING = 1 << 3,        /* sms, sms-commands, sms-alerts enabled */
     CA_AGENT_SETTINGS_HOMEASSISTANT = 1 << 4, /* homeassistant, homeassistant-prefix */
     CA_AGENT_SETTINGS_TOPIC_PREFIX = 1 << 5,
+    CA_AGENT_SETTINGS_NETWORK_TIME = 1 << 6,
 } CaAgentSettingsChange;
 
 /* Fill out (zeroed or cleared first) from config. */

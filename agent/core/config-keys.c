@@ -14,6 +14,7 @@
 /* The key table */
 
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
+static const char *const network_time_modes[] = {"set", "use", "off", NULL};
 static const char *const protocols[] = {"5", "3.1.1", NULL};
 static const char *const tls_versions[] = {"tlsv1.2", "tlsv1.3", NULL};
 static const char *const activate_modes[] = {"always", "on-demand", "never", NULL};
@@ -32,6 +33,11 @@ static const CaConfigKey keys[] = {
      "Directory for spools, dedupe sets and counters (created when missing)"},
     {"agent", "log-level", CA_KEY_ENUM, "info", NULL, NOLIMIT, log_levels, NULL, 0,
      "Log verbosity: error, warning, info or debug"},
+    {"agent", "network-time", CA_KEY_ENUM, "set", NULL, NOLIMIT, network_time_modes, NULL, 0,
+     "While NTP has not synchronised and the modem's network time differs by more than a "
+     "minute: set = set the system clock through timedated (use network time for SMS command "
+     "codes if refused), use = only use network time for SMS command codes, off = the system "
+     "clock alone"},
 
     /* [mqtt] */
     {"mqtt", "host", CA_KEY_STRING, "localhost", NULL, 1, 253, NULL, NULL, 0,

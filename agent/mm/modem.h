@@ -50,6 +50,15 @@ gboolean ca_modem_is_settled(CaModem *self);
  * every module that wants one asks it (borrowed; lives as long as self). */
 CaModemOps *ca_modem_get_ops(CaModem *self);
 
+/* Read the selected modem's network time (Modem.Time GetNetworkTime): on success the unix
+ * time (us) it gave and the monotonic time (us) of the answer. Errors: CA_ERROR_NOT_READY
+ * (no modem, or it has no Modem.Time, e.g. not enabled yet), CA_ERROR_MODEM (refused, or a
+ * time that does not parse). */
+void ca_modem_get_network_time_async(CaModem *self, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data);
+gboolean ca_modem_get_network_time_finish(CaModem *self, GAsyncResult *result, gint64 *out_unix_us,
+                                          gint64 *out_mono_us, GError **error);
+
 /* Signals:
  *   "object-changed" (): the selected modem appeared, disappeared or was replaced (new
  *                    object path, e.g. replug or ModemManager restart); peek the new one.

@@ -41,12 +41,13 @@ GRANTED = {
     "org.freedesktop.NetworkManager.settings.modify.system",
     "org.freedesktop.login1.reboot",
     "org.freedesktop.login1.reboot-multiple-sessions",
+    "org.freedesktop.ModemManager1.Time",
+    "org.freedesktop.timedate1.set-time",
 }
 # Granted by earlier versions of the rule or close to what the agent does, and not needed:
 # named so that a missing action file cannot make their denial vacuous.
 MUST_DENY = {
     "org.freedesktop.ModemManager1.Location",
-    "org.freedesktop.ModemManager1.Time",
     "org.freedesktop.ModemManager1.Control",
     "org.freedesktop.ModemManager1.Firmware",
     "org.freedesktop.NetworkManager.enable-disable-wwan",
@@ -56,6 +57,7 @@ MUST_DENY = {
     "org.freedesktop.login1.reboot-ignore-inhibit",
     "org.freedesktop.login1.power-off",
     "org.freedesktop.login1.set-self-linger",
+    "org.freedesktop.timedate1.set-local-rtc",
 }
 POLKITD_PATHS = ("/usr/lib/polkit-1/polkitd", "/usr/libexec/polkitd", "/usr/libexec/polkit-1/polkitd")
 BUS_SOCKET = "/run/dbus/system_bus_socket"

@@ -56,6 +56,8 @@ test_load(gconstpointer data)
     g_assert_cmpstr(agent.state_dir, ==, ca_config_get_string(c, "agent", "state-dir"));
     g_assert_cmpstr(ca_log_level_to_string(agent.log_level), ==,
                     ca_config_get_string(c, "agent", "log-level"));
+    g_assert_cmpstr(ca_clock_mode_to_string(agent.network_time), ==,
+                    ca_config_get_string(c, "agent", "network-time"));
     g_assert_true(ca_agent_settings_equal(&agent, &agent2));
     g_assert_cmpint(ca_agent_settings_diff(&agent, &agent2), ==, 0);
 

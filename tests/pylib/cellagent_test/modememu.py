@@ -65,6 +65,7 @@ DEFAULTS = {
     "report_delay": 0.5,       # seconds before a requested status report
     "report_status": 0,        # TP-ST, 0 = received by the recipient
     "apn": "",                 # ECM: the only APN the network grants a session for ("": any)
+    "clock_offset": 0,         # seconds added to the UTC time AT+CCLK? answers (network time)
 }
 
 ACT_NAMES = {"gsm": 0, "umts": 2, "edge": 3, "hsdpa": 4, "hsupa": 5, "hspa": 6, "lte": 7}
@@ -632,7 +633,8 @@ class Modem:
     def at_cclk(self, port, kind, args):
         if kind != "read":
             return []
-        t = datetime.datetime.now(datetime.timezone.utc)
+        t = datetime.datetime.now(datetime.timezone.utc) + \
+            datetime.timedelta(seconds=float(self.s["clock_offset"]))
         return [t.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"')]
 
     # ------------------------------------------------------------ messaging
