@@ -16,11 +16,6 @@
 #include <string.h>
 
 #define RECENT_MAX 1000 /* (name, id) pairs remembered for duplicate detection */
-/* Answers longer than this are remembered without their result ({"not_kept": BYTES}): a
- * repeat is still never run again, but a thousand telemetry or status answers do not sit in
- * memory and in the journal (twice, during compaction), and identities they carry are not
- * kept on disk. */
-#define RECENT_RESULT_MAX 256
 
 typedef struct {
     CaCommandHandler handler;
@@ -279,7 +274,10 @@ answer(CaCommand *cmd, gboolean ok, cJSON *result, const char *error)
     if (cmd->recent && cmd->id) {
         g_autofree char *kept = NULL;
 
-        if (strlen(text) > RECENT_RESULT_MAX) {
+        /* A long answer is remembered without its result: a repeat is still never run
+         * again, but a thousand telemetry or status answers do not sit in memory and in the
+         * journal (twice, during compaction), and their identities are not kept on disk. */
+        if (strlen(text) > CA_COMMAND_ANSWER_KEPT_MAX) {
             g_autoptr(cJSON) note = cJSON_CreateObject();
 
             cJSON_AddNumberToObject(note, "not_kept", (double) strlen(text));

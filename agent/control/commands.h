@@ -61,6 +61,10 @@ void ca_commands_unregister(CaCommands *self, const char *name);
  * handler; FALSE (with error set, CA_ERROR_INVALID_INPUT) answers ok:false with the
  * message and the handler never runs. */
 void ca_commands_set_validator(CaCommands *self, CaCommandValidator validator, gpointer user_data);
+/* A repeated request is answered with the first answer when it was at most this long;
+ * longer ones are remembered without their result: {"not_kept": BYTES} (or, for a failure,
+ * an error saying it was too long to keep). */
+#define CA_COMMAND_ANSWER_KEPT_MAX 256
 /* Days a (name, id) pair is remembered on disk (and at most 1000 pairs). */
 #define CA_COMMAND_JOURNAL_DAYS 30
 
