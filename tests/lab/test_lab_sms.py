@@ -103,6 +103,22 @@ class IncomingTest(unittest.TestCase):
         info = self.deliver(text, "+254711000203")
         self.assertEqual(info["sms.content.text"], text)
 
+    def test_slow_read_paced(self):
+        """A host slower to read a part than the parts' spacing still gets every part.
+
+        ModemManager 1.20 drops a +CMTI that arrives while it reads the previous part; the
+        emulator answers +CMGR after 1 s here (a loaded CI host), twice the spacing. The
+        emulator paces deliver_sms on the host's reads, so the second notice is not lost.
+        """
+        lab.modem.set(read_delay=1.0)
+        try:
+            text = " ".join(["Polepole 😀 慢"] * 10)     # UCS-2, two parts
+            info = self.deliver(text, "+254711000204")
+            self.assertEqual(info["sms.content.text"], text)
+        finally:
+            lab.modem.set(read_delay=0.0)
+        self.assertEqual([e for e in lab.modem.dump()["events"] if e["type"] == "sms-pace-timeout"], [])
+
     def test_burst(self):
         msgs = [{"text": "burst %d" % i, "sender": "+25471100030%d" % i} for i in range(3)]
         lab.modem.deliver_burst(msgs, spacing=0.5)

@@ -345,7 +345,10 @@ class EmuClient:
         """An SMS arrives from the network (split into parts as needed).
 
         timestamp: ISO 8601 (SMSC time stamp); encoding: auto|gsm7|ucs2;
-        spacing: seconds between parts; wait: return once every part is stored.
+        spacing: seconds between parts; above 0, each part after the first also waits until
+        the host has read the previous one (ModemManager 1.20 drops a notice that arrives
+        while it reads), so a loaded host loses none; 0 sends them at once (notices dropped);
+        wait: return once every part is stored.
         """
         return self.call("deliver_sms", text=text, sender=sender, smsc=smsc, timestamp=timestamp,
                          encoding=encoding, spacing=spacing, wait=wait)

@@ -63,11 +63,13 @@ DEFAULTS = {
     "sinr": 12,                # dB
     "storage_capacity": 50,
     "report_delay": 0.5,       # seconds before a requested status report
+    "read_delay": 0.0,         # seconds before the answer to +CMGR (a slow or loaded host)
     "report_status": 0,        # TP-ST, 0 = received by the recipient
     "apn": "",                 # ECM: the only APN the network grants a session for ("": any)
     "clock_offset": 0,         # seconds added to the UTC time AT+CCLK? answers (network time)
 }
 
+PACE_MAX_S = 5.0               # longest a paced part waits for the host to read the previous one
 ACT_NAMES = {"gsm": 0, "umts": 2, "edge": 3, "hsdpa": 4, "hsupa": 5, "hspa": 6, "lte": 7}
 # 27.007 AcT -> SIMCom +CNSMOD system mode
 CNSMOD_OF_ACT = {0: 1, 2: 4, 3: 3, 4: 5, 5: 6, 6: 7, 7: 8}
@@ -214,6 +216,7 @@ class Modem:
         self.events = []         # notable things (SMS dropped, session dropped ...)
         self.mr = 0
         self.send_faults = []    # pending {"error": n} / {"delay": s}
+        self.last_stored = None  # (storage, index) of the last SMS part received
         self.session = False     # ECM data session (GTRNDIS) up
         self.session_cid = 1
 
@@ -718,6 +721,7 @@ class Modem:
             lines += ["+CMGL: %d,%d,,%d" % (idx, slot["stat"], slot["len"]), slot["pdu"]]
             if slot["stat"] == 0:
                 slot["stat"] = 1
+            slot["answered"] = True
         return lines
 
     def at_cmgr(self, port, kind, args):
@@ -730,8 +734,16 @@ class Modem:
         if slot is None:
             raise cms(321)
         lines = ["+CMGR: %d,,%d" % (slot["stat"], slot["len"]), slot["pdu"]]
-        if slot["stat"] == 0:
-            slot["stat"] = 1
+
+        def answered():
+            if slot["stat"] == 0:
+                slot["stat"] = 1
+            slot["answered"] = True
+        delay = float(self.s["read_delay"])
+        if delay > 0:
+            self.emu.defer(port, delay, lines, then=answered)
+            return None
+        answered()
         return lines
 
     def at_cmgd(self, port, kind, args):
@@ -851,6 +863,7 @@ class Modem:
         if self.cfun != 1 or self.s["sim"] != "ready":
             self.emu.event("sms-dropped", reason="not ready")
             return False
+        self.last_stored = None
         if self.cnmi[1] == 2:
             self.emu.urc("+CMT: ,%d" % length, pdu)
             return True
@@ -859,6 +872,7 @@ class Modem:
         if idx is None:
             self.emu.event("sms-dropped", reason="storage full", mem=st.name)
             return False
+        self.last_stored = (st, idx)
         if self.cnmi[1] in (1, 3):
             self.emu.urc('+CMTI: "%s",%d' % (st.name, idx))
         self.emu.event("sms-stored", mem=st.name, index=idx)
@@ -1041,13 +1055,15 @@ class Emulator:
         self.log("-> %s (urc): %r" % (port.name, text))
         self.send(port, text.encode())
 
-    def defer(self, port, delay, lines, final="OK"):
+    def defer(self, port, delay, lines, final="OK", then=None):
         """Send a final result later (a slow network); the port stays busy."""
         port.busy = True
 
         def done():
             port.busy = False
             self.reply(port, lines, final)
+            if then is not None:
+                then()
         self.after(delay, done)
 
     def net_link(self, up):
@@ -1301,7 +1317,7 @@ class Emulator:
         sender = kw.get("from", sender)
         pdus = smspdu.encode_deliver_parts(sender, text, smsc or self.modem.s["smsc"], timestamp,
                                            encoding, ref)
-        self.schedule_pdus(client if wait else None, pdus, float(spacing))
+        self.schedule_pdus(client if wait else None, pdus, float(spacing), pace=float(spacing) > 0)
         self.event("sms-incoming", sender=sender, text=text, parts=len(pdus))
         return None if wait else {"parts": len(pdus)}
 
@@ -1324,15 +1340,43 @@ class Emulator:
             length = len(pdu) // 2 - 1 - int(pdu[:2], 16)
         return {"stored": self.modem.receive_pdu(pdu.upper(), int(length))}
 
-    def schedule_pdus(self, client, pdus, spacing):
+    def schedule_pdus(self, client, pdus, spacing, pace=False):
+        """Deliver pdus spacing seconds apart.
+
+        pace: the next part waits until the host has read the previous one (+CMGR or
+        +CMGL answered, or the part deleted), then spacing; at most PACE_MAX_S, then it goes
+        anyway (event sms-pace-timeout). ModemManager 1.20 drops a +CMTI that arrives while
+        it is still reading the previous part, so without pacing a loaded host turns a
+        multipart SMS into one stuck in 'receiving'. deliver_burst does not pace: it is
+        the burst that drops notices on purpose.
+        """
         results = []
 
-        def deliver(i, pdu, length):
+        def deliver(i):
+            pdu, length = pdus[i]
             results.append(self.modem.receive_pdu(pdu, length))
             if client is not None and len(results) == len(pdus):
                 self.ctl_reply(client, {"ok": True, "parts": len(pdus), "stored": results})
-        for i, (pdu, length) in enumerate(pdus):
-            self.after(i * spacing, lambda i=i, p=pdu, n=length: deliver(i, p, n))
+            if i + 1 == len(pdus):
+                return
+            stored = self.modem.last_stored if pace and results[-1] else None
+            if stored is None:
+                self.after(spacing, lambda: deliver(i + 1))
+                return
+            st, idx = stored
+            slot, deadline = st.slots[idx], time.monotonic() + PACE_MAX_S
+
+            def wait_read():
+                if slot.get("answered") or st.slots.get(idx) is not slot:
+                    self.after(spacing, lambda: deliver(i + 1))
+                elif time.monotonic() >= deadline:
+                    self.event("sms-pace-timeout", part=i + 1, parts=len(pdus))
+                    deliver(i + 1)
+                else:
+                    self.after(0.02, wait_read)
+            wait_read()
+        if pdus:
+            deliver(0)
 
     def ctl_urc(self, client, lines):
         """Send arbitrary unsolicited lines."""
