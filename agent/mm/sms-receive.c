@@ -202,12 +202,16 @@ ca_sms_receiver_published(CaSms *self, const char *id, const GError *error)
     g_autoptr(GError) local = NULL;
     g_autoptr(cJSON) value = NULL;
 
-    if (!g_hash_table_remove(self->publishing, id))
-        return; /* not ours, or answered twice */
-    if (error) {
+    if (!g_hash_table_remove(self->publishing, id)) {
+        /* Stopped (or the modem went) while it was in flight: the broker's acknowledgement
+         * can still arrive while the agent shuts down. It has the message, so remember it
+         * as published, or the next start publishes it again from the spool. */
+        if (error || !self->in || !ca_spool_contains(self->in, id))
+            return; /* not ours, answered twice, or a failure nobody waits for now */
+    } else if (error) {
         guint delay;
 
-        if (self->publish_retry)
+        if (!self->started || self->publish_retry)
             return;
         delay = ca_backoff_next(&self->publish_backoff);
         ca_warn("received message %s not published: %s; will retry in %u s", id, error->message,

@@ -12,17 +12,21 @@ restart, and the storage-warn threshold raises sms-storage-full.
 """
 # ctest: labels=integration;lab timeout=300
 import os
+import re
+import signal
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
 import cellagent_test as ct  # noqa: E402
 import cellagent_test.lab  # noqa: E402
+import cellagent_test.mqtt  # noqa: E402
 import cellagent_test.sms  # noqa: E402
 
 rig = None
 TS = "2024-05-01T10:20:30+03:00"
 TS_UTC = "2024-05-01T07:20:30Z"
+SPOOL_STATE = r"request\(s\) waiting, (\d+) received message\(s\) not yet published"
 
 
 def setUpModule():
@@ -131,6 +135,37 @@ class Resync(unittest.TestCase):
         self.assertIn("pending", res["result"])
         # The modem is back and usable.
         rig.lab.mm.wait_state(["registered", "connected"], timeout=30)
+
+
+class StopInFlight(unittest.TestCase):
+
+    def test_ack_during_shutdown_is_remembered(self):
+        """The broker's PUBACK for sms/in that arrives while the agent stops marks the SMS
+        published: the next start deletes it from the modem and does not publish it again."""
+        rig.stop_agent()
+        proxy = ct.mqtt.HoldProxy(rig.broker.port)
+        try:
+            rig.start_agent(mqtt_port=proxy.port)
+            sender = "+254711000601"
+            proxy.hold()
+            rig.lab.modem.deliver_sms("in flight at stop", sender=sender, timestamp=TS)
+            # The broker has it (the subscriber too); its PUBACK waits in the proxy.
+            rig.wait_incoming(from_(sender), timeout=30)
+            stopping = rig.log_count(r"publishing offline and disconnecting")
+            rig.agent.proc.send_signal(signal.SIGTERM)
+            rig.wait_log_count(r"publishing offline and disconnecting", stopping + 1, timeout=10)
+            proxy.release()
+            self.assertEqual(rig.agent.proc.wait(ct.scaled(15)), 0)
+        finally:
+            proxy.close()
+            rig.stop_agent()
+        self.assertEqual(rig.stored(), [])      # spooled, then deleted from the modem
+        # Nothing left to publish at the next start (before the fix: 1, published again).
+        starts = rig.log_count(SPOOL_STATE)
+        rig.start_agent()
+        rig.wait_log_count(SPOOL_STATE, starts + 1)
+        self.assertEqual(re.findall(SPOOL_STATE, rig.agent.log_text())[-1], "0")
+        self.assertEqual(len(rig.incoming(from_(sender))), 1)
 
 
 class KeepOnModem(unittest.TestCase):

@@ -10,6 +10,8 @@
 - publish(): one message with mosquitto_pub.
 - retained(), wait_retained(): a topic's retained message, read by a fresh client.
 - make_pki(), passwd_file(): certificates (openssl) and a password file.
+- HoldProxy: a TCP relay to a broker on loopback whose broker-to-client direction the test
+  can hold (acknowledgements in flight) and release.
 - Driver: tests/tools/mqtt-driver.c, one CaMqtt driven by line commands.
 """
 import json
@@ -18,6 +20,7 @@ import queue
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import threading
 
@@ -187,6 +190,69 @@ class Subscriber:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class HoldProxy:
+    """Relays TCP connections on a free loopback port to 127.0.0.1:target_port.
+
+    hold(): what the broker sends (PUBACKs, PINGRESPs ...) waits in the proxy until
+    release(); what the client sends still passes. close() ends every connection.
+    """
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.down = threading.Event()
+        self.down.set()
+        self.socks = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+        at_exit(self.close)
+
+    def hold(self):
+        self.down.clear()
+
+    def release(self):
+        self.down.set()
+
+    def _pipe(self, a, b, gate):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                if gate is not None:
+                    gate.wait()
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+                u = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                return
+            self.socks += [c, u]
+            threading.Thread(target=self._pipe, args=(c, u, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, self.down), daemon=True).start()
+
+    def close(self):
+        self.down.set()
+        for s in [self.sock] + self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 def publish(port, topic, payload, qos=1, retain=False, host="127.0.0.1", extra_args=(),

@@ -54,10 +54,11 @@ class SmsRig:
 
     # ------------------------------------------------------------------ agent
 
-    def start_agent(self, wait_modem=True, **sms):
-        """Start (or restart) the agent with the rig's [sms] settings updated by sms."""
+    def start_agent(self, wait_modem=True, mqtt_port=None, **sms):
+        """Start (or restart) the agent with the rig's [sms] settings updated by sms;
+        mqtt_port: another port on the broker's host (a proxy) for this start."""
         self.sms_settings.update(sms)
-        settings = {"mqtt": {"host": self.broker.host, "port": self.broker.port},
+        settings = {"mqtt": {"host": self.broker.host, "port": mqtt_port or self.broker.port},
                     "agent": {"state-dir": self.state_dir},
                     "sms": dict(self.sms_settings)}
         self.agent = Agent.in_lab(self.lab, settings)
