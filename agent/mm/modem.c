@@ -147,6 +147,60 @@ drop_object(CaModem *self)
     self->pin_wrong_retries = -1;
 }
 
+/* GDBusObjectManagerClient can keep an object that ModemManager removed while the manager
+ * was being set up: the InterfacesRemoved signal handled before the GetManagedObjects
+ * reply (GLib logs "Processing InterfaceRemoved signal ... but no object proxy exists").
+ * Nothing would ever remove it, and a modem plugged in after it would never be used. So
+ * the object is asked for its state once taken, and again when another modem appears; a
+ * path that no longer exists is a ghost, never chosen again. */
+#define GHOST_KEY "ca-modem-ghost"
+
+typedef struct {
+    CaModem *self;
+    MMObject *object;
+} Verify;
+
+static void
+verify_ready(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    Verify *v = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply =
+        g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+
+    if (!reply && (g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
+                   g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
+                   g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_INTERFACE))) {
+        ca_warn("modem %s no longer exists in ModemManager (%s): ignoring it",
+                ca_modem_short_path(mm_object_get_path(v->object)), error->message);
+        g_object_set_data(G_OBJECT(v->object), GHOST_KEY, GINT_TO_POINTER(1));
+        if (v->self->object == v->object)
+            reselect(v->self);
+    }
+    g_object_unref(v->object);
+    g_object_unref(v->self);
+    g_free(v);
+}
+
+static void
+verify_object(CaModem *self)
+{
+    MMModem *modem = mm_object_peek_modem(self->object);
+    Verify *v;
+
+    if (!modem)
+        return;
+    v = g_new0(Verify, 1);
+    v->self = g_object_ref(self);
+    v->object = g_object_ref(self->object);
+    g_dbus_connection_call(g_dbus_proxy_get_connection(G_DBUS_PROXY(modem)), MM_DBUS_NAME,
+                           mm_object_get_path(self->object), "org.freedesktop.DBus.Properties",
+                           "Get",
+                           g_variant_new("(ss)", "org.freedesktop.ModemManager1.Modem", "State"),
+                           G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                           self->object_cancellable, verify_ready, v);
+}
+
 static void
 take_object(CaModem *self, MMObject *object)
 {
@@ -165,6 +219,7 @@ take_object(CaModem *self, MMObject *object)
     ifaces = g_dbus_object_get_interfaces(G_DBUS_OBJECT(object));
     for (GList *l = ifaces; l; l = l->next)
         connect_interface(self, l->data);
+    verify_object(self);
 }
 
 static gint
@@ -207,8 +262,12 @@ reselect(CaModem *self)
 
     if (self->manager) {
         objects = g_dbus_object_manager_get_objects(G_DBUS_OBJECT_MANAGER(self->manager));
-        for (GList *l = objects; l; l = l->next)
-            g_ptr_array_add(candidates, l->data); /* takes the reference */
+        for (GList *l = objects; l; l = l->next) {
+            if (g_object_get_data(l->data, GHOST_KEY))
+                g_object_unref(l->data);
+            else
+                g_ptr_array_add(candidates, l->data); /* takes the reference */
+        }
         g_list_free(objects);
     }
     g_ptr_array_sort(candidates, compare_objects);
@@ -261,8 +320,12 @@ reselect(CaModem *self)
 static void
 object_added_cb(GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
 {
+    CaModem *self = CA_MODEM(user_data);
+
     ca_debug("object added: %s", g_dbus_object_get_object_path(object));
-    reselect(CA_MODEM(user_data));
+    if (self->object && G_DBUS_OBJECT(self->object) != object)
+        verify_object(self); /* still there, or a ghost keeping the new one out? */
+    reselect(self);
 }
 
 static void
