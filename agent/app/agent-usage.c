@@ -169,6 +169,9 @@ publish_now(CaAgent *self, gboolean force)
     g_autofree char *text = NULL;
 
     ca_clear_source(&u->publish_timer);
+    /* Nothing to say before the SIM is known. */
+    if (!u->iccid)
+        return;
     cJSON_DeleteItemFromObjectCaseSensitive(bare, "ts");
     text = cJSON_PrintUnformatted(bare);
     if (!force && g_strcmp0(text, u->published) == 0)
