@@ -16,6 +16,9 @@
 #define FILE_VERSION 1
 /* Integers JSON numbers (doubles) carry exactly. */
 #define JSON_INT_MAX 9007199254740992.0
+/* The latest time a file may hold (9999-12-31T23:59:59Z): timestamps are formatted in
+ * microseconds, which must not overflow. */
+#define TIME_MAX G_GINT64_CONSTANT(253402300799)
 
 struct _CaUsageStore {
     GPtrArray *sims; /* CaUsageSim* */
@@ -729,6 +732,10 @@ cycle_from_json(Reader *r, const cJSON *obj, CaUsageCycle *c)
         r->problem = "a cycle that ends before it starts";
         r->field = "end";
     }
+    if (!r->problem && (c->end > TIME_MAX || c->override_until > TIME_MAX)) {
+        r->problem = "a time after the year 9999";
+        r->field = c->end > TIME_MAX ? "end" : "override_until";
+    }
 }
 
 CaUsageStore *
@@ -772,7 +779,7 @@ ca_usage_store_from_json(const char *text, gsize len, guint max_sims, GError **e
 
         g_ptr_array_add(self->sims, sim);
         sim->iccid = get_str(&r, o, "iccid", FALSE);
-        sim->last_seen = get_i64(&r, o, "last_seen", FALSE);
+        sim->last_seen = MIN(get_i64(&r, o, "last_seen", FALSE), TIME_MAX);
         cycle_from_json(&r, cJSON_GetObjectItemCaseSensitive(o, "cur"), &sim->cur);
         if (prev) {
             cycle_from_json(&r, prev, &sim->prev);

@@ -471,6 +471,11 @@ test_store_corrupt(void)
         "\"end\":2,\"rx_bytes\":1.5}}]}",
         "{\"version\":1,\"sims\":[{\"iccid\":\"1\",\"last_seen\":1,\"cur\":{\"start\":1,"
         "\"end\":2,\"rx_bytes\":1e300}}]}",
+        /* A time whose microseconds would overflow. */
+        "{\"version\":1,\"sims\":[{\"iccid\":\"1\",\"last_seen\":1,\"cur\":{\"start\":1,"
+        "\"end\":9007199254740000,\"rx_bytes\":0,\"tx_bytes\":0,\"rx_packets\":0,"
+        "\"tx_packets\":0,\"closed_billable\":0,\"session_billable\":0,\"session_round\":0,"
+        "\"adjust\":0,\"alerted\":0,\"override_until\":0}}]}",
     };
     g_autofree char *dir = make_dir();
     g_autofree char *badpath = g_build_filename(dir, CA_USAGE_FILE ".bad", NULL);
