@@ -241,6 +241,7 @@ event_new(GPtrArray *events, const char *type, const CaUsageSim *sim)
     g_autofree char *tail = sim ? ca_usage_iccid_tail(sim->iccid) : NULL;
 
     cJSON_AddStringToObject(e, "type", type);
+    g_ptr_array_add(events, e);
     if (sim) {
         cJSON_AddStringToObject(e, "sim", tail);
         if (sim->cur.plan)
@@ -248,8 +249,6 @@ event_new(GPtrArray *events, const char *type, const CaUsageSim *sim)
         else
             cJSON_AddNullToObject(e, "plan");
     }
-    if (events)
-        g_ptr_array_add(events, e);
     return e;
 }
 
@@ -393,8 +392,12 @@ void
 ca_usage_store_touch(CaUsageStore *self, const char *iccid, const CaUsagePlan *plan, GTimeZone *tz,
                      gint64 now_s, GPtrArray *events)
 {
+    g_autoptr(GPtrArray) scratch = NULL;
     CaUsageSim *sim;
 
+    /* Events nobody asked for are made all the same (the flags they set matter). */
+    if (!events)
+        events = scratch = g_ptr_array_new_with_free_func((GDestroyNotify) cJSON_Delete);
     if (!iccid)
         return;
     sim = get_or_create(self, iccid, now_s);
@@ -430,7 +433,11 @@ ca_usage_store_sample(CaUsageStore *self, const char *iccid, const CaUsagePlan *
     CaUsageBytes d;
     const char *why = NULL;
     CaUsageDeltaKind kind = ca_usage_delta(&self->last, sample, &d, &why);
+    g_autoptr(GPtrArray) scratch = NULL;
     CaUsageSim *sim;
+
+    if (!events)
+        events = scratch = g_ptr_array_new_with_free_func((GDestroyNotify) cJSON_Delete);
 
     if (kind == CA_USAGE_DELTA_NONE)
         return kind;

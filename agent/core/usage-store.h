@@ -78,7 +78,8 @@ void ca_usage_store_mark_saved(CaUsageStore *self);
 /* Book one interface reading at now_s for SIM iccid (NULL: the SIM is not known; bytes are
  * booked to the SIM booked last, or dropped when there is none) under plan (NULL: the
  * default calendar, no limit). Events (cJSON objects with "type", for <base>/events) are
- * appended to events: usage-counter-reset, usage-cycle-reset, usage-threshold, usage-limit.
+ * appended to events (may be NULL): usage-counter-reset, usage-cycle-reset, usage-threshold,
+ * usage-limit.
  * Returns the delta's kind. */
 CaUsageDeltaKind ca_usage_store_sample(CaUsageStore *self, const char *iccid,
                                        const CaUsagePlan *plan, GTimeZone *tz,
