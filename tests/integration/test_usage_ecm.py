@@ -12,10 +12,13 @@ kernel counters (what the device sent is what the operator received, and back).
 2. A session dropped by the network and established again is not counted twice.
 3. The agent killed (SIGKILL) right after a transfer loses nothing; traffic while the
    agent is stopped (SIGTERM) is counted after the restart; thresholds are not repeated.
+   cmd/usage-adjust past the limit: state limit, event usage-limit and its SMS;
+   cmd/usage-override lifts the cap (action override) and ends it; bad args are refused.
 4. A SIM change (another ICCID, the modem re-plugged) starts a new counter; the old SIM's
    counts stay in the store.
 """
 
+import datetime
 import json
 import os
 import signal
@@ -229,6 +232,47 @@ class UsageTest(unittest.TestCase):
         assert_counted(self, t2 - t0, p2 - p0, "across SIGKILL and a stop")
         # The thresholds of this cycle were reported before the restarts: not again.
         self.assertEqual(ct.modem.events(sub, mark, "usage-threshold"), [])
+
+    def test_3b_adjust_and_override(self):
+        mark = ct.modem.mark(sub)
+        # The operator's portal says 21 MB: past the 20 MiB limit.
+        r = ct.modem.command(broker, sub, "usage-adjust", {"bytes": 21000000})
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["result"]["billable_estimate_bytes"], 21000000)
+        self.assertEqual(r["result"]["state"], "limit")
+        self.assertEqual(r["result"]["action"], "alert")
+        e = ct.modem.wait_event(sub, "usage-adjusted", timeout=10, since=mark)
+        self.assertEqual(e["to"], 21000000)
+        self.assertEqual(e["source"], "mqtt")
+        e = ct.modem.wait_event(sub, "usage-limit", timeout=10, since=mark)
+        self.assertEqual(e["action"], "alert")
+        self.assertEqual(e["sms"], 1)
+        lab.modem.wait_sent(lambda m: "data plan lab limit reached" in m.get("text", ""),
+                            timeout=60)
+        wait_usage(lambda p: p["state"] == "limit", since=mark)
+        # Lift the cap for an hour, then end the override.
+        r = ct.modem.command(broker, sub, "usage-override", {"until": "2000-01-01T00:00:00Z"})
+        self.assertFalse(r["ok"])
+        self.assertIn("future", r["error"])
+        r = ct.modem.command(broker, sub, "usage-override", {"until": "tomorrow"})
+        self.assertFalse(r["ok"])
+        # The agent shares this machine's clock.
+        until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+                 ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        r = ct.modem.command(broker, sub, "usage-override", {"until": until})
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["result"]["action"], "override")
+        self.assertEqual(r["result"]["override_until"], until)
+        self.assertEqual(r["result"]["state"], "limit")
+        wait_usage(lambda p: p["action"] == "override", since=mark)
+        r = ct.modem.command(broker, sub, "usage-override", {"until": None})
+        self.assertEqual(r["result"]["action"], "alert")
+        self.assertIsNone(r["result"]["override_until"])
+        # Back to the measured figure: no longer at the limit.
+        measured = r["result"]["total_bytes"]
+        r = ct.modem.command(broker, sub, "usage-adjust", {"bytes": measured})
+        self.assertEqual(r["result"]["state"], "warning")
+        self.assertEqual(r["result"]["action"], "none")
 
     def test_4_sim_change_new_counter(self):
         global agent
