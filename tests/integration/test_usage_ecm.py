@@ -21,7 +21,6 @@ kernel counters (what the device sent is what the operator received, and back).
 import datetime
 import json
 import os
-import signal
 import subprocess
 import sys
 import unittest
