@@ -101,4 +101,6 @@ void ca_agent_usage_stop(CaAgent *self);
 void ca_agent_usage_facts_changed(CaAgent *self);
 /* Hand telemetry the modem facts, with the session's bytes where ModemManager has none. */
 void ca_agent_usage_feed_telemetry(CaAgent *self);
+/* The current (or last) session's bytes from the kernel's counters; FALSE when none. */
+gboolean ca_agent_usage_get_session(CaAgent *self, guint64 *out_rx, guint64 *out_tx);
 void ca_agent_uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data);

@@ -324,6 +324,18 @@ ca_agent_usage_feed_telemetry(CaAgent *self)
     ca_modem_facts_clear(&copy);
 }
 
+gboolean
+ca_agent_usage_get_session(CaAgent *self, guint64 *out_rx, guint64 *out_tx)
+{
+    CaAgentUsage *u = self->usage;
+
+    if (!u || !u->session_valid)
+        return FALSE;
+    *out_rx = u->session_rx;
+    *out_tx = u->session_tx;
+    return TRUE;
+}
+
 /* Read the bearer's interface and book it. */
 static void
 sample_now(CaAgent *self)

@@ -559,6 +559,15 @@ remote_status_cb(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data)
         facts->rx_bytes = (gint64) m->rx_bytes;
         facts->tx_bytes = (gint64) m->tx_bytes;
     }
+    /* Where ModemManager counts no bytes, the session's from the kernel (as telemetry). */
+    if (!m->bearer_stats_valid || (m->rx_bytes == 0 && m->tx_bytes == 0)) {
+        guint64 rx, tx;
+
+        if (ca_agent_usage_get_session(self, &rx, &tx)) {
+            facts->rx_bytes = (gint64) rx;
+            facts->tx_bytes = (gint64) tx;
+        }
+    }
 }
 
 /* cmd/reconnect: re-activate the uplink in use; result {"uplink":NAME}. */

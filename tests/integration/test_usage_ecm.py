@@ -7,7 +7,7 @@ namespace. The reference for every figure is the operator's side of the link: th
 kernel counters (what the device sent is what the operator received, and back).
 
 1. A known transfer (5 MB of TCP through usb0 to the operator) is counted within 1 % on
-   <base>/usage, and telemetry's bearer counters show it too (ModemManager reports none
+   <base>/usage, and telemetry's bearer counters and cmd/status show it too (ModemManager reports none
    for this modem). The plan's thresholds fire once each, with an SMS to [sms-alerts].
 2. A session dropped by the network and established again is not counted twice.
 3. The agent killed (SIGKILL) right after a transfer loses nothing; traffic while the
@@ -179,6 +179,9 @@ class UsageTest(unittest.TestCase):
         # Telemetry's bearer counters come from the same source.
         tel1 = ct.modem.command(broker, sub, "telemetry")["result"]["bearer"]
         self.assertGreaterEqual(tel1["tx_bytes"] - (tel0["tx_bytes"] or 0), 5 * MB)
+        # And cmd/status (its SMS text too).
+        status = ct.modem.command(broker, sub, "status")["result"]
+        self.assertGreaterEqual(status["tx_bytes"], tel1["tx_bytes"])
         # 23.8 % of the plan: one event for the highest threshold crossed, and its SMS.
         e = ct.modem.wait_event(sub, "usage-threshold", timeout=10, since=mark)
         self.assertEqual(e["threshold"], 20)
