@@ -7,7 +7,8 @@
  * The file (usage.json in state-dir) is replaced durably (durable.c); one that cannot be
  * read back is moved aside as usage.json.bad and counting starts over.
  * Owns: booking deltas, cycle changes, thresholds and the payload of <base>/usage; the
- * file's format. Does not own: reading counters, timers, publishing (agent/app). */
+ * file's format (usage-file.c). Does not own: reading counters, timers, publishing
+ * (agent/app). */
 #pragma once
 #include "usage-counter.h"
 #include "usage-settings.h"
