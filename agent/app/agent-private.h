@@ -26,6 +26,8 @@
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
 
+typedef struct _CaAgentUsage CaAgentUsage;
+
 struct _CaAgent {
     CaConfig *config;    /* handed to the modules, which load their own settings */
     CaAgentSettings set; /* what agent.c itself reads */
@@ -60,6 +62,9 @@ struct _CaAgent {
     CaClockDecision clock_published;
     gboolean clock_published_valid;
 
+    /* Usage accounting (agent-usage.c); NULL when [usage] enabled=false */
+    CaAgentUsage *usage;
+
     /* SMS (wire_sms); NULL when [sms] enabled=false or its state directory is unusable */
     CaSms *sms;
 
@@ -86,4 +91,16 @@ void ca_agent_clock_wait(CaAgent *self, CaAgentClockFunc func, gpointer data,
                          GDestroyNotify destroy);
 /* Now (unix us) by the clock TOTP trusts; *out_source names it ("ntp", "system", "network"). */
 gint64 ca_agent_clock_now(CaAgent *self, const char **out_source);
+/* agent-usage.c */
+void ca_agent_wire_usage(CaAgent *self);
+void ca_agent_unwire_usage(CaAgent *self);
+void ca_agent_reload_usage(CaAgent *self);
+/* Book the last bytes and save (stop). */
+void ca_agent_usage_stop(CaAgent *self);
+/* The modem's facts changed: SIM, bearer session. */
+void ca_agent_usage_facts_changed(CaAgent *self);
+/* Hand telemetry the modem facts, with the session's bytes where ModemManager has none. */
+void ca_agent_usage_feed_telemetry(CaAgent *self);
+/* The current (or last) session's bytes from the kernel's counters; FALSE when none. */
+gboolean ca_agent_usage_get_session(CaAgent *self, guint64 *out_rx, guint64 *out_tx);
 void ca_agent_uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data);

@@ -137,8 +137,9 @@ modem_facts_cb(CaModem *modem, gpointer user_data)
 {
     CaAgent *self = user_data;
 
-    if (ca_modem_is_settled(modem))
-        ca_telemetry_publisher_update(self->telemetry, ca_modem_peek_facts(modem));
+    ca_agent_usage_facts_changed(self);
+    /* Telemetry once settled, with the usage counters' session bytes where needed. */
+    ca_agent_usage_feed_telemetry(self);
     ca_agent_update_status(self);
 }
 
@@ -558,6 +559,15 @@ remote_status_cb(CaStatusFacts *facts, GPtrArray *strings, gpointer user_data)
         facts->rx_bytes = (gint64) m->rx_bytes;
         facts->tx_bytes = (gint64) m->tx_bytes;
     }
+    /* Where ModemManager counts no bytes, the session's from the kernel (as telemetry). */
+    if (!m->bearer_stats_valid || (m->rx_bytes == 0 && m->tx_bytes == 0)) {
+        guint64 rx, tx;
+
+        if (ca_agent_usage_get_session(self, &rx, &tx)) {
+            facts->rx_bytes = (gint64) rx;
+            facts->tx_bytes = (gint64) tx;
+        }
+    }
 }
 
 /* cmd/reconnect: re-activate the uplink in use; result {"uplink":NAME}. */
@@ -677,6 +687,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     wire_sms(self);
     ca_agent_wire_uplink(self);
     wire_remote(self);
+    ca_agent_wire_usage(self);
     return self;
 }
 
@@ -686,6 +697,7 @@ ca_agent_free(CaAgent *self)
     if (!self)
         return;
     g_cancellable_cancel(self->cancellable);
+    ca_agent_unwire_usage(self);
     unwire_remote(self);
     ca_agent_unwire_uplink(self);
     unwire_sms(self);
@@ -737,6 +749,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     ca_system_settings_free(self->system);
     self->system = ca_system_settings_new(config);
     ca_remote_set_config(self->remote, config);
+    ca_agent_reload_usage(self);
     ca_msg("configuration reloaded");
     ca_agent_settings_clear(&old_set);
     ca_config_unref(old);
@@ -752,6 +765,8 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
     if (self->sms)
         ca_sms_stop(self->sms);
     g_signal_handlers_disconnect_by_data(self->uplink, self);
+    /* The last bytes are booked and saved while the modem's facts are still known. */
+    ca_agent_usage_stop(self);
     unwire_modem(self);
     self->shutdown_task = g_object_ref(task);
     self->stopping = 2;

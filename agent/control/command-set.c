@@ -31,6 +31,13 @@ static const CaCommandInfo table[] = {
     {"mqtt-reconnect", TRUE, "", "Drop the broker connection and connect again"},
     {"reboot", TRUE, "",
      "Reboot the device with [commands] reboot-command; refused unless allow-reboot=true"},
+    {"usage", FALSE, "", "Publish <base>/usage now; result: the usage object (docs/usage.md)"},
+    {"usage-adjust", TRUE, "{\"bytes\": N}",
+     "Set the current cycle's billable estimate to N bytes (the operator's figure); "
+     "result: the usage object"},
+    {"usage-override", TRUE, "{\"until\": TS | null}",
+     "Lift the data cap of the current cycle until TS (RFC 3339, within a year); null ends "
+     "it; result: the usage object"},
     {NULL},
 };
 
@@ -101,6 +108,56 @@ required_string(const cJSON *args, const char *member, GError **error)
     return v->valuestring;
 }
 
+/* {"bytes": N}: a whole number 0..2^53 (what a JSON number carries exactly). */
+static gboolean
+check_usage_adjust(const cJSON *args, GError **error)
+{
+    static const char *const members[] = {"bytes", NULL};
+    const cJSON *v = args ? cJSON_GetObjectItemCaseSensitive(args, "bytes") : NULL;
+
+    if (args && !only_members(args, members, error))
+        return FALSE;
+    if (!v) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "args.bytes: missing");
+        return FALSE;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
+        v->valuedouble != (double) (gint64) v->valuedouble) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                            "args.bytes: must be a whole number of bytes, 0 or more");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* {"until": RFC 3339 time with a zone, or null}. Whether it is in the future is the
+ * handler's to say (it has the clock). */
+static gboolean
+check_usage_override(const cJSON *args, GError **error)
+{
+    static const char *const members[] = {"until", NULL};
+    const cJSON *v = args ? cJSON_GetObjectItemCaseSensitive(args, "until") : NULL;
+    g_autoptr(GDateTime) dt = NULL;
+
+    if (args && !only_members(args, members, error))
+        return FALSE;
+    if (!v) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT, "args.until: missing");
+        return FALSE;
+    }
+    if (cJSON_IsNull(v))
+        return TRUE;
+    if (cJSON_IsString(v) && strlen(v->valuestring) <= 64)
+        dt = g_date_time_new_from_iso8601(v->valuestring, NULL);
+    if (!dt) {
+        g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                            "args.until: must be an RFC 3339 time with a zone "
+                            "(2027-01-01T00:00:00Z) or null");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 gboolean
 ca_cmdset_check_args(const char *name, const cJSON *args, GError **error)
 {
@@ -137,6 +194,10 @@ ca_cmdset_check_args(const char *name, const cJSON *args, GError **error)
         }
         return TRUE;
     }
+    if (strcmp(name, "usage-adjust") == 0)
+        return check_usage_adjust(args, error);
+    if (strcmp(name, "usage-override") == 0)
+        return check_usage_override(args, error);
     return !args || only_members(args, none, error);
 }
 

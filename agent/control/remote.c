@@ -489,6 +489,30 @@ alerts_send(CaRemote *self, const CaAlert *alert, gint64 now)
         alerts_persist(self);
 }
 
+guint
+ca_remote_send_alert_sms(CaRemote *self, const char *key, const char *text)
+{
+    const char *const *numbers = (const char *const *) self->set.alert_numbers;
+    g_autofree char *safe = NULL;
+    guint sent = 0;
+
+    if (!self->set.alerts_enabled || !numbers)
+        return 0;
+    safe = ca_cmdset_sms_safe(text, CA_SMS_TEXT_MAX);
+    for (guint i = 0; numbers[i]; i++) {
+        g_autofree char *to = ca_phone_normalize(numbers[i]);
+        g_autofree char *id = g_strdup_printf("sms-alert-%s-%u", key, i);
+        g_autoptr(GError) error = NULL;
+
+        if (to && self->hooks.send_sms &&
+            self->hooks.send_sms(id, to, safe, &error, self->hooks.user_data))
+            sent++;
+        else
+            ca_warn("alert SMS %s not queued: %s", id, error ? error->message : "no SMS bridge");
+    }
+    return sent;
+}
+
 static void
 alerts_handle(CaRemote *self, CaAlert alert, gint64 now)
 {

@@ -62,6 +62,12 @@ gboolean ca_remote_handle_sms(CaRemote *self, const char *id, const char *from, 
 /* The health fact for alerts: TRUE while at least one uplink passes its health check. */
 void ca_remote_set_data_ok(CaRemote *self, gboolean data_ok);
 
+/* Queue text (made GSM 7-bit safe, one SMS) to every [sms-alerts] number when
+ * [sms-alerts] enabled=true; key makes the requests' ids ("sms-alert-KEY-N"), so the same
+ * key is never sent twice (the SMS bridge's dedupe). Returns how many were queued. Not
+ * held back by min-interval: the caller reports each event once. */
+guint ca_remote_send_alert_sms(CaRemote *self, const char *key, const char *text);
+
 /* For tests and STATUS: the alert policy's state name ("up", "pending", ...). */
 const char *ca_remote_get_alert_state(CaRemote *self);
 

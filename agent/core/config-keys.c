@@ -7,6 +7,7 @@
 #include "probe-spec.h"
 #include "sms-codec.h"
 #include "sms-command.h"
+#include "usage-settings.h"
 
 #include <string.h>
 
@@ -20,6 +21,10 @@ static const char *const tls_versions[] = {"tlsv1.2", "tlsv1.3", NULL};
 static const char *const activate_modes[] = {"always", "on-demand", "never", NULL};
 static const char *const watchdog_steps[] = {"reactivate", "modem-reset", "power-cycle", "reboot",
                                              NULL};
+
+static const char *const cycle_kinds[] = {"monthly", "weekly", "daily", "days", NULL};
+static const char *const at_limit_actions[] = {"alert", NULL};
+static const char *const units[] = {"binary", "decimal", NULL};
 
 static gboolean check_topic_prefix(const char *value, char **why);
 static gboolean check_client_id(const char *value, char **why);
@@ -184,6 +189,62 @@ static const CaConfigKey keys[] = {
     {"sms-alerts", "min-interval", CA_KEY_INT, "3600", NULL, 0, 604800, NULL, NULL, 0,
      "Least seconds between two alert SMS; an outage that starts sooner is reported once "
      "the interval has passed, if still down"},
+
+    /* [usage] */
+    {"usage", "enabled", CA_KEY_BOOL, "true", NULL, NOLIMIT, NULL, NULL, 0,
+     "Count the cellular data per SIM and billing cycle (kernel counters of the bearer's "
+     "interface), publish <base>/usage, keep the counts in state-dir (docs/usage.md)"},
+    {"usage", "sample-interval", CA_KEY_INT, "10", NULL, 1, 3600, NULL, NULL, 0,
+     "Seconds between readings of the interface counters while a bearer is connected"},
+    {"usage", "save-interval", CA_KEY_INT, "300", NULL, 5, 86400, NULL, NULL, 0,
+     "Seconds between durable saves of the counts while they change (also saved at every "
+     "stop, SIM change and cycle change): the most a power cut can lose"},
+    {"usage", "publish-interval", CA_KEY_INT, "60", NULL, 0, 86400, NULL, NULL, 0,
+     "Least seconds between <base>/usage messages caused by traffic alone (a state, plan, "
+     "SIM or cycle change publishes at once); 0 = at every reading that changed"},
+    {"usage", "timezone", CA_KEY_STRING, "", NULL, 0, 64, NULL, ca_usage_check_timezone, 0,
+     "Time zone of the billing calendars (IANA name, e.g. Africa/Nairobi); empty = the "
+     "system's local time zone"},
+    {"usage", "max-sims", CA_KEY_INT, "8", NULL, 1, 64, NULL, NULL, 0,
+     "SIMs whose counts are kept (current and previous cycle each); the one seen longest "
+     "ago is dropped first"},
+
+    /* [plan-NAME]: one group per data plan */
+    {"plan-*", "iccid", CA_KEY_STRING, "", NULL, 3, 23, NULL, ca_usage_check_iccid,
+     CA_KEY_FLAG_LIST,
+     "SIMs on this plan: ICCIDs, or prefixes ending in * (8925402*); empty = any SIM no "
+     "other plan names"},
+    {"plan-*", "limit-mb", CA_KEY_INT, "0", NULL, 0, 100000000, NULL, NULL, 0,
+     "Data included per billing cycle, in MB (see units); 0 = no limit"},
+    {"plan-*", "units", CA_KEY_ENUM, "binary", NULL, NOLIMIT, units, NULL, 0,
+     "How the operator counts MB and KB: binary (1 MB = 1048576 bytes, 1 KB = 1024) or "
+     "decimal (1000000, 1000)"},
+    {"plan-*", "cycle", CA_KEY_ENUM, "monthly", NULL, NOLIMIT, cycle_kinds, NULL, 0,
+     "Billing cycle: monthly, weekly, daily, or days (every cycle-days days from "
+     "cycle-anchor)"},
+    {"plan-*", "cycle-start-day", CA_KEY_INT, "1", NULL, 1, 31, NULL, NULL, 0,
+     "monthly: day of the month the cycle starts (29-31 become the month's last day in "
+     "shorter months); weekly: weekday, 1 = Monday .. 7 = Sunday"},
+    {"plan-*", "cycle-start-hour", CA_KEY_INT, "0", NULL, 0, 23, NULL, NULL, 0,
+     "Hour (local, see [usage] timezone) at which a cycle starts"},
+    {"plan-*", "cycle-days", CA_KEY_INT, "30", NULL, 1, 3660, NULL, NULL, 0,
+     "cycle=days: the cycle's length in days"},
+    {"plan-*", "cycle-anchor", CA_KEY_STRING, "", NULL, 0, 10, NULL, ca_usage_check_date, 0,
+     "cycle=days: a date (YYYY-MM-DD) on which a cycle started"},
+    {"plan-*", "alerts", CA_KEY_STRING, "80;90", NULL, 1, 3, NULL, ca_usage_check_percent,
+     CA_KEY_FLAG_LIST,
+     "Percentages of limit-mb that raise the event usage-threshold (and an SMS to [sms-alerts] "
+     "numbers), each once per cycle"},
+    {"plan-*", "at-limit", CA_KEY_ENUM, "alert", NULL, NOLIMIT, at_limit_actions, NULL, 0,
+     "What reaching limit-mb does: alert = the event usage-limit and an SMS to [sms-alerts] "
+     "numbers; traffic is not touched"},
+    {"plan-*", "packet-overhead", CA_KEY_INT, "0", NULL, 0, 1000, NULL, NULL, 0,
+     "Bytes the operator counts per packet on top of what the interface counts (e.g. GTP/IP "
+     "headers): added to the billable estimate"},
+    {"plan-*", "session-rounding-kb", CA_KEY_INT, "0", NULL, 0, 1048576, NULL, NULL, 0,
+     "Each data session's volume is billed rounded up to a multiple of this many KB; 0 = no "
+     "rounding"},
+
     /* [uplink-NAME]: one group per uplink; [uplink-cellular] is implied when absent */
     {"uplink-*", "connection", CA_KEY_STRING, NULL,
      "NAME; for [uplink-cellular] the [cellular] connection", 1, 255, NULL, NULL, 0,

@@ -514,6 +514,28 @@ host_is_loopback(const char *host)
     return addr && g_inet_address_get_is_loopback(addr);
 }
 
+/* A [plan-NAME] whose calendar cannot be placed. */
+static void
+check_plans(CaConfig *c)
+{
+    g_auto(GStrv) plans = ca_config_get_groups_with_prefix(c, "plan-");
+
+    for (int i = 0; plans[i]; i++) {
+        const char *cycle = ca_config_get_string(c, plans[i], "cycle");
+        g_autofree char *dk = ca_config_vkey(plans[i], "cycle-start-day");
+        g_autofree char *ak = ca_config_vkey(plans[i], "cycle-anchor");
+        const Value *day = g_hash_table_lookup(c->values, dk);
+        const Value *anchor = g_hash_table_lookup(c->values, ak);
+
+        if (g_str_equal(cycle, "weekly") && ca_config_get_int(c, plans[i], "cycle-start-day") > 7)
+            problem(c->errors, day->file, day->line, plans[i], "cycle-start-day",
+                    "with cycle=weekly a weekday, 1 (Monday) to 7 (Sunday)");
+        if (g_str_equal(cycle, "days") && !*ca_config_get_string(c, plans[i], "cycle-anchor"))
+            problem(c->errors, anchor->file, anchor->line, plans[i], "cycle-anchor",
+                    "required with cycle=days (a date on which a cycle started)");
+    }
+}
+
 /* Rules that involve more than one key. */
 static void
 cross_check(CaConfig *c)
@@ -542,6 +564,7 @@ cross_check(CaConfig *c)
         problem(c->errors, v->file, v->line, "mqtt", *cert ? "key-file" : "cert-file",
                 "required when %s is set", *cert ? "cert-file" : "key-file");
     }
+    check_plans(c);
     require_when_enabled(c, "sms-commands", "secret-file");
     require_when_enabled(c, "sms-commands", "allowed-senders");
     require_when_enabled(c, "sms-alerts", "numbers");

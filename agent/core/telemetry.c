@@ -378,6 +378,8 @@ typedef struct {
     gboolean measurement;
     gboolean diagnostic;
     const char *icon;
+    const char *subtopic;    /* the state topic under <base>; NULL: telemetry */
+    const char *state_class; /* NULL: "measurement" when measurement is set */
 } HaEntity;
 
 /* Templates read <base>/telemetry and tolerate {"modem":{"state":"absent"}} (missing groups
@@ -403,6 +405,14 @@ static const HaEntity ha_entities[] = {
     {"binary_sensor", "connected", "Cellular connected",
      "{{ 'ON' if (value_json.bearer | default({})).connected | default(false) else 'OFF' }}", NULL,
      "connectivity", FALSE, FALSE, NULL},
+    /* <base>/usage (docs/usage.md): the billable estimate of the cycle and the share of the
+     * plan's limit. A new cycle starts again from 0, which total_increasing reads as a
+     * reset. */
+    {"sensor", "data_used", "Data used this cycle",
+     "{{ value_json.billable_estimate_bytes | default(None) }}", "B", "data_size", FALSE, FALSE,
+     "mdi:counter", "usage", "total_increasing"},
+    {"sensor", "data_plan_used", "Data plan used", "{{ value_json.percent | default(None) }}", "%",
+     NULL, TRUE, FALSE, "mdi:gauge", "usage", NULL},
 };
 
 static void
@@ -433,7 +443,6 @@ ca_telemetry_ha_discovery(const char *prefix, const char *base, const char *devi
 {
     GPtrArray *out = g_ptr_array_new_with_free_func(ha_message_free);
     g_autofree char *node = ha_id(device_id);
-    g_autofree char *state_topic = g_strconcat(base, "/telemetry", NULL);
     g_autofree char *status_topic = g_strconcat(base, "/status", NULL);
 
     for (gsize i = 0; i < G_N_ELEMENTS(ha_entities); i++) {
@@ -441,6 +450,8 @@ ca_telemetry_ha_discovery(const char *prefix, const char *base, const char *devi
         CaTelemetryMessage *m = g_new0(CaTelemetryMessage, 1);
         g_autoptr(cJSON) cfg = NULL;
         g_autofree char *unique = NULL;
+        g_autofree char *state_topic =
+            g_strconcat(base, "/", ent->subtopic ? ent->subtopic : "telemetry", NULL);
         cJSON *device, *ids, *origin;
 
         m->topic =
@@ -461,7 +472,9 @@ ca_telemetry_ha_discovery(const char *prefix, const char *base, const char *devi
             cJSON_AddStringToObject(cfg, "unit_of_measurement", ent->unit);
         if (ent->device_class)
             cJSON_AddStringToObject(cfg, "device_class", ent->device_class);
-        if (ent->measurement)
+        if (ent->state_class)
+            cJSON_AddStringToObject(cfg, "state_class", ent->state_class);
+        else if (ent->measurement)
             cJSON_AddStringToObject(cfg, "state_class", "measurement");
         if (ent->diagnostic)
             cJSON_AddStringToObject(cfg, "entity_category", "diagnostic");

@@ -233,7 +233,9 @@ class TelemetryTest(unittest.TestCase):
             self.assertEqual(levels[4], "config")
             self.assertTrue(m.get("retain"), "discovery config must be retained")
             cfg = m["json"]
-            self.assertEqual(cfg["state_topic"], ct.modem.TELEMETRY)
+            # The data usage sensors read <base>/usage (docs/usage.md), the rest telemetry.
+            self.assertEqual(cfg["state_topic"], ct.modem.BASE + "/usage"
+                             if levels[3].startswith("data_") else ct.modem.TELEMETRY)
             self.assertEqual(cfg["availability_topic"], ct.modem.STATUS)
             self.assertIn("{{", cfg["value_template"])
             self.assertNotIn(cfg["unique_id"], seen)

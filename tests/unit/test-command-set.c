@@ -10,9 +10,9 @@
 static void
 test_table(void)
 {
-    static const char *const changing[] = {"reconnect", "modem-reset",    "sms-resync",
-                                           "reload",    "uplink",         "log-level",
-                                           "reboot",    "mqtt-reconnect", NULL};
+    static const char *const changing[] = {
+        "reconnect", "modem-reset",    "sms-resync",   "reload",         "uplink", "log-level",
+        "reboot",    "mqtt-reconnect", "usage-adjust", "usage-override", NULL};
     static const char *const contract[] = {"telemetry",  "reconnect", "modem-reset",
                                            "sms-resync", "reload",    NULL};
     g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
@@ -52,6 +52,23 @@ static const ArgsCase args_cases[] = {
     {"log-level", "{\"level\":\"trace\"}", "args.level: must be"},
     {"log-level", "{\"level\":3}", "args.level: must be a string"},
     {"log-level", "{\"level\":\"info\",\"x\":1}", "args.x: unknown argument"},
+    {"usage", NULL, NULL},
+    {"usage", "{\"x\":1}", "args.x: unknown argument"},
+    {"usage-adjust", NULL, "args.bytes: missing"},
+    {"usage-adjust", "{\"bytes\":0}", NULL},
+    {"usage-adjust", "{\"bytes\":123456789012}", NULL},
+    {"usage-adjust", "{\"bytes\":-1}", "args.bytes: must be"},
+    {"usage-adjust", "{\"bytes\":1.5}", "args.bytes: must be"},
+    {"usage-adjust", "{\"bytes\":1e300}", "args.bytes: must be"},
+    {"usage-adjust", "{\"bytes\":\"5\"}", "args.bytes: must be"},
+    {"usage-adjust", "{\"bytes\":5,\"mb\":1}", "args.mb: unknown argument"},
+    {"usage-override", "{\"until\":\"2027-01-01T00:00:00Z\"}", NULL},
+    {"usage-override", "{\"until\":\"2027-01-01T03:00:00+03:00\"}", NULL},
+    {"usage-override", "{\"until\":null}", NULL},
+    {"usage-override", "{}", "args.until: missing"},
+    {"usage-override", "{\"until\":\"tomorrow\"}", "args.until: must be"},
+    {"usage-override", "{\"until\":\"2027-01-01T00:00:00\"}", "args.until: must be"},
+    {"usage-override", "{\"until\":5}", "args.until: must be"},
     {"uplink", "{\"uplink\":\"auto\"}", NULL},
     {"uplink", "{\"uplink\":\"wired\"}", NULL},
     {"uplink", "{\"uplink\":\"cellular-2.backup_1\"}", NULL},

@@ -10,6 +10,7 @@
 #include "remote-settings.h"
 #include "sms-command-settings.h"
 #include "telemetry-settings.h"
+#include "usage-settings.h"
 
 #include <string.h>
 
@@ -49,6 +50,8 @@ test_load(gconstpointer data)
     CaRemoteSettings remote, remote2;
     CaSmsCommandSettings sms_commands, sms_commands2;
     CaTelemetrySettings telemetry, telemetry2;
+    CaUsageSettings usage, usage2;
+    g_auto(GStrv) plans = NULL;
 
     ca_agent_settings_load(&agent, c);
     ca_agent_settings_load(&agent2, c);
@@ -92,6 +95,14 @@ test_load(gconstpointer data)
                      ca_config_get_int(c, "telemetry", "interval"));
     g_assert_true(ca_telemetry_settings_equal(&telemetry, &telemetry2));
 
+    plans = ca_config_get_groups_with_prefix(c, "plan-");
+    ca_usage_settings_load(&usage, c);
+    ca_usage_settings_load(&usage2, c);
+    g_assert_cmpuint(usage.save_interval_ms, ==,
+                     ca_config_get_int(c, "usage", "save-interval") * 1000);
+    g_assert_cmpuint(usage.plans->len, ==, g_strv_length(plans));
+    g_assert_true(ca_usage_settings_equal(&usage, &usage2));
+
     /* Clearing twice is harmless, and so is NULL. */
     ca_agent_settings_clear(&agent);
     ca_agent_settings_clear(&agent);
@@ -111,6 +122,10 @@ test_load(gconstpointer data)
     ca_telemetry_settings_clear(&telemetry);
     ca_telemetry_settings_clear(&telemetry2);
     ca_telemetry_settings_clear(NULL);
+    ca_usage_settings_clear(&usage);
+    ca_usage_settings_clear(&usage);
+    ca_usage_settings_clear(&usage2);
+    ca_usage_settings_clear(NULL);
 }
 
 /* The defaults and all-keys.conf differ: the MQTT settings (port) tell. */

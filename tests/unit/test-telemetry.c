@@ -536,7 +536,7 @@ test_ha_discovery(void)
     g_autoptr(GPtrArray) msgs =
         ca_telemetry_ha_discovery("homeassistant", "cellagent/dev.1", "dev.1", "1.2.3", FALSE);
     g_autoptr(GHashTable) ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    gboolean have_rsrp = FALSE, have_connected = FALSE;
+    gboolean have_rsrp = FALSE, have_connected = FALSE, have_usage = FALSE;
 
     g_assert_cmpuint(msgs->len, >=, 8);
     for (guint i = 0; i < msgs->len; i++) {
@@ -553,8 +553,21 @@ test_ha_discovery(void)
         g_assert_true(g_regex_match_simple("^[a-zA-Z0-9_-]+$", levels[3], 0, 0));
         g_assert_cmpstr(levels[4], ==, "config");
         g_assert_nonnull(cfg);
-        g_assert_cmpstr(cJSON_GetObjectItem(cfg, "state_topic")->valuestring, ==,
-                        "cellagent/dev.1/telemetry");
+        if (g_str_has_prefix(levels[3], "data_")) {
+            /* The usage sensors read <base>/usage. */
+            have_usage = TRUE;
+            g_assert_cmpstr(cJSON_GetObjectItem(cfg, "state_topic")->valuestring, ==,
+                            "cellagent/dev.1/usage");
+        } else {
+            g_assert_cmpstr(cJSON_GetObjectItem(cfg, "state_topic")->valuestring, ==,
+                            "cellagent/dev.1/telemetry");
+        }
+        if (g_str_equal(levels[3], "data_used")) {
+            g_assert_cmpstr(cJSON_GetObjectItem(cfg, "device_class")->valuestring, ==, "data_size");
+            g_assert_cmpstr(cJSON_GetObjectItem(cfg, "unit_of_measurement")->valuestring, ==, "B");
+            g_assert_cmpstr(cJSON_GetObjectItem(cfg, "state_class")->valuestring, ==,
+                            "total_increasing");
+        }
         g_assert_cmpstr(cJSON_GetObjectItem(cfg, "availability_topic")->valuestring, ==,
                         "cellagent/dev.1/status");
         g_assert_nonnull(strstr(cJSON_GetObjectItem(cfg, "value_template")->valuestring, "{{"));
@@ -578,6 +591,7 @@ test_ha_discovery(void)
     }
     g_assert_true(have_rsrp);
     g_assert_true(have_connected);
+    g_assert_true(have_usage);
 }
 
 static void
