@@ -356,7 +356,7 @@ class Scenario:
 
     def agent(self):
         self.agents += 1
-        a = Agent(self.d, dict(self.settings), env=self.env, name=f"agent{self.agents}")
+        a = Agent(self.d, dict(self.settings), env=self.env, name=f"agent-{self.protocol}-{self.agents}")
         on_failure(a.dump_log)
         return a.start()
 
@@ -380,7 +380,7 @@ class Scenario:
                          extra_args=creds("backend", "backend-sub"))
         assert sub.proc.poll() is None, "the backend could not subscribe: " + \
             sub.proc.stderr.read()
-        a = self.agent()
+        a = self.first_agent = self.agent()
         # Status: retained online (a fresh client reads it), live to the backend.
         s = wait_retained(b.port, f"{BASE}/status", online, timeout=scaled(15), host=b.host,
                           extra_args=creds("ops"))
@@ -434,8 +434,9 @@ class Scenario:
         before = a.log_text().count("disconnected from")
         self.client("dev2", "mosquitto_sub", "-i", "dev1", "-t", "cellagent/dev2/x", "-W", "2")
         self.takeover = a.log_text().count("disconnected from") > before
-        if self.takeover:  # back, and the backend still reaches it
-            wait_until(lambda: a.log_text().count("connected to") >= 2, scaled(30), "reconnect")
+        if self.takeover:  # dev2's client has gone (-W 2): the agent is back for good
+            wait_until(lambda: (lambda t: t.rfind("] connected to") > t.rfind("] disconnected from"))(
+                a.log_text()), scaled(30), "the agent to reconnect after the takeover")
 
         # Last Will: kill -9, the broker publishes the retained offline.
         a.kill()
