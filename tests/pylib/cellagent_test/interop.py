@@ -56,6 +56,12 @@ def erl_libs():
     return os.path.dirname(os.path.dirname(found[-1]))
 
 
+def _no_notify():
+    """The test's environment without NOTIFY_SOCKET: a broker started by a test under a
+    systemd service (a CI runner) must not send that service's manager READY=1."""
+    return {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+
+
 class Epmd:
     """A private Erlang port mapper daemon on 127.0.0.1 and a free port."""
 
@@ -131,7 +137,7 @@ class Ejabberd:
         at_exit(self.kill)
 
     def _env(self):
-        return dict(os.environ, EJABBERD_CONFIG_PATH=self.conf, EJABBERD_LOG_PATH=self.log,
+        return dict(_no_notify(), EJABBERD_CONFIG_PATH=self.conf, EJABBERD_LOG_PATH=self.log,
                     ERL_LIBS=erl_libs(), ERL_CRASH_DUMP=os.path.join(self.dir, "erl_crash.dump"),
                     ERL_CRASH_DUMP_BYTES="0", HOME=self.dir, **self.epmd.env())
 
@@ -283,7 +289,10 @@ class RabbitMQ:
         with open(cookie, "w") as f:
             f.write(secrets.token_hex(16))
         os.chmod(cookie, 0o600)
-        env = dict(os.environ, HOME=self.home, RABBITMQ_CONF_ENV_FILE="/dev/null",
+        # RUNNING_UNDER_SYSTEMD: the start script then execs the VM (else it stays as a
+        # shell in front of it, and a SIGKILL to that shell leaves the node running).
+        env = dict(_no_notify(), RUNNING_UNDER_SYSTEMD="true", HOME=self.home,
+                   RABBITMQ_CONF_ENV_FILE="/dev/null",
                    RABBITMQ_NODENAME=self.node, RABBITMQ_CONFIG_FILE=conf,
                    RABBITMQ_ENABLED_PLUGINS_FILE=plugins,
                    RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
