@@ -228,6 +228,13 @@ class Ejabberd:
         self.proc = None
 
 
+def package_version(package):
+    """A Debian package's upstream version as a tuple of numbers: (3, 10, 8)."""
+    v = run(["dpkg-query", "-W", "-f", "${Version}", package]).stdout
+    v = v.split(":", 1)[-1].split("-", 1)[0]
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
 def rabbit_password_hash(pw):
     """rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
     salt = secrets.token_bytes(4)
@@ -353,6 +360,7 @@ class Scenario:
 
     def __init__(self, directory, broker, protocol):
         self.d = directory
+        os.makedirs(directory, exist_ok=True)
         self.broker = broker
         self.protocol = protocol
         self.cli_protocol = "mqttv5" if protocol == "5" else "mqttv311"
@@ -389,7 +397,7 @@ class Scenario:
     def run(self):
         b = self.broker
         sub = Subscriber(b.port, f"{BASE}/#", host=b.host, protocol=self.cli_protocol,
-                         extra_args=creds("backend", "backend-sub"))
+                         extra_args=creds("backend", "backend-sub-" + self.protocol))
         assert sub.proc.poll() is None, "the backend could not subscribe: " + \
             sub.proc.stderr.read()
         a = self.first_agent = self.agent()
@@ -477,5 +485,7 @@ class Scenario:
         assert "offline acknowledged" in a2.log_text()
         wait_retained(b.port, f"{BASE}/status", offline, timeout=10, host=b.host,
                       extra_args=creds("ops"))
-        self.sub = sub
+        # Done: a client id is the broker's (RabbitMQ), so the next scenario's subscriber
+        # must not meet this one.
+        sub.close()
         return self
