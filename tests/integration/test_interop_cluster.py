@@ -23,7 +23,6 @@ epmd and cookie; B joins A's cluster (ejabberdctl join_cluster).
 # ctest: labels=integration;interop timeout=180
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -101,7 +100,7 @@ def test():
     sc = interop.Scenario(d, a, "5")
     sc.settings["mqtt"]["host"] = NAME
     agent = sc.agent()
-    m = agent.wait_log(r'connected to broker\.test:%d as "dev1" \(MQTT 5, session new\)' % port, 15)
+    agent.wait_log(r'connected to broker\.test:%d as "dev1" \(MQTT 5, session new\)' % port, 15)
     first_addr = re.findall(r"connecting to broker\.test:%d \(address ([0-9.]+)," % port,
                             agent.log_text())[-1]
     first = nodes[first_addr]
