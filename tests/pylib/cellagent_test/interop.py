@@ -15,8 +15,8 @@ their distribution listens on 127.0.0.1 only.
   per-device rule) loaded from a definitions file at boot.
 - creds(): mosquitto_sub/_pub arguments for a user.
 - Scenario: the fleet scenario every broker of the matrix runs (status and Last Will,
-  telemetry, sms/out and its result, a command round trip, a reconnect into a persistent
-  session, the per-device ACL); it records what the broker did where brokers differ, for
+  telemetry, sms/out and its result, a command round trip, reconnects into the persistent
+  session: cmd/mqtt-reconnect, and a restart after kill -9; the per-device ACL); it records what the broker did where brokers differ, for
   the test to assert.
 """
 import base64
@@ -421,6 +421,16 @@ class Scenario:
         r = sub.wait_for(f"{BASE}/cmd/ping/result", lambda m: (m["json"] or {}).get("id") == "ping-1",
                          10)[-1]["json"]
         assert r["ok"] is True and r["result"]["pong"] is True, r
+        # A reconnect while running (cmd/mqtt-reconnect): the broker resumes the session.
+        n_conn = a.log_text().count("] connected to")
+        self.pub(f"{BASE}/cmd/mqtt-reconnect", '{"id":"reconnect-1"}')
+        r = sub.wait_for(f"{BASE}/cmd/mqtt-reconnect/result",
+                         lambda m: (m["json"] or {}).get("id") == "reconnect-1", 10)[-1]["json"]
+        assert r["ok"] is True, r
+        wait_until(lambda: a.log_text().count("] connected to") > n_conn, scaled(15),
+                   "the agent to reconnect")
+        assert a.log_text().rsplit("] connected to", 1)[1].split("\n", 1)[0].endswith(
+            "session resumed)"), "no session resumed after cmd/mqtt-reconnect"
         n_tel = len(sub.matching(f"{BASE}/telemetry"))
         self.pub(f"{BASE}/cmd/telemetry", '{"id":"tel-1"}')
         sub.wait_for(f"{BASE}/cmd/telemetry/result", lambda m: (m["json"] or {}).get("id") == "tel-1", 10)
