@@ -217,3 +217,16 @@ ca_log_personal(const char *str)
         return "(null)";
     return logstate.personal_info ? str : "###";
 }
+
+char *
+ca_log_personal_tail(const char *str)
+{
+    gsize n;
+
+    if (!str)
+        return NULL;
+    if (logstate.personal_info)
+        return g_strdup(str);
+    n = strlen(str);
+    return g_strconcat("...", str + (n > 4 ? n - 4 : 0), NULL);
+}

@@ -12,6 +12,9 @@ gboolean ca_log_get_personal_info(void);
 /* Returns str, or "###" unless personal info logging is on (IMSI, ICCID, IMEI,
  * phone numbers, SMS text). NULL stays "(null)". */
 const char *ca_log_personal(const char *str);
+/* A new string: str when personal info logging is on, else its last 4 characters after
+ * "..." ("...9012"), enough to tell two SIMs apart in an event. NULL gives NULL. */
+char *ca_log_personal_tail(const char *str);
 
 void ca_log_write(CaLogLevel level, const char *module, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 

@@ -356,11 +356,17 @@ ca_telemetry_events(const CaModemFacts *old, const CaModemFacts *now)
         cJSON_AddStringToObject(e, "message", "the SIM was unlocked with the PIN from pin-file");
     }
     if (same && old->iccid && now->iccid && !g_str_equal(old->iccid, now->iccid)) {
+        g_autofree char *old_tail = ca_log_personal_tail(old->iccid);
+        g_autofree char *tail = ca_log_personal_tail(now->iccid);
+
+        /* Events are personal-data free by default: the ICCIDs' last digits tell the SIMs
+         * apart; telemetry's retained sim object has the full identity. */
         e = event_new(events, "sim-changed");
         add_string(e, "path", now->path);
-        cJSON_AddStringToObject(e, "old_iccid", old->iccid);
-        cJSON_AddStringToObject(e, "iccid", now->iccid);
-        add_string(e, "imsi", now->imsi);
+        cJSON_AddStringToObject(e, "old_iccid", old_tail);
+        cJSON_AddStringToObject(e, "iccid", tail);
+        if (ca_log_get_personal_info())
+            add_string(e, "imsi", now->imsi);
     }
     return events;
 }

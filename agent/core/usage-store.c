@@ -1,8 +1,10 @@
 /* usage-store: per-SIM, per-cycle usage counts (usage-store.h): booking readings, cycle
  * changes, thresholds, commands and the payload. The file is usage-file.c's. */
+#define CA_LOG_MODULE "usage"
 #include "usage-store.h"
 
 #include "autocleanups.h"
+#include "log.h"
 #include "timestamp.h"
 #include "usage-store-private.h"
 
@@ -138,9 +140,7 @@ ca_usage_iccid_tail(const char *iccid)
 {
     gsize n = iccid ? strlen(iccid) : 0;
 
-    if (n == 0)
-        return NULL;
-    return g_strconcat("...", iccid + (n > 4 ? n - 4 : 0), NULL);
+    return n == 0 ? NULL : ca_log_personal_tail(iccid);
 }
 
 /*****************************************************************************/

@@ -515,6 +515,23 @@ test_event_fields(void)
     g_assert_cmpstr(cJSON_GetObjectItem(e, "operator_code")->valuestring, ==, "63902");
     g_clear_pointer(&events, g_ptr_array_unref);
 
+    /* A SIM swap names the SIMs by their ICCIDs' last digits, and no IMSI (personal data
+     * stays out of events unless --log-personal-info). */
+    ca_modem_facts_clear(&b);
+    registered(&b);
+    mut_iccid(&b);
+    events = ca_telemetry_events(&a, &b);
+    g_assert_cmpuint(events->len, ==, 1);
+    e = g_ptr_array_index(events, 0);
+    g_assert_cmpstr(cJSON_GetObjectItem(e, "type")->valuestring, ==, "sim-changed");
+    g_assert_cmpstr(cJSON_GetObjectItem(e, "old_iccid")->valuestring, ==, "...9012");
+    g_assert_cmpstr(cJSON_GetObjectItem(e, "iccid")->valuestring, ==, "...0000");
+    g_assert_false(cJSON_HasObjectItem(e, "imsi"));
+    g_clear_pointer(&events, g_ptr_array_unref);
+    ca_modem_facts_clear(&b);
+    registered(&b);
+    mut_unregistered(&b);
+
     mut_locked_wrong(&b);
     a.state = MM_MODEM_STATE_LOCKED;
     a.unlock_required = MM_MODEM_LOCK_SIM_PIN;
