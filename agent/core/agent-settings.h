@@ -10,6 +10,7 @@
 typedef struct {
     char *device_id;
     char *state_dir;
+    char *runtime_dir;             /* [agent] runtime-dir: status.json */
     CaLogLevel log_level;          /* [agent] log-level (--log-level may override it) */
     CaClockMode network_time;      /* [agent] network-time */
     gboolean sms_enabled;          /* [sms] enabled: wire the SMS bridge (at start only) */
@@ -29,6 +30,7 @@ typedef enum {
     CA_AGENT_SETTINGS_HOMEASSISTANT = 1 << 4, /* homeassistant, homeassistant-prefix */
     CA_AGENT_SETTINGS_TOPIC_PREFIX = 1 << 5,
     CA_AGENT_SETTINGS_NETWORK_TIME = 1 << 6,
+    CA_AGENT_SETTINGS_RUNTIME_DIR = 1 << 7,
 } CaAgentSettingsChange;
 
 /* Fill out (zeroed or cleared first) from config. */

@@ -31,6 +31,9 @@ static const CaConfigKey keys[] = {
      0, "Device identity in topic names: 1-64 of A-Z a-z 0-9 . _ -"},
     {"agent", "state-dir", CA_KEY_PATH, "/var/lib/cellagent", NULL, 1, 4096, NULL, NULL, 0,
      "Directory for spools, dedupe sets and counters (created when missing)"},
+    {"agent", "runtime-dir", CA_KEY_PATH, "/run/cellagent", NULL, 1, 4096, NULL, NULL, 0,
+     "Directory for status.json, the running agent's status that cellagent --status reads "
+     "(systemd's RuntimeDirectory; created when missing)"},
     {"agent", "log-level", CA_KEY_ENUM, "info", NULL, NOLIMIT, log_levels, NULL, 0,
      "Log verbosity: error, warning, info or debug"},
     {"agent", "network-time", CA_KEY_ENUM, "set", NULL, NOLIMIT, network_time_modes, NULL, 0,
