@@ -25,6 +25,8 @@
 #include <string.h>
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
+/* The status file is rewritten at least this often (seconds; its "refresh"). */
+#define STATUS_REFRESH_S 30
 
 struct _CaAgent {
     CaConfig *config;    /* handed to the modules, which load their own settings */
@@ -68,6 +70,15 @@ struct _CaAgent {
     CaSystemSettings *system; /* the watchdog's system steps (agent/system) */
     gint64 last_switch;       /* monotonic: MQTT drops we caused ourselves are no evidence */
     guint stopping;           /* modules still shutting down */
+
+    /* The status file (agent-status.c) */
+    GSource *status_timer;    /* owned: the next write (change or refresh) */
+    gint64 status_written_at; /* monotonic */
+    gboolean status_failed;   /* the last write failed (warned once) */
+    GPtrArray *status_events; /* cJSON*, the last events published, oldest first */
+    char *sms_last_error;     /* the last sms/out failure, with its time */
+    gint64 mqtt_since;        /* real time of the last connect or disconnect */
+    gboolean mqtt_was_connected;
 };
 
 void ca_agent_update_status(CaAgent *self);
@@ -86,4 +97,16 @@ void ca_agent_clock_wait(CaAgent *self, CaAgentClockFunc func, gpointer data,
                          GDestroyNotify destroy);
 /* Now (unix us) by the clock TOTP trusts; *out_source names it ("ntp", "system", "network"). */
 gint64 ca_agent_clock_now(CaAgent *self, const char **out_source);
+/* agent-status.c */
+void ca_agent_wire_status(CaAgent *self);
+void ca_agent_unwire_status(CaAgent *self);
+void ca_agent_start_status(CaAgent *self);
+void ca_agent_stop_status(CaAgent *self);
+void ca_agent_reload_status(CaAgent *self, const char *old_runtime_dir);
+void ca_agent_status_changed(CaAgent *self);
+void ca_agent_status_sms_result(CaAgent *self, const char *json);
+/* Publish an event on <base>/events and keep it for the status file. */
+void ca_agent_publish_event(CaAgent *self, const char *type, const cJSON *fields);
+/* The status document now (caller frees). */
+cJSON *ca_agent_status_json(CaAgent *self);
 void ca_agent_uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data);

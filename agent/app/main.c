@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "sd-notify.h"
+#include "status-cli.h"
 #include "version.h"
 
 #include <errno.h>
@@ -117,7 +118,8 @@ sigterm_cb(gpointer user_data)
 int
 main(int argc, char **argv)
 {
-    gboolean check_config = FALSE, version = FALSE, personal = FALSE;
+    gboolean check_config = FALSE, version = FALSE, personal = FALSE, status = FALSE;
+    gboolean json = FALSE;
     char *config_path = NULL;
     g_autoptr(GError) error = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
@@ -129,6 +131,11 @@ main(int argc, char **argv)
         {"check-config", 0, 0, G_OPTION_ARG_NONE, &check_config,
          "Validate the config, print the effective settings and exit", NULL},
         {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
+        {"status", 0, 0, G_OPTION_ARG_NONE, &status,
+         "Summarise the running agent (from its runtime directory) and exit: 0 running, 2 "
+         "stale, 3 not running",
+         NULL},
+        {"json", 0, 0, G_OPTION_ARG_NONE, &json, "With --status: print JSON", NULL},
         {"log-level", 0, 0, G_OPTION_ARG_STRING, &gl.log_level_override,
          "error, warning, info or debug (overrides [agent] log-level)", "LEVEL"},
         {"log-personal-info", 0, 0, G_OPTION_ARG_NONE, &personal,
@@ -153,6 +160,17 @@ main(int argc, char **argv)
     if (version) {
         printf("cellagent %s\n", CA_VERSION);
         return 0;
+    }
+    if (json && !status) {
+        fprintf(stderr, "cellagent: --json goes with --status\n");
+        return 2;
+    }
+    if (status) {
+        int rc = ca_status_cli_run(config_path, json, personal);
+
+        g_free(config_path);
+        g_free(gl.log_level_override);
+        return rc;
     }
     gl.config_path = config_path;
     ca_log_init(CA_LOG_INFO, personal);
