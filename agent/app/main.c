@@ -4,6 +4,7 @@
 #include "agent-settings.h"
 #include "agent.h"
 #include "config.h"
+#include "diagnose-cli.h"
 #include "log.h"
 #include "sd-notify.h"
 #include "status-cli.h"
@@ -119,7 +120,8 @@ int
 main(int argc, char **argv)
 {
     gboolean check_config = FALSE, version = FALSE, personal = FALSE, status = FALSE;
-    gboolean json = FALSE;
+    gboolean json = FALSE, diagnose = FALSE;
+    char *output = NULL, *since = NULL;
     char *config_path = NULL;
     g_autoptr(GError) error = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
@@ -136,6 +138,14 @@ main(int argc, char **argv)
          "stale, 3 not running",
          NULL},
         {"json", 0, 0, G_OPTION_ARG_NONE, &json, "With --status: print JSON", NULL},
+        {"diagnose", 0, 0, G_OPTION_ARG_NONE, &diagnose,
+         "Write a support bundle (tar.gz; the journal too when run as root) and exit", NULL},
+        {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
+         "With --diagnose: the bundle's file (default ./cellagent-diagnose-ID-TIME.tar.gz; - "
+         "for standard output)",
+         "FILE"},
+        {"since", 0, 0, G_OPTION_ARG_STRING, &since,
+         "With --diagnose: the journal's period (default " CA_DIAGNOSE_DEFAULT_SINCE ")", "PERIOD"},
         {"log-level", 0, 0, G_OPTION_ARG_STRING, &gl.log_level_override,
          "error, warning, info or debug (overrides [agent] log-level)", "LEVEL"},
         {"log-personal-info", 0, 0, G_OPTION_ARG_NONE, &personal,
@@ -161,9 +171,19 @@ main(int argc, char **argv)
         printf("cellagent %s\n", CA_VERSION);
         return 0;
     }
-    if (json && !status) {
-        fprintf(stderr, "cellagent: --json goes with --status\n");
+    if ((json && !status) || ((output || since) && !diagnose) || (status && diagnose)) {
+        fprintf(stderr, "cellagent: --json goes with --status, --output and --since with "
+                        "--diagnose\n");
         return 2;
+    }
+    if (diagnose) {
+        int rc = ca_diagnose_cli_run(config_path, output, since, personal);
+
+        g_free(config_path);
+        g_free(output);
+        g_free(since);
+        g_free(gl.log_level_override);
+        return rc;
     }
     if (status) {
         int rc = ca_status_cli_run(config_path, json, personal);

@@ -4,13 +4,20 @@ and `--json` show the broker connection, and follow it when the broker goes away
 back (the file is rewritten on change); the file is group-readable (0640) and replaced
 atomically. A status file whose refresh is overdue is reported stale (exit 2), one whose
 process is gone (SIGKILL) and no file at all (a clean stop removes it) as not running
-(exit 3); a corrupt file is an error (exit 1)."""
+(exit 3); a corrupt file is an error (exit 1).
+
+`cellagent --diagnose` with no system bus at all (no daemons): the bundle is still written
+(mode 0600), marks ModemManager and NetworkManager as unreachable and holds the status of
+the running agent; a bad --since is refused (exit 2), an unwritable --output fails (exit 1),
+and a configuration that does not load is put in the bundle with the reason."""
 # ctest: labels=integration;mqtt timeout=120
 import json
 import os
 import signal
 import stat
 import sys
+import tarfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
 import cellagent_test as ct  # noqa: E402
@@ -19,7 +26,7 @@ RUNNING, ERROR, STALE, NOT_RUNNING = 0, 1, 2, 3
 
 
 def test():
-    d = ct.run_dir("test_status_cli")
+    d = ct.run_dir("test_operator_cli")
     broker = ct.Broker(d).start()
     ct.on_failure(lambda: print(open(broker.log).read()[-3000:]))
     env = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + os.path.join(d, "no-bus")}
@@ -62,6 +69,8 @@ def test():
                  "Watchdog |", "state: connected", "broker: 127.0.0.1:%d" % broker.port,
                  "device id: dev1", "state: absent (no modem)", "cellular: "):
         assert line in out, (line, out)
+
+    check_diagnose(d, agent)
 
     # On change: the broker goes away, then comes back; the file follows each within the
     # rate limit (1 s), long before the 30 s refresh.
@@ -108,6 +117,46 @@ def test():
         f.write("{\"format\": 1, \"mqtt\": {")
     rc, out, err = agent2.status()
     assert rc == ERROR and agent2.status_file() in err, (rc, out, err)
+
+
+def bundle(path):
+    with tarfile.open(path, "r:gz") as tar:
+        top = tar.getnames()[0]
+        return {m.name[len(top) + 1:]: tar.extractfile(m).read().decode()
+                for m in tar.getmembers() if m.isfile()}
+
+
+def check_diagnose(d, agent):
+    out = os.path.join(d, "bundle.tar.gz")
+    t0 = time.monotonic()
+    r = agent.cli("--diagnose", "--output", out)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 10
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    b = bundle(out)
+    assert "FAILED: the system bus" in b["modemmanager.txt"], b["modemmanager.txt"]
+    assert "FAILED: the system bus" in b["networkmanager.txt"], b["networkmanager.txt"]
+    assert json.loads(b["status.json"])["mqtt"]["state"] == "connected", b["status.json"]
+    assert "# %s:" % agent.config in b["config.txt"], b["config.txt"]
+    assert "== routes" in b["system.txt"] and "== kernel" in b["system.txt"], b["system.txt"]
+
+    r = agent.cli("--diagnose", "--since", "6 hours")
+    assert r.returncode == 2 and "--since" in r.stderr, (r.returncode, r.stderr)
+    r = agent.cli("--diagnose", "--output", os.path.join(d, "no", "such", "dir.tar.gz"))
+    assert r.returncode == 1 and "cannot create" in r.stderr, (r.returncode, r.stderr)
+    r = agent.cli("--status", "--output", out)
+    assert r.returncode == 2, r.returncode
+
+    # A broken configuration: the bundle says why, with the defaults.
+    bad = os.path.join(d, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("[mqtt]\nport=99999\n")
+    r = ct.run([ct.CELLAGENT, "--config", bad, "--diagnose", "--output", out], check=False,
+               env=agent.env)
+    assert r.returncode == 0, r.stderr
+    b = bundle(out)
+    assert "THE CONFIGURATION DOES NOT LOAD" in b["config.txt"], b["config.txt"]
+    assert "%s:2: [mqtt] port" % bad in b["config.txt"], b["config.txt"]
 
 
 if __name__ == "__main__":

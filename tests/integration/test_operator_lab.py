@@ -6,12 +6,22 @@ password, and the agent with an SMS command secret and a SIM PIN file.
 
 `cellagent --status` shows the modem the lab has (state, registration, operator, access
 technology, signal, model) and the three uplinks, wan1 carrying the default route as the
-kernel has it; `--status --json` says the same. Stopped, the agent is reported not running
-(exit 3).
+kernel has it; `--status --json` says the same.
+
+`cellagent --diagnose` (as root, so with the journal) writes a tar.gz holding the modem
+(plugin simtech, its USB id and drivers), the SIM and NetworkManager's uplinks and profiles,
+the configuration with file and line, the status, and none of the test's secrets (MQTT
+password, SIM PIN, TOTP secret), the SMS text it received, or the personal data (IMEI,
+IMSI, ICCID, phone numbers) anywhere. With ModemManager frozen (SIGSTOP) the bundle is still
+written within 10 s and says that ModemManager timed out.
+
+Stopped, the agent is reported not running (exit 3).
 """
+import io
 import os
-import subprocess
 import sys
+import tarfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "pylib"))
@@ -138,6 +148,98 @@ class OperatorTest(unittest.TestCase):
         rc, out, _ = agent.status("--log-personal-info")
         self.assertEqual(rc, 0)
         self.assertIn("imei: %s" % ident["imei"], out)
+
+    def diagnose(self, *args):
+        """Run --diagnose into the lab's run dir; (seconds taken, {member: text}, stderr)."""
+        out = os.path.join(lab.run_dir, "bundle-%d.tar.gz" % len(os.listdir(lab.run_dir)))
+        t0 = time.monotonic()
+        r = agent.cli("--diagnose", "--output", out, *args)
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+        members = {}
+        with tarfile.open(out, "r:gz") as tar:
+            names = tar.getnames()
+            top = names[0]
+            self.assertTrue(top.startswith("cellagent-diagnose-dev1-"), names)
+            for m in tar.getmembers():
+                self.assertTrue(m.name == top or m.name.startswith(top + "/"), m.name)
+                if m.isfile():
+                    members[m.name[len(top) + 1:]] = tar.extractfile(m).read().decode()
+        with open(out, "rb") as f:
+            raw = f.read()
+        return took, members, r.stderr, raw
+
+    def assert_no_secrets(self, members, raw):
+        ident = lab.emu.identity
+        secrets = {"MQTT password": MQTT_PASSWORD, "SIM PIN": PIN, "TOTP secret": totp_secret,
+                   "SMS text": SMS_TEXT, "IMEI": ident["imei"], "IMSI": ident["imsi"],
+                   "ICCID": ident["iccid"], "SMS sender": "+254711000001"}
+        for name, text in members.items():
+            for what, value in secrets.items():
+                self.assertNotIn(value, text, "%s in %s" % (what, name))
+        # Nor in the compressed bytes (a member this test does not know about).
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as tar:
+            for m in tar.getmembers():
+                if m.isfile():
+                    data = tar.extractfile(m).read()
+                    for what, value in secrets.items():
+                        self.assertNotIn(value.encode(), data, "%s in %s" % (what, m.name))
+
+    def test_02_bundle(self):
+        status_when(settled, 60, "status settled")
+        # A received SMS: its text must not reach the bundle (counts only).
+        lab.modem.deliver_sms(SMS_TEXT)
+        sub.wait_for(BASE + "/sms/in", lambda m: (m["json"] or {}).get("text") == SMS_TEXT,
+                     timeout=30)
+        took, members, err, raw = self.diagnose("--since", "1h")
+        self.assertLess(took, 10)
+        self.assertEqual(sorted(members), ["README.txt", "config.txt", "journal.txt",
+                                           "modemmanager.txt", "networkmanager.txt",
+                                           "status.json", "status.txt", "system.txt"])
+        readme = members["README.txt"]
+        self.assertIn("timed out:       nothing", readme)
+        self.assertIn("journal:         the last 3600 s", readme)
+        mm = members["modemmanager.txt"]
+        self.assertIn("Plugin: 'simtech'", mm)
+        self.assertIn("org.freedesktop.ModemManager1.Sim", mm)
+        self.assertIn("EquipmentIdentifier: ###", mm)
+        self.assertIn("Imsi: ###", mm)
+        self.assertIn("SimIdentifier: ###", mm)
+        self.assertRegex(mm, r"Messages: \d+ messages")
+        self.assertIn("org.freedesktop.ModemManager1.Modem.Signal", mm)
+        nm = members["networkmanager.txt"]
+        self.assertIn("Interface: 'eth1'", nm)
+        self.assertIn("Interface: 'eth2'", nm)
+        self.assertIn("id: 'uplink1'", nm)
+        self.assertIn("org.freedesktop.NetworkManager.Connection.Active", nm)
+        system = members["system.txt"]
+        self.assertIn("usb id 1e0e:9011", system)
+        self.assertIn("driver option", system)
+        self.assertIn("== routes", system)
+        self.assertIn("== os-release", system)
+        config = members["config.txt"]
+        self.assertRegex(config, r"password-file=%s\s+# %s:\d+" % (
+            os.path.join(lab.run_dir, "mqtt-password"), agent.config))
+        doc = __import__("json").loads(members["status.json"])
+        self.assertEqual(doc["modem"]["modem"]["state"], "registered")
+        self.assertIn("Modem    |", members["status.txt"])
+        self.assert_no_secrets(members, raw)
+
+    def test_03_bundle_with_modemmanager_frozen(self):
+        lab.mm.pause()
+        try:
+            took, members, err, raw = self.diagnose()
+        finally:
+            lab.mm.resume()
+        self.assertLess(took, 10)
+        self.assertIn("timed out", err)
+        readme = members["README.txt"]
+        self.assertRegex(readme, r"timed out: .*ModemManager")
+        self.assertIn("TIMED OUT: ModemManager did not answer", members["modemmanager.txt"])
+        # NetworkManager answered all the same.
+        self.assertIn("Interface: 'eth1'", members["networkmanager.txt"])
+        self.assert_no_secrets(members, raw)
 
     def test_99_stopped_agent_is_not_running(self):
         rc = ct.uplink.stop_agent(agent)
