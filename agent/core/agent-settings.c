@@ -26,6 +26,8 @@ ca_agent_settings_load(CaAgentSettings *out, const CaConfig *config)
     out->homeassistant_prefix =
         g_strdup(ca_config_get_string(config, "telemetry", "homeassistant-prefix"));
     out->topic_prefix = g_strdup(ca_config_get_string(config, "mqtt", "topic-prefix"));
+    out->diagnose_max_size = (gsize) ca_config_get_int(config, "diagnose", "max-size");
+    out->diagnose_chunk_size = (gsize) ca_config_get_int(config, "diagnose", "chunk-size");
 }
 
 void
@@ -62,6 +64,9 @@ ca_agent_settings_diff(const CaAgentSettings *a, const CaAgentSettings *b)
         changed |= CA_AGENT_SETTINGS_TOPIC_PREFIX;
     if (!ca_settings_str_equal(a->runtime_dir, b->runtime_dir))
         changed |= CA_AGENT_SETTINGS_RUNTIME_DIR;
+    if (a->diagnose_max_size != b->diagnose_max_size ||
+        a->diagnose_chunk_size != b->diagnose_chunk_size)
+        changed |= CA_AGENT_SETTINGS_DIAGNOSE;
     if (a->network_time != b->network_time)
         changed |= CA_AGENT_SETTINGS_NETWORK_TIME;
     return changed;

@@ -19,6 +19,8 @@ typedef struct {
     gboolean homeassistant;        /* [telemetry] homeassistant: publish discovery */
     char *homeassistant_prefix;    /* [telemetry] homeassistant-prefix */
     char *topic_prefix;            /* [mqtt] topic-prefix: discovery's state topics */
+    gsize diagnose_max_size;       /* [diagnose] max-size: cmd/diagnose's bundle, bytes */
+    gsize diagnose_chunk_size;     /* [diagnose] chunk-size: bytes per chunk message */
 } CaAgentSettings;
 
 /* What changed between two settings (ca_agent_settings_diff); 0 = nothing. */
@@ -31,6 +33,7 @@ typedef enum {
     CA_AGENT_SETTINGS_TOPIC_PREFIX = 1 << 5,
     CA_AGENT_SETTINGS_NETWORK_TIME = 1 << 6,
     CA_AGENT_SETTINGS_RUNTIME_DIR = 1 << 7,
+    CA_AGENT_SETTINGS_DIAGNOSE = 1 << 8, /* read when a bundle is made: nothing to re-apply */
 } CaAgentSettingsChange;
 
 /* Fill out (zeroed or cleared first) from config. */

@@ -42,6 +42,12 @@ static const CaConfigKey keys[] = {
      "codes if refused), use = only use network time for SMS command codes, off = the system "
      "clock alone"},
 
+    /* [diagnose] */
+    {"diagnose", "max-size", CA_KEY_INT, "1048576", NULL, 1024, 16777216, NULL, NULL, 0,
+     "Largest support bundle cmd/diagnose sends (bytes of tar.gz); a larger one is refused"},
+    {"diagnose", "chunk-size", CA_KEY_INT, "49152", NULL, 1024, 196608, NULL, NULL, 0,
+     "Bytes of the bundle per <base>/diagnose/<bundle>/<n> message (base64 adds a third)"},
+
     /* [mqtt] */
     {"mqtt", "host", CA_KEY_STRING, "localhost", NULL, 1, 253, NULL, NULL, 0,
      "Broker host name or address"},
