@@ -31,6 +31,10 @@ static const CaCommandInfo table[] = {
     {"mqtt-reconnect", TRUE, "", "Drop the broker connection and connect again"},
     {"reboot", TRUE, "",
      "Reboot the device with [commands] reboot-command; refused unless allow-reboot=true"},
+    {"diagnose", TRUE, "{\"force\": true} (optional)",
+     "Send a support bundle (tar.gz, no journal) in base64 chunks on "
+     "<base>/diagnose/<bundle>/<n>; result {\"bundle\",\"size\",\"chunks\",\"sha256\",...}; "
+     "at most one an hour unless forced"},
     {NULL},
 };
 
@@ -107,6 +111,7 @@ ca_cmdset_check_args(const char *name, const cJSON *args, GError **error)
     static const char *const none[] = {NULL};
     static const char *const level_members[] = {"level", NULL};
     static const char *const uplink_members[] = {"uplink", NULL};
+    static const char *const diagnose_members[] = {"force", NULL};
     static const char *const levels[] = {"error", "warning", "info", "debug", NULL};
     const char *v;
 
@@ -133,6 +138,18 @@ ca_cmdset_check_args(const char *name, const cJSON *args, GError **error)
             g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
                                 "args.uplink: must be \"auto\" or an uplink name (1-64 of "
                                 "A-Z a-z 0-9 . _ -)");
+            return FALSE;
+        }
+        return TRUE;
+    }
+    if (strcmp(name, "diagnose") == 0) {
+        const cJSON *force = args ? cJSON_GetObjectItemCaseSensitive(args, "force") : NULL;
+
+        if (args && !only_members(args, diagnose_members, error))
+            return FALSE;
+        if (force && !cJSON_IsBool(force)) {
+            g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                                "args.force: must be true or false");
             return FALSE;
         }
         return TRUE;

@@ -1,6 +1,9 @@
 /* diag-format: D-Bus objects as bundle text, and the bundle's redaction (diag-format.h). */
 #include "diag-format.h"
 
+#include "autocleanups.h"
+
+#include <cjson/cJSON.h>
 #include <string.h>
 
 struct _CaRedactor {
@@ -265,6 +268,31 @@ ca_diag_format_settings(GString *out, const char *path, GVariant *settings, CaRe
         }
         g_variant_unref(keys);
     }
+}
+
+GPtrArray *
+ca_diag_chunks(GBytes *bundle, const char *bundle_id, gsize chunk_size, char **out_sha256)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    gsize len;
+    const guint8 *data = g_bytes_get_data(bundle, &len);
+    gsize count = len ? (len + chunk_size - 1) / chunk_size : 1;
+
+    g_return_val_if_fail(chunk_size > 0, out);
+    for (gsize n = 0; n < count; n++) {
+        gsize off = n * chunk_size, part = MIN(chunk_size, len - off);
+        g_autofree char *b64 = g_base64_encode(data ? data + off : NULL, part);
+        g_autoptr(cJSON) o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "bundle", bundle_id);
+        cJSON_AddNumberToObject(o, "n", (double) n);
+        cJSON_AddNumberToObject(o, "of", (double) count);
+        cJSON_AddStringToObject(o, "data", b64);
+        g_ptr_array_add(out, cJSON_PrintUnformatted(o));
+    }
+    if (out_sha256)
+        *out_sha256 = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, bundle);
+    return out;
 }
 
 gboolean

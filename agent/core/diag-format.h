@@ -35,6 +35,12 @@ void ca_diag_format_object(GString *out, const char *path, GVariant *interfaces,
  * password, PSK, PIN, secret or private key is shown as "(removed)". */
 void ca_diag_format_settings(GString *out, const char *path, GVariant *settings, CaRedactor *r);
 
+/* The bundle as cmd/diagnose sends it: one payload (char*, JSON) per chunk_size bytes,
+ * {"bundle":ID,"n":N,"of":COUNT,"data":BASE64}, n from 0; *out_sha256 (may be NULL) the
+ * lowercase hex SHA-256 of the whole bundle. */
+GPtrArray *ca_diag_chunks(GBytes *bundle, const char *bundle_id, gsize chunk_size,
+                          char **out_sha256);
+
 /* "6h", "30m", "2d", "90s" or plain seconds -> seconds; FALSE when not one, or 0, or
  * more than 31 days. */
 gboolean ca_diag_parse_since(const char *text, gint64 *out_seconds);

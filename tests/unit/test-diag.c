@@ -4,8 +4,10 @@
  * NetworkManager settings as text (personal properties, message counts, secrets removed)
  * and --since periods. */
 #include "diag-format.h"
+#include "autocleanups.h"
 #include "tar.h"
 
+#include <cjson/cJSON.h>
 #include <gio/gio.h>
 #include <string.h>
 
@@ -183,6 +185,42 @@ test_format_settings(void)
     g_assert_cmpstr(later, ==, "echoed ********");
 }
 
+/* Chunks reassemble to the bundle and its SHA-256, each within the chunk size. */
+static void
+test_chunks(void)
+{
+    static const gsize sizes[] = {0, 1, 1023, 1024, 1025, 5000};
+
+    for (gsize i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        g_autofree guint8 *data = g_malloc(sizes[i] + 1);
+        g_autoptr(GBytes) bundle = NULL;
+        g_autoptr(GPtrArray) chunks = NULL;
+        g_autoptr(GByteArray) back = g_byte_array_new();
+        g_autofree char *sha = NULL, *want = NULL;
+
+        for (gsize j = 0; j < sizes[i]; j++)
+            data[j] = (guint8) (j * 7 + 3);
+        bundle = g_bytes_new(data, sizes[i]);
+        chunks = ca_diag_chunks(bundle, "b-1", 1024, &sha);
+        want = g_compute_checksum_for_data(G_CHECKSUM_SHA256, data, sizes[i]);
+        g_assert_cmpstr(sha, ==, want);
+        g_assert_cmpuint(chunks->len, ==, sizes[i] ? (sizes[i] + 1023) / 1024 : 1);
+        for (guint n = 0; n < chunks->len; n++) {
+            g_autoptr(cJSON) o = cJSON_Parse(g_ptr_array_index(chunks, n));
+            const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItem(o, "data"));
+            gsize len = 0;
+            g_autofree guint8 *part = g_base64_decode(b64, &len);
+
+            g_assert_cmpstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "bundle")), ==, "b-1");
+            g_assert_cmpint(cJSON_GetObjectItem(o, "n")->valueint, ==, n);
+            g_assert_cmpint(cJSON_GetObjectItem(o, "of")->valueint, ==, chunks->len);
+            g_assert_cmpuint(len, <=, 1024);
+            g_byte_array_append(back, part, (guint) len);
+        }
+        g_assert_cmpmem(back->data, back->len, data, sizes[i]);
+    }
+}
+
 typedef struct {
     const char *text;
     gboolean ok;
@@ -223,5 +261,6 @@ main(int argc, char **argv)
     g_test_add_func("/diag/format-object/personal-kept", test_format_object_personal_kept);
     g_test_add_func("/diag/format-settings", test_format_settings);
     g_test_add_func("/diag/since", test_since);
+    g_test_add_func("/diag/chunks", test_chunks);
     return g_test_run();
 }
