@@ -79,6 +79,10 @@ struct _CaAgent {
     char *sms_last_error;     /* the last sms/out failure, with its time */
     gint64 mqtt_since;        /* real time of the last connect or disconnect */
     gboolean mqtt_was_connected;
+
+    /* cmd/diagnose (agent-diagnose.c) */
+    gpointer diagnose_run; /* the bundle being made, NULL: none */
+    gint64 diagnose_last;  /* monotonic: when the last bundle was sent, 0: never */
 };
 
 void ca_agent_update_status(CaAgent *self);
@@ -105,6 +109,9 @@ void ca_agent_stop_status(CaAgent *self);
 void ca_agent_reload_status(CaAgent *self, const char *old_runtime_dir);
 void ca_agent_status_changed(CaAgent *self);
 void ca_agent_status_sms_result(CaAgent *self, const char *json);
+/* agent-diagnose.c */
+void ca_agent_wire_diagnose(CaAgent *self);
+void ca_agent_unwire_diagnose(CaAgent *self);
 /* Publish an event on <base>/events and keep it for the status file. */
 void ca_agent_publish_event(CaAgent *self, const char *type, const cJSON *fields);
 /* The status document now (caller frees). */

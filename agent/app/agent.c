@@ -676,6 +676,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
     ca_agent_wire_status(self);
+    ca_agent_wire_diagnose(self);
     wire_modem(self);
     ca_agent_wire_clock(self);
     wire_sms(self);
@@ -695,6 +696,7 @@ ca_agent_free(CaAgent *self)
     unwire_sms(self);
     ca_agent_unwire_clock(self);
     unwire_modem(self);
+    ca_agent_unwire_diagnose(self);
     ca_agent_unwire_status(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);

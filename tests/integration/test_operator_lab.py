@@ -15,8 +15,13 @@ password, SIM PIN, TOTP secret), the SMS text it received, or the personal data 
 IMSI, ICCID, phone numbers) anywhere. With ModemManager frozen (SIGSTOP) the bundle is still
 written within 10 s and says that ModemManager timed out.
 
+cmd/diagnose from the broker: the agent's own bundle (no journal) arrives in chunks that
+reassemble to the announced SHA-256, holds the modem (simtech) and none of those secrets.
+
 Stopped, the agent is reported not running (exit 3).
 """
+import base64
+import hashlib
 import io
 import os
 import sys
@@ -238,6 +243,33 @@ class OperatorTest(unittest.TestCase):
         self.assertRegex(readme, r"timed out: .*ModemManager")
         self.assertIn("TIMED OUT: ModemManager did not answer", members["modemmanager.txt"])
         # NetworkManager answered all the same.
+        self.assertIn("Interface: 'eth1'", members["networkmanager.txt"])
+        self.assert_no_secrets(members, raw)
+
+    def test_04_cmd_diagnose(self):
+        status_when(settled, 60, "status settled")
+        broker.publish(BASE + "/cmd/diagnose", {"id": "lab-diag-1"},
+                       extra_args=["-u", "test", "-P", "test-pw"])
+        r = sub.wait_for(BASE + "/cmd/diagnose/result",
+                         lambda m: (m["json"] or {}).get("id") == "lab-diag-1",
+                         timeout=30)[0]["json"]
+        self.assertTrue(r["ok"], r)
+        res = r["result"]
+        prefix = "%s/diagnose/%s/" % (BASE, res["bundle"])
+        msgs = sub.wait_for(None, lambda m: m["topic"].startswith(prefix), timeout=20,
+                            count=res["chunks"])
+        parts = {m["json"]["n"]: base64.b64decode(m["json"]["data"]) for m in msgs}
+        self.assertEqual(sorted(parts), list(range(res["chunks"])))
+        raw = b"".join(parts[n] for n in range(res["chunks"]))
+        self.assertEqual(hashlib.sha256(raw).hexdigest(), res["sha256"])
+        members = {}
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as tar:
+            top = tar.getnames()[0]
+            for m in tar.getmembers():
+                if m.isfile():
+                    members[m.name[len(top) + 1:]] = tar.extractfile(m).read().decode()
+        self.assertNotIn("journal.txt", members)
+        self.assertIn("Plugin: 'simtech'", members["modemmanager.txt"])
         self.assertIn("Interface: 'eth1'", members["networkmanager.txt"])
         self.assert_no_secrets(members, raw)
 
