@@ -360,6 +360,14 @@ mm_follow(GTask *task, GVariant *interfaces)
         g_ptr_array_add(ctx->usb_devices, g_strdup(device));
 }
 
+static gboolean
+has_interface(GVariant *interfaces, const char *name)
+{
+    g_autoptr(GVariant) props = g_variant_lookup_value(interfaces, name, NULL);
+
+    return props != NULL;
+}
+
 static void
 objects_ready(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -388,8 +396,7 @@ objects_ready(GObject *source, GAsyncResult *result, gpointer user_data)
         ca_diag_format_object(part_for(nm ? ctx->nm : ctx->mm, path), path, ifaces, ctx->redactor);
         if (!nm) {
             mm_follow(task, ifaces);
-        } else if (g_variant_lookup_value(ifaces, NM_NAME ".Settings.Connection", NULL) &&
-                   asked++ < MAX_ITEMS) {
+        } else if (has_interface(ifaces, NM_NAME ".Settings.Connection") && asked++ < MAX_ITEMS) {
             ask_item(task, NM_NAME, path, NM_NAME ".Settings.Connection", "GetSettings", NULL,
                      "NetworkManager GetSettings");
         }

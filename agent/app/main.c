@@ -174,6 +174,10 @@ main(int argc, char **argv)
     if ((json && !status) || ((output || since) && !diagnose) || (status && diagnose)) {
         fprintf(stderr, "cellagent: --json goes with --status, --output and --since with "
                         "--diagnose\n");
+        g_free(config_path);
+        g_free(output);
+        g_free(since);
+        g_free(gl.log_level_override);
         return 2;
     }
     if (diagnose) {
