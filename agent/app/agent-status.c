@@ -91,7 +91,7 @@ write_status(CaAgent *self)
     }
     dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0 || !ca_durable_replace_mode(dirfd, dir, CA_STATUS_FILE_NAME, text, strlen(text),
-                                              0640, &error)) {
+                                              0640, FALSE, &error)) {
         /* Said once: the condition lasts (a read-only or full runtime directory). */
         if (!self->status_failed)
             ca_warn("cannot write the status file: %s; cellagent --status will not see "

@@ -13,6 +13,8 @@ gboolean ca_durable_write_all(int fd, const void *data, gsize len);
 gboolean ca_durable_replace(int dirfd, const char *dir, const char *name, const void *data,
                             gsize len, GError **error);
 
-/* The same with the file's mode (e.g. 0640 for a file the service's group reads). */
+/* The same with the file's mode (e.g. 0640 for a file the service's group reads); sync FALSE
+ * skips both fsyncs: still atomic for readers (the rename), not across a power loss, for
+ * files in /run that a power loss removes anyway (no blocking I/O, no flash wear). */
 gboolean ca_durable_replace_mode(int dirfd, const char *dir, const char *name, const void *data,
-                                 gsize len, mode_t mode, GError **error);
+                                 gsize len, mode_t mode, gboolean sync, GError **error);
