@@ -820,6 +820,8 @@ ca_diagnose_async(const CaDiagnoseOptions *opts, GCancellable *cancellable,
                                     "-q",
                                     "-o",
                                     "short-iso-precise",
+                                    "-n", /* bounds what is read into memory */
+                                    "30000",
                                     since,
                                     "-u",
                                     "cellagent.service",

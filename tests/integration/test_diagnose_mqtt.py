@@ -5,7 +5,7 @@ most [diagnose] chunk-size bytes), they reassemble to the size and SHA-256 the r
 announces, and the whole is a tar.gz made by cmd/diagnose without the journal. A second
 request within the hour is refused unless forced; a bundle over [diagnose] max-size is
 refused and not one chunk of it is sent; bad args are refused."""
-# ctest: labels=integration;mqtt timeout=120
+# ctest: labels=integration;mqtt;memcheck timeout=120
 import base64
 import hashlib
 import io
@@ -27,7 +27,8 @@ def command(broker, sub, cid, args=None, timeout=20):
         req["args"] = args
     broker.publish(BASE + "/cmd/diagnose", req)
     return sub.wait_for(BASE + "/cmd/diagnose/result",
-                        lambda m: (m["json"] or {}).get("id") == cid, timeout=timeout)[0]["json"]
+                        lambda m: (m["json"] or {}).get("id") == cid,
+                        timeout=ct.scaled(timeout))[0]["json"]
 
 
 def chunk_msgs(sub, bundle=None):
