@@ -72,7 +72,8 @@ struct _CaAgent {
     guint stopping;           /* modules still shutting down */
 
     /* The status file (agent-status.c) */
-    GSource *status_timer;    /* owned: the next write (change or refresh) */
+    GSource *status_refresh;  /* owned: the next refresh; NULL: not writing */
+    GSource *status_pending;  /* owned: a write after a change */
     gint64 status_written_at; /* monotonic */
     gboolean status_failed;   /* the last write failed (warned once) */
     GPtrArray *status_events; /* cJSON*, the last events published, oldest first */

@@ -106,36 +106,56 @@ write_status(CaAgent *self)
         close(dirfd);
 }
 
+static gboolean status_refresh_cb(gpointer user_data);
+
+/* The next refresh, STATUS_REFRESH_S after the last write. */
+static void
+schedule_refresh(CaAgent *self)
+{
+    ca_clear_source(&self->status_refresh);
+    self->status_refresh = g_timeout_source_new_seconds(STATUS_REFRESH_S);
+    g_source_set_callback(self->status_refresh, status_refresh_cb, self, NULL);
+    g_source_attach(self->status_refresh, NULL);
+}
+
 static gboolean
-status_timer_cb(gpointer user_data)
+status_refresh_cb(gpointer user_data)
 {
     CaAgent *self = user_data;
 
-    ca_clear_source(&self->status_timer);
+    ca_clear_source(&self->status_refresh);
     write_status(self);
-    self->status_timer = g_timeout_source_new_seconds(STATUS_REFRESH_S);
-    g_source_set_callback(self->status_timer, status_timer_cb, self, NULL);
-    g_source_attach(self->status_timer, NULL);
+    schedule_refresh(self);
     return G_SOURCE_REMOVE;
 }
 
-/* Something the file shows changed: write it now, or once the rate limit allows. */
+static gboolean
+status_pending_cb(gpointer user_data)
+{
+    CaAgent *self = user_data;
+
+    ca_clear_source(&self->status_pending);
+    write_status(self);
+    schedule_refresh(self);
+    return G_SOURCE_REMOVE;
+}
+
+/* Something the file shows changed: write it once the events at hand are handled (an idle
+ * source: a burst of changes, a modem's signal values one by one, makes one write and no
+ * wakeup of its own), or, within STATUS_MIN_GAP_MS of the last write, once that has passed. */
 void
 ca_agent_status_changed(CaAgent *self)
 {
     gint64 gap_ms = (g_get_monotonic_time() - self->status_written_at) / 1000;
-    guint wait_ms = gap_ms >= STATUS_MIN_GAP_MS ? 0 : (guint) (STATUS_MIN_GAP_MS - gap_ms);
 
-    if (self->stopping || !self->status_timer)
-        return; /* not started, or stopped: the file is gone and stays gone */
-    /* The timer always runs (refresh); pull it forward when the write is due earlier. */
-    if (g_source_get_ready_time(self->status_timer) <=
-        g_get_monotonic_time() + (gint64) wait_ms * 1000)
-        return;
-    ca_clear_source(&self->status_timer);
-    self->status_timer = g_timeout_source_new(wait_ms);
-    g_source_set_callback(self->status_timer, status_timer_cb, self, NULL);
-    g_source_attach(self->status_timer, NULL);
+    if (self->stopping || !self->status_refresh || self->status_pending)
+        return; /* not started or stopped (the file stays gone), or a write is due */
+    if (gap_ms >= STATUS_MIN_GAP_MS)
+        self->status_pending = g_idle_source_new();
+    else
+        self->status_pending = g_timeout_source_new((guint) (STATUS_MIN_GAP_MS - gap_ms));
+    g_source_set_callback(self->status_pending, status_pending_cb, self, NULL);
+    g_source_attach(self->status_pending, NULL);
 }
 
 /* Keep a copy of an event for the status file, then publish it. */
@@ -199,7 +219,8 @@ ca_agent_wire_status(CaAgent *self)
 void
 ca_agent_start_status(CaAgent *self)
 {
-    status_timer_cb(self);
+    write_status(self);
+    schedule_refresh(self);
 }
 
 /* Stop writing and remove the file: a stopped agent has no status. */
@@ -208,9 +229,10 @@ ca_agent_stop_status(CaAgent *self)
 {
     g_autofree char *path = NULL;
 
-    if (!self->status_timer)
+    if (!self->status_refresh)
         return;
-    ca_clear_source(&self->status_timer);
+    ca_clear_source(&self->status_refresh);
+    ca_clear_source(&self->status_pending);
     path = g_build_filename(self->set.runtime_dir, CA_STATUS_FILE_NAME, NULL);
     if (unlink(path) < 0 && errno != ENOENT)
         ca_warn("cannot remove %s: %s", path, g_strerror(errno));
