@@ -9,8 +9,10 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from cellagent_test.core import AGENT_WRAPPER, CELLAGENT, at_exit, scaled, wait_until
@@ -29,6 +31,18 @@ def write_config(path, settings):
     return path
 
 
+def _runtime_dir(directory, name):
+    """A runtime directory on tmpfs, as /run is in production: the status file is replaced
+    on every change, and a rename over a file on ext4 flushes it (wakeups the idle benchmark
+    would count). Falls back to the test's directory where /dev/shm is unusable."""
+    try:
+        path = tempfile.mkdtemp(prefix=f"cellagent-{name}-", dir="/dev/shm")
+    except OSError:
+        return os.path.join(directory, f"run-{name}")
+    at_exit(lambda: shutil.rmtree(path, ignore_errors=True))
+    return path
+
+
 def _contains(seq, sub):
     """Is the list sub a contiguous part of the list seq?"""
     return any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
@@ -43,7 +57,7 @@ class Agent:
         self.settings = settings
         settings.setdefault("agent", {}).setdefault("state-dir", os.path.join(directory, "state"))
         # Never the real /run/cellagent: each agent its own (cellagent --status reads it).
-        settings["agent"].setdefault("runtime-dir", os.path.join(directory, f"run-{name}"))
+        settings["agent"].setdefault("runtime-dir", _runtime_dir(directory, name))
         settings["agent"].setdefault("device-id", "dev1")
         self.config = write_config(os.path.join(directory, f"{name}.conf"), settings)
         self.log = os.path.join(directory, f"{name}.log")
