@@ -45,7 +45,7 @@ clock_publish(CaAgent *self, const CaClockDecision *d, const char *error)
         cJSON_AddNullToObject(fields, "ntp_synchronized");
     if (error)
         cJSON_AddStringToObject(fields, "error", error);
-    ca_mqtt_publish_event(self->mqtt, "clock", fields);
+    ca_agent_publish_event(self, "clock", fields);
     self->clock_published = *d;
     self->clock_published_valid = TRUE;
 }

@@ -25,6 +25,8 @@
 #include <string.h>
 
 #define MQTT_STOP_LIMIT_MS 2000 /* within main's shutdown limit */
+/* The status file is rewritten at least this often (seconds; its "refresh"). */
+#define STATUS_REFRESH_S 30
 
 typedef struct _CaAgentUsage CaAgentUsage;
 
@@ -73,6 +75,20 @@ struct _CaAgent {
     CaSystemSettings *system; /* the watchdog's system steps (agent/system) */
     gint64 last_switch;       /* monotonic: MQTT drops we caused ourselves are no evidence */
     guint stopping;           /* modules still shutting down */
+
+    /* The status file (agent-status.c) */
+    GSource *status_refresh;  /* owned: the next refresh; NULL: not writing */
+    GSource *status_pending;  /* owned: a write after a change */
+    gint64 status_written_at; /* monotonic */
+    gboolean status_failed;   /* the last write failed (warned once) */
+    GPtrArray *status_events; /* cJSON*, the last events published, oldest first */
+    char *sms_last_error;     /* the last sms/out failure, with its time */
+    gint64 mqtt_since;        /* real time of the last connect or disconnect */
+    gboolean mqtt_was_connected;
+
+    /* cmd/diagnose (agent-diagnose.c) */
+    gpointer diagnose_run; /* the bundle being made, NULL: none */
+    gint64 diagnose_last;  /* monotonic: when the last bundle was sent, 0: never */
 };
 
 void ca_agent_update_status(CaAgent *self);
@@ -103,4 +119,21 @@ void ca_agent_usage_facts_changed(CaAgent *self);
 void ca_agent_usage_feed_telemetry(CaAgent *self);
 /* The current (or last) session's bytes from the kernel's counters; FALSE when none. */
 gboolean ca_agent_usage_get_session(CaAgent *self, guint64 *out_rx, guint64 *out_tx);
+/* The usage payload now, NULL before the SIM is known or when not counting (caller frees). */
+cJSON *ca_agent_usage_json(CaAgent *self);
+/* agent-status.c */
+void ca_agent_wire_status(CaAgent *self);
+void ca_agent_unwire_status(CaAgent *self);
+void ca_agent_start_status(CaAgent *self);
+void ca_agent_stop_status(CaAgent *self);
+void ca_agent_reload_status(CaAgent *self, const char *old_runtime_dir);
+void ca_agent_status_changed(CaAgent *self);
+void ca_agent_status_sms_result(CaAgent *self, const char *json);
+/* agent-diagnose.c */
+void ca_agent_wire_diagnose(CaAgent *self);
+void ca_agent_unwire_diagnose(CaAgent *self);
+/* Publish an event on <base>/events and keep it for the status file. */
+void ca_agent_publish_event(CaAgent *self, const char *type, const cJSON *fields);
+/* The status document now (caller frees). */
+cJSON *ca_agent_status_json(CaAgent *self);
 void ca_agent_uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_data);

@@ -29,6 +29,7 @@ uplink_link_changed_cb(CaUplink *uplink, gpointer user_data)
     g_autoptr(cJSON) link = ca_uplink_get_link_json(uplink);
 
     ca_mqtt_publish_json(self->mqtt, "link", link, 1, TRUE, CA_MQTT_MSG_NORMAL);
+    ca_agent_status_changed(self);
     if (self->remote)
         ca_remote_set_data_ok(self->remote, ca_alerts_link_is_healthy(link));
     uplink_tell_sms_cellular(self, link);
@@ -39,7 +40,7 @@ uplink_event_cb(CaUplink *uplink, const char *type, gpointer fields, gpointer us
 {
     CaAgent *self = user_data;
 
-    ca_mqtt_publish_event(self->mqtt, type, fields);
+    ca_agent_publish_event(self, type, fields);
 }
 
 static void

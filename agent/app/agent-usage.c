@@ -159,6 +159,12 @@ payload_now(CaAgent *self)
     return ca_usage_store_payload(u->store, u->iccid, plan_of(u), now_s());
 }
 
+cJSON *
+ca_agent_usage_json(CaAgent *self)
+{
+    return self->usage && self->usage->iccid ? payload_now(self) : NULL;
+}
+
 /* Publish <base>/usage when it changed (force: even when not). */
 static void
 publish_now(CaAgent *self, gboolean force)

@@ -129,7 +129,7 @@ telemetry_event_cb(const char *type, const cJSON *event, gpointer user_data)
 {
     CaAgent *self = user_data;
 
-    ca_mqtt_publish_event(self->mqtt, type, event);
+    ca_agent_publish_event(self, type, event);
 }
 
 static void
@@ -141,6 +141,7 @@ modem_facts_cb(CaModem *modem, gpointer user_data)
     /* Telemetry once settled, with the usage counters' session bytes where needed. */
     ca_agent_usage_feed_telemetry(self);
     ca_agent_update_status(self);
+    ca_agent_status_changed(self);
 }
 
 /* cmd/telemetry: publish now; the result is the telemetry object that was published. */
@@ -270,6 +271,7 @@ sms_result_cb(CaSms *sms, const char *json, gpointer user_data)
     CaAgent *self = user_data;
 
     ca_mqtt_publish(self->mqtt, "sms/out/result", json, 1, FALSE, CA_MQTT_MSG_NORMAL);
+    ca_agent_status_sms_result(self, json);
 }
 
 typedef struct {
@@ -354,6 +356,7 @@ sms_received_cb(CaSms *sms, const char *id, const char *json, gpointer user_data
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "text"));
     SmsWaiting *w;
 
+    ca_agent_status_changed(self); /* one more received message waiting */
     /* A code is checked against the clock: while NTP has not synchronised, read the
      * network's time first (agent-clock.c). Other SMS go on at once. */
     if (!text || !self->remote || !ca_sms_command_has_shape(text)) {
@@ -372,7 +375,7 @@ sms_event_cb(CaSms *sms, const char *type, gpointer fields, gpointer user_data)
 {
     CaAgent *self = user_data;
 
-    ca_mqtt_publish_event(self->mqtt, type, fields);
+    ca_agent_publish_event(self, type, fields);
 }
 
 static void
@@ -458,7 +461,7 @@ remote_event_cb(const char *type, const cJSON *fields, gpointer user_data)
 {
     CaAgent *self = user_data;
 
-    ca_mqtt_publish_event(self->mqtt, type, fields);
+    ca_agent_publish_event(self, type, fields);
 }
 
 /* cmd/reload: what SIGHUP does; result {"files":[...],"warnings":[...]}. */
@@ -682,6 +685,8 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     self->cancellable = g_cancellable_new();
     self->started_at = g_get_monotonic_time();
     wire_mqtt(self);
+    ca_agent_wire_status(self);
+    ca_agent_wire_diagnose(self);
     wire_modem(self);
     ca_agent_wire_clock(self);
     wire_sms(self);
@@ -703,6 +708,8 @@ ca_agent_free(CaAgent *self)
     unwire_sms(self);
     ca_agent_unwire_clock(self);
     unwire_modem(self);
+    ca_agent_unwire_diagnose(self);
+    ca_agent_unwire_status(self);
     unwire_mqtt(self);
     g_clear_object(&self->cancellable);
     ca_agent_settings_clear(&self->set);
@@ -725,6 +732,7 @@ ca_agent_start(CaAgent *self)
     }
     if (self->sms)
         ca_sms_start(self->sms);
+    ca_agent_start_status(self);
 }
 
 void
@@ -750,6 +758,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     self->system = ca_system_settings_new(config);
     ca_remote_set_config(self->remote, config);
     ca_agent_reload_usage(self);
+    ca_agent_reload_status(self, old_set.runtime_dir);
     ca_msg("configuration reloaded");
     ca_agent_settings_clear(&old_set);
     ca_config_unref(old);
@@ -762,6 +771,7 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
 
     g_task_set_source_tag(task, ca_agent_shutdown_async);
     g_cancellable_cancel(self->cancellable);
+    ca_agent_stop_status(self);
     if (self->sms)
         ca_sms_stop(self->sms);
     g_signal_handlers_disconnect_by_data(self->uplink, self);

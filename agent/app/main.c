@@ -4,8 +4,10 @@
 #include "agent-settings.h"
 #include "agent.h"
 #include "config.h"
+#include "diagnose-cli.h"
 #include "log.h"
 #include "sd-notify.h"
+#include "status-cli.h"
 #include "version.h"
 
 #include <errno.h>
@@ -117,7 +119,9 @@ sigterm_cb(gpointer user_data)
 int
 main(int argc, char **argv)
 {
-    gboolean check_config = FALSE, version = FALSE, personal = FALSE;
+    gboolean check_config = FALSE, version = FALSE, personal = FALSE, status = FALSE;
+    gboolean json = FALSE, diagnose = FALSE;
+    char *output = NULL, *since = NULL;
     char *config_path = NULL;
     g_autoptr(GError) error = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
@@ -129,6 +133,19 @@ main(int argc, char **argv)
         {"check-config", 0, 0, G_OPTION_ARG_NONE, &check_config,
          "Validate the config, print the effective settings and exit", NULL},
         {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
+        {"status", 0, 0, G_OPTION_ARG_NONE, &status,
+         "Summarise the running agent (from its runtime directory) and exit: 0 running, 2 "
+         "stale, 3 not running",
+         NULL},
+        {"json", 0, 0, G_OPTION_ARG_NONE, &json, "With --status: print JSON", NULL},
+        {"diagnose", 0, 0, G_OPTION_ARG_NONE, &diagnose,
+         "Write a support bundle (tar.gz; the journal too when run as root) and exit", NULL},
+        {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
+         "With --diagnose: the bundle's file (default ./cellagent-diagnose-ID-TIME.tar.gz; - "
+         "for standard output)",
+         "FILE"},
+        {"since", 0, 0, G_OPTION_ARG_STRING, &since,
+         "With --diagnose: the journal's period (default " CA_DIAGNOSE_DEFAULT_SINCE ")", "PERIOD"},
         {"log-level", 0, 0, G_OPTION_ARG_STRING, &gl.log_level_override,
          "error, warning, info or debug (overrides [agent] log-level)", "LEVEL"},
         {"log-personal-info", 0, 0, G_OPTION_ARG_NONE, &personal,
@@ -153,6 +170,31 @@ main(int argc, char **argv)
     if (version) {
         printf("cellagent %s\n", CA_VERSION);
         return 0;
+    }
+    if ((json && !status) || ((output || since) && !diagnose) || (status && diagnose)) {
+        fprintf(stderr, "cellagent: --json goes with --status, --output and --since with "
+                        "--diagnose\n");
+        g_free(config_path);
+        g_free(output);
+        g_free(since);
+        g_free(gl.log_level_override);
+        return 2;
+    }
+    if (diagnose) {
+        int rc = ca_diagnose_cli_run(config_path, output, since, personal);
+
+        g_free(config_path);
+        g_free(output);
+        g_free(since);
+        g_free(gl.log_level_override);
+        return rc;
+    }
+    if (status) {
+        int rc = ca_status_cli_run(config_path, json, personal);
+
+        g_free(config_path);
+        g_free(gl.log_level_override);
+        return rc;
     }
     gl.config_path = config_path;
     ca_log_init(CA_LOG_INFO, personal);

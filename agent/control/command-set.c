@@ -38,6 +38,10 @@ static const CaCommandInfo table[] = {
     {"usage-override", TRUE, "{\"until\": TS | null}",
      "Lift the data cap of the current cycle until TS (RFC 3339, within a year); null ends "
      "it; result: the usage object"},
+    {"diagnose", TRUE, "{\"force\": true} (optional)",
+     "Send a support bundle (tar.gz, no journal) in base64 chunks on "
+     "<base>/diagnose/<bundle>/<n>; result {\"bundle\",\"size\",\"chunks\",\"sha256\",...}; "
+     "at most one an hour unless forced"},
     {NULL},
 };
 
@@ -164,6 +168,7 @@ ca_cmdset_check_args(const char *name, const cJSON *args, GError **error)
     static const char *const none[] = {NULL};
     static const char *const level_members[] = {"level", NULL};
     static const char *const uplink_members[] = {"uplink", NULL};
+    static const char *const diagnose_members[] = {"force", NULL};
     static const char *const levels[] = {"error", "warning", "info", "debug", NULL};
     const char *v;
 
@@ -198,6 +203,18 @@ ca_cmdset_check_args(const char *name, const cJSON *args, GError **error)
         return check_usage_adjust(args, error);
     if (strcmp(name, "usage-override") == 0)
         return check_usage_override(args, error);
+    if (strcmp(name, "diagnose") == 0) {
+        const cJSON *force = args ? cJSON_GetObjectItemCaseSensitive(args, "force") : NULL;
+
+        if (args && !only_members(args, diagnose_members, error))
+            return FALSE;
+        if (force && !cJSON_IsBool(force)) {
+            g_set_error_literal(error, CA_ERROR, CA_ERROR_INVALID_INPUT,
+                                "args.force: must be true or false");
+            return FALSE;
+        }
+        return TRUE;
+    }
     return !args || only_members(args, none, error);
 }
 

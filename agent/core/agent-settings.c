@@ -12,6 +12,7 @@ ca_agent_settings_load(CaAgentSettings *out, const CaConfig *config)
     memset(out, 0, sizeof *out);
     out->device_id = g_strdup(ca_config_get_string(config, "agent", "device-id"));
     out->state_dir = g_strdup(ca_config_get_string(config, "agent", "state-dir"));
+    out->runtime_dir = g_strdup(ca_config_get_string(config, "agent", "runtime-dir"));
     /* The table allows only names ca_log_level_from_string knows. */
     ca_log_level_from_string(ca_config_get_string(config, "agent", "log-level"), &level);
     out->log_level = level;
@@ -25,6 +26,8 @@ ca_agent_settings_load(CaAgentSettings *out, const CaConfig *config)
     out->homeassistant_prefix =
         g_strdup(ca_config_get_string(config, "telemetry", "homeassistant-prefix"));
     out->topic_prefix = g_strdup(ca_config_get_string(config, "mqtt", "topic-prefix"));
+    out->diagnose_max_size = (gsize) ca_config_get_int(config, "diagnose", "max-size");
+    out->diagnose_chunk_size = (gsize) ca_config_get_int(config, "diagnose", "chunk-size");
 }
 
 void
@@ -34,6 +37,7 @@ ca_agent_settings_clear(CaAgentSettings *settings)
         return;
     g_free(settings->device_id);
     g_free(settings->state_dir);
+    g_free(settings->runtime_dir);
     g_free(settings->homeassistant_prefix);
     g_free(settings->topic_prefix);
     memset(settings, 0, sizeof *settings);
@@ -58,6 +62,11 @@ ca_agent_settings_diff(const CaAgentSettings *a, const CaAgentSettings *b)
         changed |= CA_AGENT_SETTINGS_HOMEASSISTANT;
     if (!ca_settings_str_equal(a->topic_prefix, b->topic_prefix))
         changed |= CA_AGENT_SETTINGS_TOPIC_PREFIX;
+    if (!ca_settings_str_equal(a->runtime_dir, b->runtime_dir))
+        changed |= CA_AGENT_SETTINGS_RUNTIME_DIR;
+    if (a->diagnose_max_size != b->diagnose_max_size ||
+        a->diagnose_chunk_size != b->diagnose_chunk_size)
+        changed |= CA_AGENT_SETTINGS_DIAGNOSE;
     if (a->network_time != b->network_time)
         changed |= CA_AGENT_SETTINGS_NETWORK_TIME;
     return changed;

@@ -10,6 +10,7 @@
 typedef struct {
     char *device_id;
     char *state_dir;
+    char *runtime_dir;             /* [agent] runtime-dir: status.json */
     CaLogLevel log_level;          /* [agent] log-level (--log-level may override it) */
     CaClockMode network_time;      /* [agent] network-time */
     gboolean sms_enabled;          /* [sms] enabled: wire the SMS bridge (at start only) */
@@ -18,6 +19,8 @@ typedef struct {
     gboolean homeassistant;        /* [telemetry] homeassistant: publish discovery */
     char *homeassistant_prefix;    /* [telemetry] homeassistant-prefix */
     char *topic_prefix;            /* [mqtt] topic-prefix: discovery's state topics */
+    gsize diagnose_max_size;       /* [diagnose] max-size: cmd/diagnose's bundle, bytes */
+    gsize diagnose_chunk_size;     /* [diagnose] chunk-size: bytes per chunk message */
 } CaAgentSettings;
 
 /* What changed between two settings (ca_agent_settings_diff); 0 = nothing. */
@@ -29,6 +32,8 @@ typedef enum {
     CA_AGENT_SETTINGS_HOMEASSISTANT = 1 << 4, /* homeassistant, homeassistant-prefix */
     CA_AGENT_SETTINGS_TOPIC_PREFIX = 1 << 5,
     CA_AGENT_SETTINGS_NETWORK_TIME = 1 << 6,
+    CA_AGENT_SETTINGS_RUNTIME_DIR = 1 << 7,
+    CA_AGENT_SETTINGS_DIAGNOSE = 1 << 8, /* read when a bundle is made: nothing to re-apply */
 } CaAgentSettingsChange;
 
 /* Fill out (zeroed or cleared first) from config. */

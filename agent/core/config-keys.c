@@ -36,6 +36,9 @@ static const CaConfigKey keys[] = {
      0, "Device identity in topic names: 1-64 of A-Z a-z 0-9 . _ -"},
     {"agent", "state-dir", CA_KEY_PATH, "/var/lib/cellagent", NULL, 1, 4096, NULL, NULL, 0,
      "Directory for spools, dedupe sets and counters (created when missing)"},
+    {"agent", "runtime-dir", CA_KEY_PATH, "/run/cellagent", NULL, 1, 4096, NULL, NULL, 0,
+     "Directory for status.json, the running agent's status that cellagent --status reads "
+     "(systemd's RuntimeDirectory; created when missing)"},
     {"agent", "log-level", CA_KEY_ENUM, "info", NULL, NOLIMIT, log_levels, NULL, 0,
      "Log verbosity: error, warning, info or debug"},
     {"agent", "network-time", CA_KEY_ENUM, "set", NULL, NOLIMIT, network_time_modes, NULL, 0,
@@ -43,6 +46,12 @@ static const CaConfigKey keys[] = {
      "minute: set = set the system clock through timedated (use network time for SMS command "
      "codes if refused), use = only use network time for SMS command codes, off = the system "
      "clock alone"},
+
+    /* [diagnose] */
+    {"diagnose", "max-size", CA_KEY_INT, "1048576", NULL, 1024, 16777216, NULL, NULL, 0,
+     "Largest support bundle cmd/diagnose sends (bytes of tar.gz); a larger one is refused"},
+    {"diagnose", "chunk-size", CA_KEY_INT, "49152", NULL, 1024, 196608, NULL, NULL, 0,
+     "Bytes of the bundle per <base>/diagnose/<bundle>/<n> message (base64 adds a third)"},
 
     /* [mqtt] */
     {"mqtt", "host", CA_KEY_STRING, "localhost", NULL, 1, 253, NULL, NULL, 0,

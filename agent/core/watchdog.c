@@ -8,6 +8,8 @@
 
 #include "error.h"
 
+#include <cjson/cJSON.h>
+
 #include <string.h>
 
 #define DAY_MS       (24 * 3600 * (gint64) 1000)
@@ -183,6 +185,30 @@ ca_watchdog_remaining(CaWatchdog *self, CaWdStep step, gint64 now)
     if (!budgeted(step))
         return G_MAXUINT;
     return used >= self->config.budget[step] ? 0 : self->config.budget[step] - used;
+}
+
+cJSON *
+ca_watchdog_budgets_json(CaWatchdog *self, gint64 now)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *steps;
+
+    cJSON_AddBoolToObject(root, "enabled", self->config.enabled);
+    steps = cJSON_AddObjectToObject(root, "steps");
+    for (CaWdStep s = CA_WD_STEP_REACTIVATE; s < CA_WD_N_STEPS; s++) {
+        cJSON *o = cJSON_AddObjectToObject(steps, ca_wd_step_to_string(s));
+
+        cJSON_AddBoolToObject(o, "enabled", self->config.step_enabled[s]);
+        cJSON_AddNumberToObject(o, "used", ca_watchdog_used(self, s, now));
+        if (budgeted(s)) {
+            cJSON_AddNumberToObject(o, "budget", self->config.budget[s]);
+            cJSON_AddNumberToObject(o, "remaining", ca_watchdog_remaining(self, s, now));
+        } else {
+            cJSON_AddNullToObject(o, "budget");
+            cJSON_AddNullToObject(o, "remaining");
+        }
+    }
+    return root;
 }
 
 /* Age of the newest stamp of this kind; G_MAXINT64 when none. */

@@ -4,6 +4,7 @@
  * Owns: deciding which step is due and when. Does not own: running steps, timers,
  * files (the caller reads and writes the text), or judging health (failover does). */
 #pragma once
+#include <cjson/cJSON.h>
 #include <glib.h>
 
 typedef enum {
@@ -81,6 +82,9 @@ gboolean ca_watchdog_take_budget(CaWatchdog *self, CaWdStep step, gint64 now, gi
 /* Steps of this kind in the last 24 h, and the budget left. */
 guint ca_watchdog_used(CaWatchdog *self, CaWdStep step, gint64 now);
 guint ca_watchdog_remaining(CaWatchdog *self, CaWdStep step, gint64 now);
+/* {"enabled":B,"steps":{"reactivate":{"enabled":B,"used":N,"budget":N|null,
+ * "remaining":N|null},...}}: the budgets of the rolling 24 h (caller owns it). */
+cJSON *ca_watchdog_budgets_json(CaWatchdog *self, gint64 now);
 
 /* Persisted history as text (a key file), and back. Loading garbage returns FALSE
  * with a CA_ERROR_INVALID_INPUT error and keeps what was there. */

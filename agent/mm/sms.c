@@ -181,6 +181,12 @@ ca_sms_get_queue_length(CaSms *self)
     return self->out ? ca_spool_count(self->out) : 0;
 }
 
+guint
+ca_sms_get_received_waiting(CaSms *self)
+{
+    return self->in ? ca_spool_count(self->in) : 0;
+}
+
 /*****************************************************************************/
 /* The modem */
 

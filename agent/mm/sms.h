@@ -61,6 +61,8 @@ cJSON *ca_sms_resync_finish(CaSms *self, GAsyncResult *result, GError **error);
 
 /* Requests waiting in the outgoing spool. */
 guint ca_sms_get_queue_length(CaSms *self);
+/* Received messages in the spool, waiting for the broker to take them. */
+guint ca_sms_get_received_waiting(CaSms *self);
 
 /* Signals:
  *   "result"   (const char *json): publish on sms/out/result (QoS 1).

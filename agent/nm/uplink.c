@@ -701,6 +701,14 @@ ca_uplink_get_link_json(CaUplink *self)
     return ca_failover_link_json(self->fo, ca_uplink_now_ms(), g_get_real_time());
 }
 
+cJSON *
+ca_uplink_get_watchdog_json(CaUplink *self)
+{
+    if (!self->fo)
+        return NULL;
+    return ca_watchdog_budgets_json(ca_failover_get_watchdog(self->fo), ca_uplink_now_ms());
+}
+
 const char *
 ca_uplink_get_status(CaUplink *self)
 {

@@ -61,6 +61,8 @@ gboolean ca_uplink_shutdown_finish(CaUplink *self, GAsyncResult *result, GError 
 
 /* The retained <base>/link payload now (new object, caller frees). */
 cJSON *ca_uplink_get_link_json(CaUplink *self);
+/* The watchdog's budgets of the rolling 24 h (ca_watchdog_budgets_json; caller frees). */
+cJSON *ca_uplink_get_watchdog_json(CaUplink *self);
 /* One line for systemd's STATUS (owned by self). */
 const char *ca_uplink_get_status(CaUplink *self);
 /* Name of the uplink in use, NULL if none. */

@@ -11,8 +11,8 @@ static void
 test_table(void)
 {
     static const char *const changing[] = {
-        "reconnect", "modem-reset",    "sms-resync",   "reload",         "uplink", "log-level",
-        "reboot",    "mqtt-reconnect", "usage-adjust", "usage-override", NULL};
+        "reconnect", "modem-reset",    "sms-resync",   "reload",         "uplink",   "log-level",
+        "reboot",    "mqtt-reconnect", "usage-adjust", "usage-override", "diagnose", NULL};
     static const char *const contract[] = {"telemetry",  "reconnect", "modem-reset",
                                            "sms-resync", "reload",    NULL};
     g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
@@ -77,6 +77,13 @@ static const ArgsCase args_cases[] = {
     {"uplink", "{\"uplink\":null}", "args.uplink: must be a string"},
     {"uplink", "{}", "args.uplink: missing"},
     {"uplink", NULL, "args.uplink: missing"},
+    {"diagnose", NULL, NULL},
+    {"diagnose", "{}", NULL},
+    {"diagnose", "{\"force\":true}", NULL},
+    {"diagnose", "{\"force\":false}", NULL},
+    {"diagnose", "{\"force\":1}", "args.force: must be true or false"},
+    {"diagnose", "{\"force\":\"yes\"}", "args.force: must be true or false"},
+    {"diagnose", "{\"journal\":true}", "args.journal: unknown argument"},
     /* Not in the table: not checked here. */
     {"echo", "{\"anything\":[1,2]}", NULL},
 };

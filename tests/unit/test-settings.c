@@ -57,6 +57,9 @@ test_load(gconstpointer data)
     ca_agent_settings_load(&agent2, c);
     g_assert_cmpstr(agent.device_id, ==, ca_config_get_string(c, "agent", "device-id"));
     g_assert_cmpstr(agent.state_dir, ==, ca_config_get_string(c, "agent", "state-dir"));
+    g_assert_cmpstr(agent.runtime_dir, ==, ca_config_get_string(c, "agent", "runtime-dir"));
+    g_assert_cmpuint(agent.diagnose_max_size, ==, ca_config_get_int(c, "diagnose", "max-size"));
+    g_assert_cmpuint(agent.diagnose_chunk_size, ==, ca_config_get_int(c, "diagnose", "chunk-size"));
     g_assert_cmpstr(ca_log_level_to_string(agent.log_level), ==,
                     ca_config_get_string(c, "agent", "log-level"));
     g_assert_cmpstr(ca_clock_mode_to_string(agent.network_time), ==,
@@ -158,6 +161,8 @@ static const DiffCase diff_cases[] = {
     {"[agent]\ndevice-id=other\n", CA_AGENT_SETTINGS_DEVICE_ID, CA_REMOTE_SETTINGS_DEVICE_ID, TRUE},
     {"[agent]\nstate-dir=/tmp/other\n", CA_AGENT_SETTINGS_STATE_DIR, CA_REMOTE_SETTINGS_STATE_DIR,
      FALSE},
+    {"[agent]\nruntime-dir=/tmp/other\n", CA_AGENT_SETTINGS_RUNTIME_DIR, 0, FALSE},
+    {"[diagnose]\nmax-size=2048\n", CA_AGENT_SETTINGS_DIAGNOSE, 0, FALSE},
     {"[mqtt]\ntopic-prefix=other\n", CA_AGENT_SETTINGS_TOPIC_PREFIX, 0, TRUE},
     {"[mqtt]\nqueue-limit=5\n", 0, 0, TRUE, CA_MQTT_SETTINGS_QUEUE},
     {"[telemetry]\nhomeassistant=true\n", CA_AGENT_SETTINGS_HOMEASSISTANT, 0, FALSE},

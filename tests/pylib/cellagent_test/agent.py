@@ -1,14 +1,18 @@
 """The agent under test: cellagent with a config written from a dict.
 
 - write_config(path, settings): {"group": {"key": value}} -> INI file.
-- Agent: the binary (under $CA_AGENT_WRAPPER, see core), its log, wait_log(), stop().
+- Agent: the binary (under $CA_AGENT_WRAPPER, see core), its log, wait_log(), stop(),
+  and its operator commands (status(), status_json(), cli()).
   With lab=, it runs in the lab's device namespace on the lab's bus and logs into the
   lab's logs/ (printed when a test fails).
 """
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from cellagent_test.core import AGENT_WRAPPER, CELLAGENT, at_exit, scaled, wait_until
@@ -27,6 +31,18 @@ def write_config(path, settings):
     return path
 
 
+def _runtime_dir(directory, name):
+    """A runtime directory on tmpfs, as /run is in production: the status file is replaced
+    on every change, and a rename over a file on ext4 flushes it (wakeups the idle benchmark
+    would count). Falls back to the test's directory where /dev/shm is unusable."""
+    try:
+        path = tempfile.mkdtemp(prefix=f"cellagent-{name}-", dir="/dev/shm")
+    except OSError:
+        return os.path.join(directory, f"run-{name}")
+    at_exit(lambda: shutil.rmtree(path, ignore_errors=True))
+    return path
+
+
 def _contains(seq, sub):
     """Is the list sub a contiguous part of the list seq?"""
     return any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
@@ -40,6 +56,8 @@ class Agent:
         self.dir = directory
         self.settings = settings
         settings.setdefault("agent", {}).setdefault("state-dir", os.path.join(directory, "state"))
+        # Never the real /run/cellagent: each agent its own (cellagent --status reads it).
+        settings["agent"].setdefault("runtime-dir", _runtime_dir(directory, name))
         settings["agent"].setdefault("device-id", "dev1")
         self.config = write_config(os.path.join(directory, f"{name}.conf"), settings)
         self.log = os.path.join(directory, f"{name}.log")
@@ -97,6 +115,26 @@ class Agent:
     def kill(self):
         self.proc.kill()
         self.proc.wait()
+
+    def status_file(self):
+        return os.path.join(self.settings["agent"]["runtime-dir"], "status.json")
+
+    def cli(self, *args, timeout=30):
+        """Run `cellagent --config <this agent's config> ARGS` (--status, --diagnose ...)
+        outside any wrapper; returns the CompletedProcess (text)."""
+        return subprocess.run([CELLAGENT, "--config", self.config] + list(args),
+                              capture_output=True, text=True, timeout=scaled(timeout),
+                              env=self.env)
+
+    def status(self, *args):
+        """`cellagent --status ARGS`: (exit code, stdout, stderr)."""
+        r = self.cli("--status", *args)
+        return r.returncode, r.stdout, r.stderr
+
+    def status_json(self):
+        """`cellagent --status --json`: (exit code, the document)."""
+        rc, out, err = self.status("--json")
+        return rc, json.loads(out)
 
     def _cleanup(self):
         if self.alive():
