@@ -1,4 +1,4 @@
-/* backoff: doubling from initial_ms up to max_ms, then +- jitter. */
+/* backoff: doubling from initial_ms up to max_ms, then +- jitter; a spread first delay. */
 #include "backoff.h"
 
 void
@@ -35,4 +35,19 @@ void
 ca_backoff_reset(CaBackoff *b)
 {
     b->attempt = 0;
+}
+
+guint
+ca_backoff_spread(CaBackoff *b, guint window_ms)
+{
+    guint lo = b->initial_ms;
+    guint hi = MAX(window_ms, lo);
+
+    b->attempt = 1;
+    if (hi == lo)
+        return lo;
+    /* g_rand_int_range's end is exclusive and a gint32: windows up to 24 days. */
+    hi = MIN(hi, (guint) G_MAXINT32 - 1);
+    return (guint) (b->rand ? g_rand_int_range(b->rand, (gint32) lo, (gint32) hi + 1)
+                            : g_random_int_range((gint32) lo, (gint32) hi + 1));
 }

@@ -17,3 +17,8 @@ void ca_backoff_init(CaBackoff *b, guint initial_ms, guint max_ms, guint jitter_
 guint ca_backoff_next(CaBackoff *b);
 /* Back to the initial delay (after a connection stayed up). */
 void ca_backoff_reset(CaBackoff *b);
+/* Reset, then the first delay drawn uniformly from [initial_ms, window_ms] (full jitter);
+ * counts the attempt, so the next ones double from initial_ms as usual. For a loss that a
+ * whole fleet may see at once (a broker restart): the fleet comes back spread over the
+ * window instead of within +- jitter of initial_ms. */
+guint ca_backoff_spread(CaBackoff *b, guint window_ms);
