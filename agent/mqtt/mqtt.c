@@ -27,6 +27,10 @@
 #define STABLE_MS          30000 /* a connection up this long resets the backoff */
 #define CONNECT_TIMEOUT_MS 30000 /* TCP + TLS + CONNACK */
 #define SLOW_CONNECT_MS    200   /* warn when connect_async (blocking getaddrinfo) took longer */
+/* After losing a stable connection the first retry is drawn from 1..20 s: a broker restart
+ * drops a whole fleet at once, and the fleet comes back spread over this window (at most
+ * about 5 % of it in any second) instead of within 0.75-1.25 s (docs/mqtt.md). */
+#define RECONNECT_SPREAD_MS 20000
 
 G_DEFINE_FINAL_TYPE(CaMqtt, ca_mqtt, G_TYPE_OBJECT)
 
@@ -176,14 +180,22 @@ enter_state(CaMqtt *self, State state)
     }
 }
 
+/* spread: the first retry after a stable connection was lost (RECONNECT_SPREAD_MS). */
 static void
-schedule_reconnect(CaMqtt *self)
+schedule_retry(CaMqtt *self, gboolean spread)
 {
-    guint delay = ca_backoff_next(&self->backoff);
+    guint delay = spread ? ca_backoff_spread(&self->backoff, RECONNECT_SPREAD_MS)
+                         : ca_backoff_next(&self->backoff);
 
     ca_msg("reconnecting to %s:%d in %.1f s", self->set.host, self->set.port, delay / 1000.0);
     enter_state(self, STATE_RECONNECT_WAIT);
     self->retry_timer = timer_new(delay, retry_timer_cb, self);
+}
+
+static void
+schedule_reconnect(CaMqtt *self)
+{
+    schedule_retry(self, FALSE);
 }
 
 /* Connect libmosquitto to addr, one address of the broker host. libmosquitto resolves the
@@ -350,6 +362,7 @@ void
 ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
 {
     gboolean was_connected = self->state == STATE_CONNECTED;
+    gboolean spread = FALSE;
     g_autofree char *reason = NULL;
 
     switch (self->state) {
@@ -388,13 +401,12 @@ ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
 
         ca_msg("disconnected from %s:%d after %" G_GINT64_FORMAT " s: %s", self->set.host,
                self->set.port, up_ms / 1000, reason);
-        if (up_ms >= STABLE_MS)
-            ca_backoff_reset(&self->backoff);
+        spread = up_ms >= STABLE_MS; /* resets the backoff too */
     } else {
         ca_warn("connection to %s:%d failed: %s", self->set.host, self->set.port, reason);
     }
     /* Arm the retry first: a "disconnected" handler may change it (reconnect_now, stop). */
-    schedule_reconnect(self);
+    schedule_retry(self, spread);
     if (was_connected)
         g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0);
 }
