@@ -276,7 +276,14 @@ def test():
     base_packets = 2.0 / ka_period
     base_bytes = 4.0 * 86400 / ka_period
     base_ip = (4.0 + 3 * SEG_OVERHEAD) * 86400 / ka_period
-    cmd = ct.bench.reproduce(__file__, f"CA_BENCH_FLEET_AGENTS={n}" if n != 500 else "")
+    extra = ([f"CA_BENCH_FLEET_AGENTS={n}"] if n != 500 else []) + \
+        ([f"CA_BENCH_FLEET_IDLE={args.idle:g}"] if args.idle != 120 else [])
+    cmd = ct.bench.reproduce(__file__, " ".join(extra))
+    if window < 2 * (KEEPALIVE + 1):
+        # The agents start within seconds of each other, so their 60 s timers run in step:
+        # a shorter window may hold none of their rounds, or one.
+        print(f"warning: an idle window of {window:.0f} s is shorter than two telemetry and "
+              "keepalive periods: the idle figures are not representative", flush=True)
     note = (f"{n} agents, no modem, one private bus, mosquitto 2.0 with persistence on "
             f"loopback; idle window {window:.0f} s; {publishes} PUBLISH, {packets} packets, "
             f"{mqtt_bytes} MQTT bytes in {segs} segments; keepalive {KEEPALIVE} s")
