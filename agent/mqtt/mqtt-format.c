@@ -6,6 +6,8 @@
 #include "autocleanups.h"
 #include "timestamp.h"
 
+#include <errno.h>
+#include <mosquitto.h>
 #include <string.h>
 
 char *
@@ -47,6 +49,18 @@ gboolean
 ca_mqtt_reason_is_refusal(int reason_code)
 {
     return reason_code >= 128;
+}
+
+gboolean
+ca_mqtt_loss_is_peer_close(int rc, int err)
+{
+    if (rc >= 128)
+        return TRUE; /* the broker sent DISCONNECT, e.g. 0x8B server shutting down */
+    if (rc == MOSQ_ERR_CONN_LOST)
+        return TRUE; /* EOF: the broker closed the socket */
+    if (rc == MOSQ_ERR_ERRNO)
+        return err == ECONNRESET || err == EPIPE;
+    return FALSE; /* MOSQ_ERR_KEEPALIVE, a timeout, ENETUNREACH, ...: the path */
 }
 
 /* {"ts":now,"type":type,...fields} as text (cJSON_free it). */

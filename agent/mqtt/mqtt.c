@@ -27,10 +27,11 @@
 #define STABLE_MS          30000 /* a connection up this long resets the backoff */
 #define CONNECT_TIMEOUT_MS 30000 /* TCP + TLS + CONNACK */
 #define SLOW_CONNECT_MS    200   /* warn when connect_async (blocking getaddrinfo) took longer */
-/* After losing a stable connection the first retry is drawn from 1..30 s: a broker restart
- * drops a whole fleet at once, and the fleet comes back spread over this window (about 5 %
- * of it in the busiest second) instead of within 0.75-1.25 s (docs/mqtt.md). 20 s gave about
- * 7 %, too close to the 10 % target for a 500-device fleet. */
+/* When the broker closes a stable connection the first retry is drawn from 1..30 s: a broker
+ * restart drops a whole fleet at once, and the fleet comes back spread over this window (about
+ * 5 % of it in the busiest second) instead of within 0.75-1.25 s (docs/mqtt.md). 20 s gave
+ * about 7 %, too close to the 10 % target for a 500-device fleet. A path that went quiet
+ * (keepalive timeout) is one device's trouble and retries after 1 s. */
 #define RECONNECT_SPREAD_MS 30000
 
 G_DEFINE_FINAL_TYPE(CaMqtt, ca_mqtt, G_TYPE_OBJECT)
@@ -181,7 +182,7 @@ enter_state(CaMqtt *self, State state)
     }
 }
 
-/* spread: the first retry after a stable connection was lost (RECONNECT_SPREAD_MS). */
+/* spread: the broker closed a stable connection (RECONNECT_SPREAD_MS). */
 static void
 schedule_retry(CaMqtt *self, gboolean spread)
 {
@@ -402,7 +403,11 @@ ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
 
         ca_msg("disconnected from %s:%d after %" G_GINT64_FORMAT " s: %s", self->set.host,
                self->set.port, up_ms / 1000, reason);
-        spread = up_ms >= STABLE_MS; /* resets the backoff too */
+        if (up_ms >= STABLE_MS) {
+            spread = ca_mqtt_loss_is_peer_close(rc, err);
+            if (!spread)
+                ca_backoff_reset(&self->backoff);
+        }
     } else {
         ca_warn("connection to %s:%d failed: %s", self->set.host, self->set.port, reason);
     }

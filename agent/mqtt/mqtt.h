@@ -117,5 +117,10 @@ const char *ca_mqtt_subtopic(const char *base, const char *topic);
 char *ca_mqtt_status_payload(gboolean online, const char *version, gint64 started_at_us);
 /* TRUE when an MQTT 5 PUBACK reason code means the broker refused the message (>= 128). */
 gboolean ca_mqtt_reason_is_refusal(int reason_code);
+/* TRUE when a connection that was up ended because the broker closed it (EOF, reset, an
+ * MQTT 5 DISCONNECT): what a broker restart does to a whole fleet at once. FALSE for a path
+ * that went quiet (keepalive timeout, unreachable network), which one device meets alone.
+ * rc is a libmosquitto code (MOSQ_ERR_ERRNO: err is the errno) or a DISCONNECT reason. */
+gboolean ca_mqtt_loss_is_peer_close(int rc, int err);
 
 G_END_DECLS

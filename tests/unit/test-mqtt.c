@@ -9,6 +9,8 @@
 #include "mqtt.h"
 #include "timestamp.h"
 
+#include <errno.h>
+#include <mosquitto.h>
 #include <string.h>
 
 static void
@@ -89,6 +91,26 @@ test_reason_refusal(void)
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
         g_assert_cmpint(ca_mqtt_reason_is_refusal(cases[i].code), ==, cases[i].refusal);
+}
+
+/* A broker restart (EOF, reset, DISCONNECT) spreads the fleet's first retry; a path that
+ * went quiet retries at once. */
+static void
+test_loss_is_peer_close(void)
+{
+    static const struct {
+        int rc, err;
+        gboolean peer;
+    } cases[] = {
+        {MOSQ_ERR_CONN_LOST, 0, TRUE},        {MOSQ_ERR_ERRNO, ECONNRESET, TRUE},
+        {MOSQ_ERR_ERRNO, EPIPE, TRUE},        {139, 0, TRUE}, /* 0x8B server shutting down */
+        {MOSQ_ERR_KEEPALIVE, 0, FALSE},       {MOSQ_ERR_ERRNO, ETIMEDOUT, FALSE},
+        {MOSQ_ERR_ERRNO, ENETUNREACH, FALSE}, {MOSQ_ERR_ERRNO, EHOSTUNREACH, FALSE},
+        {MOSQ_ERR_TIMEOUT, 0, FALSE},         {MOSQ_ERR_NO_CONN, 0, FALSE},
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
+        g_assert_cmpint(ca_mqtt_loss_is_peer_close(cases[i].rc, cases[i].err), ==, cases[i].peer);
 }
 
 /*****************************************************************************/
@@ -304,6 +326,7 @@ main(int argc, char **argv)
     g_test_add_func("/mqtt/timestamp", test_timestamp);
     g_test_add_func("/mqtt/status-payload", test_status_payload);
     g_test_add_func("/mqtt/reason-refusal", test_reason_refusal);
+    g_test_add_func("/mqtt/loss-is-peer-close", test_loss_is_peer_close);
     g_test_add_func("/mqtt/queue/drops-telemetry-first", test_queue_drops_telemetry_first);
     g_test_add_func("/mqtt/queue/bytes-limit", test_queue_bytes_limit);
     g_test_add_func("/mqtt/queue/too-large", test_too_large);
