@@ -580,19 +580,6 @@ cross_check(CaConfig *c)
                 "commands and SMS texts travel unencrypted; set tls=true",
                 ca_config_get_string(c, "mqtt", "host"));
     }
-    /* MQTT 3.1.1 has no Maximum Packet Size, and libmosquitto 2.0 checks the size of an
-     * incoming packet only when built as the broker: the broker must bound what it
-     * accepts, or one large publish on a topic the device reads grows the agent past its
-     * memory limit. */
-    if (g_str_equal(ca_config_get_string(c, "mqtt", "protocol"), "3.1.1")) {
-        g_autofree char *vk = ca_config_vkey("mqtt", "protocol");
-        const Value *v = g_hash_table_lookup(c->values, vk);
-
-        problem(c->warnings, v ? v->file : NULL, v ? v->line : 0, "mqtt", "protocol",
-                "3.1.1 has no bound on the size of incoming messages: the agent takes a "
-                "message of any size the broker forwards (MemoryMax stops it); use 5, or "
-                "limit the broker (mosquitto: max_packet_size)");
-    }
 }
 
 static CaConfig *

@@ -13,6 +13,8 @@
 #include "log.h"
 #include "mqtt-source.h"
 
+#include "mqtt-inbound.h"
+
 #include <errno.h>
 #include <mqtt_protocol.h>
 #include <netinet/in.h>
@@ -20,7 +22,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define MAX_INCOMING (1024 * 1024) /* MQTT 5 Maximum Packet Size we announce */
+/* MQTT 5 Maximum Packet Size we announce, and the largest packet read under any protocol
+ * (mqtt-inbound.h). */
+#define MAX_INCOMING (1024 * 1024)
 
 /*****************************************************************************/
 /* libmosquitto callbacks: record only */
@@ -141,7 +145,6 @@ source_cb(int rc, gpointer user_data)
 {
     CaMqtt *self = user_data;
     int err = errno; /* from the loop_* call, before anything else runs */
-
     g_object_ref(self);
     ca_mqtt_process_events(self);
     if (rc != MOSQ_ERR_SUCCESS)
@@ -175,7 +178,19 @@ ca_mqtt_create_handle(CaMqtt *self)
     g_autoptr(CaMosquitto) mosq = NULL;
     int rc;
 
-    mosq = mosquitto_new(s->client_id, s->session_expiry == 0, self);
+    if (!self->inbound_checked) {
+        const char *detail = NULL;
+
+        self->inbound_checked = TRUE;
+        if (ca_mqtt_inbound_install(&detail))
+            ca_debug("incoming packets bounded to %u bytes (%s)", MAX_INCOMING, detail);
+        else
+            ca_warn("cannot bound the size of incoming MQTT packets (%s): %s", detail,
+                    self->set.v5 ? "MQTT 5's Maximum Packet Size still applies"
+                                 : "under MQTT 3.1.1 a large message can exhaust memory");
+    }
+    self->handle_clean = self->clean_next;
+    mosq = mosquitto_new(s->client_id, s->session_expiry == 0 || self->clean_next, self);
     if (!mosq) {
         ca_err("cannot create the MQTT client: %s", g_strerror(errno));
         return FALSE;
@@ -235,7 +250,7 @@ ca_mqtt_create_handle(CaMqtt *self)
     mosquitto_log_callback_set(mosq, on_log_cb);
 
     self->mosq = g_steal_pointer(&mosq);
-    self->source = ca_mqtt_source_new(self->mosq);
+    self->source = ca_mqtt_source_new(self->mosq, MAX_INCOMING);
     g_source_set_callback(self->source, (GSourceFunc) source_cb, self, NULL);
     ca_mqtt_source_set_watching(self->source, FALSE);
     g_source_attach(self->source, NULL);
@@ -270,4 +285,55 @@ ca_mqtt_set_credentials(CaMqtt *self)
         return FALSE;
     }
     return TRUE;
+}
+
+char *
+ca_mqtt_inbound_failure(CaMqtt *self)
+{
+    const CaMqttFramer *framer = self->source ? ca_mqtt_source_get_framer(self->source) : NULL;
+
+    if (!framer)
+        return NULL;
+    switch (framer->result) {
+    case CA_MQTT_FRAME_OK:
+        return NULL;
+    case CA_MQTT_FRAME_TOO_LARGE:
+        self->oversized++;
+        self->oversized_largest = MAX(self->oversized_largest, framer->announced);
+        /* A broker keeps such a packet in the device's session (mosquitto 2.0 even a QoS 0
+         * one that was being sent) and sends it again at every reconnect: only a clean
+         * session ends that. */
+        self->clean_next = self->set.session_expiry > 0;
+        return g_strdup_printf("the broker sent a packet of %" G_GUINT64_FORMAT
+                               " bytes, more than the %u the agent reads: connection closed",
+                               framer->announced, MAX_INCOMING);
+    case CA_MQTT_FRAME_MALFORMED:
+        return g_strdup("the broker sent a malformed packet length: connection closed");
+    }
+    return NULL;
+}
+
+void
+ca_mqtt_report_oversize(CaMqtt *self, gboolean session_dropped)
+{
+    g_autoptr(cJSON) fields = NULL;
+    char *text;
+
+    if (self->oversized == 0)
+        return;
+    fields = cJSON_CreateObject();
+    cJSON_AddNumberToObject(fields, "count", self->oversized);
+    cJSON_AddNumberToObject(fields, "largest_bytes", (double) self->oversized_largest);
+    cJSON_AddNumberToObject(fields, "limit_bytes", MAX_INCOMING);
+    cJSON_AddBoolToObject(fields, "session_dropped", session_dropped);
+    if (session_dropped)
+        ca_warn("started a clean session to get rid of the too large message: what the broker "
+                "had queued for this device is dropped with it");
+    self->oversized = 0;
+    self->oversized_largest = 0;
+    /* Ahead of the backlog, like the drop report. */
+    text = ca_mqtt_event_payload("mqtt-packet-too-large", fields);
+    ca_mqtt_hand_over(self, ca_mqtt_msg_new("events", g_bytes_new(text, strlen(text)), 1, FALSE,
+                                            CA_MQTT_MSG_NORMAL));
+    cJSON_free(text);
 }

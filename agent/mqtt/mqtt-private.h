@@ -77,9 +77,14 @@ struct _CaMqtt {
     GSource *cancel_idle;   /* owned: sweeps cancelled queued messages */
     GCancellable *resolve_cancellable;
     CaBackoff backoff;
-    gint64 connected_at;    /* monotonic us */
-    char *last_lib_error;   /* last error line libmosquitto logged (OpenSSL detail) */
-    gboolean lib_connected; /* libmosquitto holds an open connection attempt/socket */
+    gint64 connected_at;       /* monotonic us */
+    char *last_lib_error;      /* last error line libmosquitto logged (OpenSSL detail) */
+    gboolean lib_connected;    /* libmosquitto holds an open connection attempt/socket */
+    gboolean inbound_checked;  /* ca_mqtt_inbound_install() was asked (and said so) */
+    guint oversized;           /* connections closed on a too large packet, not reported */
+    guint64 oversized_largest; /* the largest of them, bytes */
+    gboolean clean_next;       /* the next connection starts a clean session */
+    gboolean handle_clean;     /* mosq was made for a clean session by clean_next */
 
     /* Events recorded by libmosquitto callbacks, processed after the call returns */
     GQueue events;
@@ -149,6 +154,13 @@ void ca_mqtt_requeue_handed(CaMqtt *self);
 void ca_mqtt_enforce_limits(CaMqtt *self);
 /* Publish the mqtt-queue-overflow event ahead of the backlog, when anything was dropped. */
 void ca_mqtt_report_drops(CaMqtt *self);
+/* Publish the mqtt-packet-too-large event when connections were closed on a too large
+ * packet since the last report; session_dropped: this connection started a clean session
+ * to be rid of it (mqtt-handle.c). */
+void ca_mqtt_report_oversize(CaMqtt *self, gboolean session_dropped);
+/* Why the connection failed when the framer refused the broker's stream (and counted for
+ * the report), else NULL (mqtt-handle.c). */
+char *ca_mqtt_inbound_failure(CaMqtt *self);
 /* Subscribe to every filter not yet subscribed in the broker's current session. */
 void ca_mqtt_subscribe_missing(CaMqtt *self);
 

@@ -7,6 +7,7 @@
 #include "mqtt-source.h"
 
 #include "log.h"
+#include "mqtt-inbound.h"
 
 #include <openssl/ssl.h>
 
@@ -17,6 +18,8 @@ typedef struct {
     int fd;                 /* the fd behind tag, -1 when none */
     GIOCondition events;    /* what tag asks for */
     gboolean watching;
+    CaMqttFramer framer; /* the packets read from fd (restarts with each socket) */
+    guint32 max_packet;
 } MqttSource;
 
 #define BASE_EVENTS (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)
@@ -50,6 +53,7 @@ mqtt_source_prepare(GSource *source, gint *timeout)
     if (fd != s->fd) {
         drop_tag(s);
         if (fd >= 0) {
+            ca_mqtt_framer_init(&s->framer, s->max_packet);
             s->tag = g_source_add_unix_fd(source, fd, BASE_EVENTS);
             s->fd = fd;
             s->events = BASE_EVENTS;
@@ -75,6 +79,18 @@ mqtt_source_check(GSource *source)
     return g_source_query_unix_fd(source, s->tag) != 0 || tls_pending(s);
 }
 
+/* loop_read with what libmosquitto reads from fd going through the framer. */
+static int
+bounded_loop_read(MqttSource *s, int fd)
+{
+    int rc;
+
+    ca_mqtt_inbound_watch(&s->framer, fd, mosquitto_ssl_get(s->mosq));
+    rc = mosquitto_loop_read(s->mosq, 1);
+    ca_mqtt_inbound_unwatch();
+    return rc;
+}
+
 static gboolean
 mqtt_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 {
@@ -90,7 +106,7 @@ mqtt_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
         rc = MOSQ_ERR_CONN_LOST;
     } else {
         if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || tls_pending(s))
-            rc = mosquitto_loop_read(s->mosq, 1);
+            rc = bounded_loop_read(s, fd);
         if (rc == MOSQ_ERR_SUCCESS && (revents & G_IO_OUT) && mosquitto_socket(s->mosq) == fd &&
             mosquitto_want_write(s->mosq))
             rc = mosquitto_loop_write(s->mosq, 1);
@@ -98,7 +114,7 @@ mqtt_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
         for (int i = 0; i < 64 && rc == MOSQ_ERR_SUCCESS && (revents & (G_IO_HUP | G_IO_ERR)) &&
                         mosquitto_socket(s->mosq) == fd;
              i++)
-            rc = mosquitto_loop_read(s->mosq, 1);
+            rc = bounded_loop_read(s, fd);
         if (rc == MOSQ_ERR_SUCCESS && (revents & (G_IO_HUP | G_IO_ERR)) &&
             mosquitto_socket(s->mosq) == fd) {
             /* The library read nothing wrong (e.g. TLS handshake state swallows the
@@ -130,12 +146,14 @@ static GSourceFuncs mqtt_source_funcs = {
 };
 
 GSource *
-ca_mqtt_source_new(struct mosquitto *mosq)
+ca_mqtt_source_new(struct mosquitto *mosq, guint32 max_packet)
 {
     GSource *source = g_source_new(&mqtt_source_funcs, sizeof(MqttSource));
     MqttSource *s = (MqttSource *) source;
 
     s->mosq = mosq;
+    s->max_packet = max_packet;
+    ca_mqtt_framer_init(&s->framer, max_packet);
     s->fd = -1;
     s->watching = TRUE;
     g_source_set_name(source, "mqtt");
@@ -159,4 +177,10 @@ int
 ca_mqtt_source_get_fd(GSource *source)
 {
     return ((MqttSource *) source)->fd;
+}
+
+const CaMqttFramer *
+ca_mqtt_source_get_framer(GSource *source)
+{
+    return &((MqttSource *) source)->framer;
 }

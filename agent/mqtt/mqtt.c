@@ -218,6 +218,12 @@ do_connect(CaMqtt *self, GInetAddress *addr)
     int rc;
     int err;
 
+    /* A handle starts a clean session or resumes one for its whole life: after a too large
+     * packet the next connection needs the other kind (mqtt-handle.c). */
+    if (self->mosq && self->clean_next != self->handle_clean) {
+        ca_mqtt_requeue_handed(self);
+        ca_mqtt_destroy_handle(self);
+    }
     if ((!self->mosq && !ca_mqtt_create_handle(self)) || !ca_mqtt_set_credentials(self)) {
         schedule_reconnect(self);
         return;
@@ -366,6 +372,7 @@ ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
     gboolean was_connected = self->state == STATE_CONNECTED;
     gboolean spread = FALSE;
     g_autofree char *reason = NULL;
+    g_autofree char *inbound = NULL;
 
     switch (self->state) {
     case STATE_STOPPING:
@@ -380,10 +387,13 @@ ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
     case STATE_CONNECTED:
         break;
     }
+    inbound = ca_mqtt_inbound_failure(self);
     if (self->source)
         ca_mqtt_source_set_watching(self->source, FALSE);
     if (why)
         reason = g_strdup(why);
+    else if (inbound)
+        reason = g_steal_pointer(&inbound);
     else if (rc == MOSQ_ERR_ERRNO)
         reason = g_strdup(g_strerror(err));
     else if (rc >= 128) /* MQTT 5 DISCONNECT from the broker carries a reason code */
@@ -451,6 +461,8 @@ handle_connack(CaMqtt *self, int rc, int flags)
     ca_mqtt_hand_over(self, ca_mqtt_msg_new("status", g_bytes_new_take(g_steal_pointer(&online), n),
                                             1, TRUE, CA_MQTT_MSG_NORMAL));
     ca_mqtt_report_drops(self);
+    ca_mqtt_report_oversize(self, self->clean_next);
+    self->clean_next = FALSE; /* the next connection resumes the session as usual */
     ca_mqtt_flush_queue(self, FALSE);
     g_signal_emit(self, signals[SIGNAL_CONNECTED], 0);
 }
