@@ -108,6 +108,8 @@ void ca_agent_clock_wait(CaAgent *self, CaAgentClockFunc func, gpointer data,
 /* Now (unix us) by the clock TOTP trusts; *out_source names it ("ntp", "system", "network"). */
 gint64 ca_agent_clock_now(CaAgent *self, const char **out_source);
 /* agent-usage.c */
+/* Give the uplinks the data cap the SIM in use is under now (agent-usage.c). */
+void ca_agent_usage_apply_cap(CaAgent *self);
 void ca_agent_wire_usage(CaAgent *self);
 void ca_agent_unwire_usage(CaAgent *self);
 void ca_agent_reload_usage(CaAgent *self);

@@ -282,10 +282,42 @@ handle_events(CaAgent *self, GPtrArray *events)
     return events && events->len > 0;
 }
 
-/* After the store changed: events out, saved (at once when something happened), published. */
+/* The data cap the SIM in use is under now, as the uplink policy takes it. */
+static CaFoCap
+cap_now(CaAgent *self)
+{
+    CaAgentUsage *u = self->usage;
+    CaUsageAtLimit action;
+
+    if (!u || !ca_usage_store_action(u->store, u->iccid, plan_of(u), now_s(), &action))
+        return CA_FO_CAP_NONE;
+    switch (action) {
+    case CA_USAGE_AT_LIMIT_ALERT:
+        return CA_FO_CAP_NONE;
+    case CA_USAGE_AT_LIMIT_ESSENTIAL_ONLY:
+        return CA_FO_CAP_ESSENTIAL_ONLY;
+    case CA_USAGE_AT_LIMIT_DISCONNECT:
+        return CA_FO_CAP_DISCONNECT;
+    case CA_USAGE_AT_LIMIT_NEXT_UPLINK:
+        return CA_FO_CAP_NEXT_UPLINK;
+    }
+    g_assert_not_reached();
+}
+
+/* Tell the uplinks the cap in force (they ignore a repeat). */
+void
+ca_agent_usage_apply_cap(CaAgent *self)
+{
+    if (self->uplink)
+        ca_uplink_set_cap(self->uplink, cap_now(self));
+}
+
+/* After the store changed: events out, saved (at once when something happened), published,
+ * the cap given to the uplinks. */
 static void
 after_change(CaAgent *self, GPtrArray *events, gboolean urgent)
 {
+    ca_agent_usage_apply_cap(self);
     if (handle_events(self, events))
         urgent = TRUE;
     if (urgent) {
@@ -634,6 +666,7 @@ ca_agent_unwire_usage(CaAgent *self)
     save_now(self);
     ca_clear_source(&u->save_timer);
     ca_usage_store_free(u->store);
+    u->store = NULL;
     g_time_zone_unref(u->tz);
     ca_usage_settings_clear(&u->set);
     g_free(u->boot_id);
@@ -663,4 +696,7 @@ ca_agent_reload_usage(CaAgent *self)
     ca_agent_usage_facts_changed(self);
     if (self->usage)
         publish_now(self, TRUE);
+    /* A plan's new limit or action, or no accounting any more (no cap then). The uplinks
+     * ignore a cap that stays the same, so an unchanged one costs nothing. */
+    ca_agent_usage_apply_cap(self);
 }

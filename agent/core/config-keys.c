@@ -23,7 +23,8 @@ static const char *const watchdog_steps[] = {"reactivate", "modem-reset", "power
                                              NULL};
 
 static const char *const cycle_kinds[] = {"monthly", "weekly", "daily", "days", NULL};
-static const char *const at_limit_actions[] = {"alert", NULL};
+static const char *const at_limit_actions[] = {"alert", "essential-only", "disconnect",
+                                               "next-uplink", NULL};
 static const char *const units[] = {"binary", "decimal", NULL};
 
 static gboolean check_topic_prefix(const char *value, char **why);
@@ -245,8 +246,11 @@ static const CaConfigKey keys[] = {
      "Percentages of limit-mb that raise the event usage-threshold (and an SMS to [sms-alerts] "
      "numbers), each once per cycle"},
     {"plan-*", "at-limit", CA_KEY_ENUM, "alert", NULL, NOLIMIT, at_limit_actions, NULL, 0,
-     "What reaching limit-mb does: alert = the event usage-limit and an SMS to [sms-alerts] "
-     "numbers; traffic is not touched"},
+     "What reaching limit-mb does, besides the event usage-limit and an SMS to [sms-alerts] "
+     "numbers: alert = nothing more; essential-only = cellular carries only the agent's own "
+     "traffic (broker, DNS, probes) while it is the uplink in use; disconnect = the cellular "
+     "connection is taken down (SMS still work); next-uplink = any other usable uplink "
+     "first, cellular essential-only when none is. Until the cycle ends or cmd/usage-override"},
     {"plan-*", "packet-overhead", CA_KEY_INT, "0", NULL, 0, 1000, NULL, NULL, 0,
      "Bytes the operator counts per packet on top of what the interface counts (e.g. GTP/IP "
      "headers): added to the billable estimate"},

@@ -27,7 +27,7 @@ health_rank(CaUplinkState s)
 static int
 choice_order(const CaFailover *self, guint a, guint b)
 {
-    int pa = ucfg(self, a)->priority, pb = ucfg(self, b)->priority;
+    gint64 pa = choice_priority(self, a), pb = choice_priority(self, b);
     guint ha = health_rank(self->up[a].state), hb = health_rank(self->up[b].state);
 
     if (pa != pb)
@@ -82,6 +82,13 @@ ca_fo_choose(CaFailover *self, gint64 now)
             kind = CA_FO_SWITCH_FORCED;
         }
     }
+    if (pick < 0 && cur >= 0 && usable(self, (guint) cur) && demoted(self, (guint) cur) &&
+        (int) cand[0] != cur) {
+        /* The data cap puts the cellular uplink last: the best other usable uplink takes
+         * the traffic now, up or not yet judged (no hold-down: it is what the plan asks). */
+        pick = (int) cand[0];
+        kind = CA_FO_SWITCH_FAILOVER;
+    }
     if (pick >= 0) {
         /* chosen above */
     } else if (cur >= 0 && usable(self, (guint) cur)) {
@@ -89,7 +96,7 @@ ca_fo_choose(CaFailover *self, gint64 now)
             guint v = cand[k];
             if ((int) v == cur)
                 break;
-            if (ucfg(self, v)->priority >= ucfg(self, (guint) cur)->priority)
+            if (choice_priority(self, v) >= choice_priority(self, (guint) cur))
                 continue; /* same priority: stay where we are while it works */
             if (eligible(self, v, now)) {
                 pick = (int) v;
@@ -119,8 +126,12 @@ ca_fo_choose(CaFailover *self, gint64 now)
                    ca_uplink_state_to_string(self->up[pick].state));
         break;
     case CA_FO_SWITCH_FAILOVER:
-        g_snprintf(o->reason, sizeof o->reason, "%s %s: %s", ucfg(self, (guint) cur)->name,
-                   ca_uplink_state_to_string(self->up[cur].state), self->up[cur].reason);
+        if (usable(self, (guint) cur) && demoted(self, (guint) cur))
+            g_snprintf(o->reason, sizeof o->reason, "%s: data plan limit reached (next-uplink)",
+                       ucfg(self, (guint) cur)->name);
+        else
+            g_snprintf(o->reason, sizeof o->reason, "%s %s: %s", ucfg(self, (guint) cur)->name,
+                       ca_uplink_state_to_string(self->up[cur].state), self->up[cur].reason);
         break;
     case CA_FO_SWITCH_FAILBACK:
         g_snprintf(o->reason, sizeof o->reason,
@@ -149,7 +160,7 @@ ca_fo_failback_due(const CaFailover *self, gint64 now)
     for (guint v = 0; v < self->n; v++) {
         const Uplink *u = &self->up[v];
         if ((int) v == cur || !usable(self, v) || u->state != CA_UPLINK_STATE_UP || !u->ever_down ||
-            ucfg(self, v)->priority >= ucfg(self, (guint) cur)->priority)
+            choice_priority(self, v) >= choice_priority(self, (guint) cur))
             continue;
         due = MIN(due, u->up_since + ca_fo_hold_down(self, v, now));
         /* Flaps leaving the window shorten the hold-down: look again then. */
@@ -168,6 +179,8 @@ ca_fo_failback_due(const CaFailover *self, gint64 now)
 gboolean
 ca_fo_compute_wanted(const CaFailover *self, guint i)
 {
+    if (capped_off(self, i))
+        return FALSE;
     switch (ucfg(self, i)->activate) {
     case CA_ACTIVATE_ALWAYS:
         return TRUE;
@@ -202,16 +215,22 @@ ca_fo_manage_activation(CaFailover *self, guint i, gint64 now, gint64 *deadline)
         return;
     }
     if (!u->wanted) {
-        if (ucfg(self, i)->activate != CA_ACTIVATE_ON_DEMAND)
+        gboolean cap = capped_off(self, i);
+
+        if (ucfg(self, i)->activate != CA_ACTIVATE_ON_DEMAND && !cap)
             return;
         if (u->state != CA_UPLINK_STATE_STANDBY)
-            ca_fo_set_state(self, i, CA_UPLINK_STATE_STANDBY, "not needed", now);
+            ca_fo_set_state(self, i, CA_UPLINK_STATE_STANDBY,
+                            cap ? "data plan limit reached (disconnect)" : "not needed", now);
         u->probing = FALSE;
         u->next_probe = G_MAXINT64;
         if (f->activation == CA_ACTIVATION_ACTIVATING || f->activation == CA_ACTIVATION_ACTIVATED) {
             if (u->last_deactivate < 0 || now - u->last_deactivate >= DEACTIVATE_RETRY_MS) {
                 o = ca_fo_emit(self, CA_FO_OUT_DEACTIVATE, (int) i);
-                g_strlcpy(o->reason, "a better uplink carries traffic", sizeof o->reason);
+                g_strlcpy(o->reason,
+                          cap ? "data plan limit reached (at-limit=disconnect)"
+                              : "a better uplink carries traffic",
+                          sizeof o->reason);
                 u->last_deactivate = now;
             }
             *deadline = MIN(*deadline, u->last_deactivate + DEACTIVATE_RETRY_MS);

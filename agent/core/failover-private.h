@@ -59,6 +59,7 @@ struct _CaFailover {
     gboolean manager_running;
     gboolean planned;     /* a planned outage of the cellular uplink is under way */
     gint64 planned_until; /* ... and counts as evidence again from then on */
+    CaFoCap cap;          /* data cap on the cellular uplink */
 };
 
 static inline const CaFoUplinkConfig *
@@ -101,6 +102,27 @@ static inline gboolean
 planned(const CaFailover *self, guint i, gint64 now)
 {
     return self->planned && now < self->planned_until && is_cellular(self, i);
+}
+
+/* Is uplink i the cellular uplink taken down by a data cap? */
+static inline gboolean
+capped_off(const CaFailover *self, guint i)
+{
+    return self->cap == CA_FO_CAP_DISCONNECT && is_cellular(self, i);
+}
+
+/* Is uplink i the cellular uplink put last by a data cap? */
+static inline gboolean
+demoted(const CaFailover *self, guint i)
+{
+    return self->cap == CA_FO_CAP_NEXT_UPLINK && is_cellular(self, i);
+}
+
+/* The priority the choice uses: a demoted uplink comes after every other. */
+static inline gint64
+choice_priority(const CaFailover *self, guint i)
+{
+    return demoted(self, i) ? G_MAXINT64 : ucfg(self, i)->priority;
 }
 
 static inline guint

@@ -246,6 +246,8 @@ ca_failover_link_json(const CaFailover *self, gint64 now, gint64 now_wall_us)
                     self->active >= 0 ? ucfg(self, (guint) self->active)->name : NULL);
     add_str_or_null(root, "forced",
                     self->forced >= 0 ? ucfg(self, (guint) self->forced)->name : NULL);
+    add_str_or_null(root, "cap",
+                    self->cap != CA_FO_CAP_NONE ? ca_fo_cap_to_string(self->cap) : NULL);
     ups = cJSON_AddObjectToObject(root, "uplinks");
     for (guint i = 0; i < self->n; i++) {
         const Uplink *u = &self->up[i];

@@ -645,10 +645,53 @@ ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s)
         if (usable(self, i))
             all_down = FALSE;
     }
+    /* Offline because the data cap took cellular down is no reason to reboot. */
+    if (self->cap == CA_FO_CAP_DISCONNECT)
+        all_down = FALSE;
     for (guint i = 0; self->manager_running && i < self->n; i++)
         run_watchdog(self, i, all_down, now, wall_s, &deadline);
     deadline = MIN(deadline, ca_fo_failback_due(self, now));
     self->next_deadline = deadline;
+}
+
+const char *
+ca_fo_cap_to_string(CaFoCap cap)
+{
+    switch (cap) {
+    case CA_FO_CAP_NONE:
+        return "none";
+    case CA_FO_CAP_ESSENTIAL_ONLY:
+        return "essential-only";
+    case CA_FO_CAP_DISCONNECT:
+        return "disconnect";
+    case CA_FO_CAP_NEXT_UPLINK:
+        return "next-uplink";
+    }
+    g_assert_not_reached();
+}
+
+void
+ca_failover_set_cap(CaFailover *self, CaFoCap cap)
+{
+    if (self->cap == cap)
+        return;
+    self->cap = cap;
+    /* The cellular uplink's routes depend on the cap when it carries the traffic. */
+    if (self->active >= 0 && is_cellular(self, (guint) self->active))
+        ca_fo_emit(self, CA_FO_OUT_ROUTES, self->active);
+}
+
+CaFoCap
+ca_failover_get_cap(const CaFailover *self)
+{
+    return self->cap;
+}
+
+gboolean
+ca_failover_is_restricted(const CaFailover *self, guint uplink)
+{
+    return (self->cap == CA_FO_CAP_ESSENTIAL_ONLY || self->cap == CA_FO_CAP_NEXT_UPLINK) &&
+           self->active == (int) uplink && is_cellular(self, uplink);
 }
 
 gint64

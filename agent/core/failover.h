@@ -196,6 +196,26 @@ void ca_failover_set_planned_outage(CaFailover *self, gboolean active, gint64 ma
 /* TRUE while a planned outage is under way and within its limit. */
 gboolean ca_failover_in_planned_outage(const CaFailover *self, gint64 now);
 
+/* A data cap on the cellular uplink (the plan's at-limit action, docs/usage.md). */
+typedef enum {
+    CA_FO_CAP_NONE,           /* no cap in force */
+    CA_FO_CAP_ESSENTIAL_ONLY, /* keeps its place; carries only the agent's traffic when in use */
+    CA_FO_CAP_DISCONNECT,     /* taken down and kept down (SMS still work) */
+    CA_FO_CAP_NEXT_UPLINK,    /* last choice, any other usable uplink first (no hold-down);
+                               * essential-only when it still carries the traffic */
+} CaFoCap;
+
+const char *ca_fo_cap_to_string(CaFoCap cap);
+/* Put a cap on the cellular uplink or lift it (CA_FO_CAP_NONE); takes effect at the next
+ * run: a DEACTIVATE or ACTIVATE, a SWITCH, ROUTES for the cellular uplink. While
+ * CA_FO_CAP_DISCONNECT holds, a wired uplink's watchdog never reboots the device for
+ * having no uplink (that is what the cap asked for). */
+void ca_failover_set_cap(CaFailover *self, CaFoCap cap);
+CaFoCap ca_failover_get_cap(const CaFailover *self);
+/* TRUE when uplink is cellular, carries the default route and the cap lets only the
+ * agent's own traffic through it (the adapter restricts its routes then). */
+gboolean ca_failover_is_restricted(const CaFailover *self, guint uplink);
+
 /* Decide at now; outputs are queued for ca_failover_pop(). wall_s for budget records. */
 void ca_failover_run(CaFailover *self, gint64 now, gint64 wall_s);
 /* Next queued output; FALSE when none. */

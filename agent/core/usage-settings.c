@@ -10,6 +10,12 @@ ca_usage_at_limit_to_string(CaUsageAtLimit action)
     switch (action) {
     case CA_USAGE_AT_LIMIT_ALERT:
         return "alert";
+    case CA_USAGE_AT_LIMIT_ESSENTIAL_ONLY:
+        return "essential-only";
+    case CA_USAGE_AT_LIMIT_DISCONNECT:
+        return "disconnect";
+    case CA_USAGE_AT_LIMIT_NEXT_UPLINK:
+        return "next-uplink";
     }
     g_assert_not_reached();
 }
@@ -72,6 +78,11 @@ plan_load(const CaConfig *config, const char *group)
     qsort(p->alerts, n, sizeof p->alerts[0], compare_uint);
     p->n_alerts = n;
     p->at_limit = CA_USAGE_AT_LIMIT_ALERT;
+    for (CaUsageAtLimit a = CA_USAGE_AT_LIMIT_ALERT; a <= CA_USAGE_AT_LIMIT_NEXT_UPLINK; a++) {
+        if (g_str_equal(ca_config_get_string(config, group, "at-limit"),
+                        ca_usage_at_limit_to_string(a)))
+            p->at_limit = a;
+    }
     p->model.overhead_per_packet = (guint) ca_config_get_int(config, group, "packet-overhead");
     p->model.session_round = (guint64) ca_config_get_int(config, group, "session-rounding-kb") * kb;
     return p;

@@ -12,10 +12,13 @@
 G_BEGIN_DECLS
 
 typedef enum {
-    CA_USAGE_AT_LIMIT_ALERT, /* events, SMS alert; traffic is not touched */
+    CA_USAGE_AT_LIMIT_ALERT,          /* events, SMS alert; traffic is not touched */
+    CA_USAGE_AT_LIMIT_ESSENTIAL_ONLY, /* and cellular carries only the agent's own traffic */
+    CA_USAGE_AT_LIMIT_DISCONNECT,     /* and the cellular connection is taken down */
+    CA_USAGE_AT_LIMIT_NEXT_UPLINK,    /* and any other uplink first, else essential-only */
 } CaUsageAtLimit;
 
-/* "alert". */
+/* "alert", "essential-only", "disconnect", "next-uplink" (the config's values). */
 const char *ca_usage_at_limit_to_string(CaUsageAtLimit action);
 
 #define CA_USAGE_MAX_ALERTS 8

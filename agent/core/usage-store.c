@@ -499,6 +499,20 @@ add_u64(cJSON *obj, const char *key, guint64 v)
     cJSON_AddNumberToObject(obj, key, (double) v);
 }
 
+gboolean
+ca_usage_store_action(const CaUsageStore *self, const char *iccid, const CaUsagePlan *plan,
+                      gint64 now_s, CaUsageAtLimit *out_action)
+{
+    const CaUsageSim *sim = iccid ? ca_usage_store_find_sim(self, iccid) : NULL;
+    const CaUsageCycle *c = sim ? &sim->cur : NULL;
+
+    if (!c || !plan || plan->limit_bytes == 0 || c->override_until > now_s ||
+        ca_usage_cycle_state(c, plan) != CA_USAGE_LIMIT)
+        return FALSE;
+    *out_action = plan->at_limit;
+    return TRUE;
+}
+
 cJSON *
 ca_usage_store_payload(const CaUsageStore *self, const char *iccid, const CaUsagePlan *plan,
                        gint64 now_s)

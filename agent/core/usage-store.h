@@ -113,6 +113,12 @@ gboolean ca_usage_store_adjust(CaUsageStore *self, const char *iccid, const CaUs
  * override). FALSE when the SIM has no record. */
 gboolean ca_usage_store_override(CaUsageStore *self, const char *iccid, gint64 until_s);
 
+/* The plan's at-limit action in force for SIM iccid at now_s: TRUE with *out_action when
+ * the SIM's current cycle is at its limit and no override lifts it; FALSE otherwise (no
+ * plan, no limit, below it, overridden, unknown SIM). */
+gboolean ca_usage_store_action(const CaUsageStore *self, const char *iccid, const CaUsagePlan *plan,
+                               gint64 now_s, CaUsageAtLimit *out_action);
+
 /* The <base>/usage payload for SIM iccid at now_s (iccid NULL or unknown: counts null). */
 cJSON *ca_usage_store_payload(const CaUsageStore *self, const char *iccid, const CaUsagePlan *plan,
                               gint64 now_s);

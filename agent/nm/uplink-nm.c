@@ -116,6 +116,7 @@ ca_uplink_rt_clear(CaUplinkRt *rt)
     g_clear_object(&rt->ac);
     g_clear_object(&rt->device);
     g_clear_pointer(&rt->applied_ac, g_free);
+    g_clear_pointer(&rt->applied_rules, g_free);
 }
 
 static NMRemoteConnection *

@@ -25,6 +25,7 @@ typedef struct {
     char *applied_ac;    /* active connection path our metric was applied to */
     guint32 applied_metric;
     gboolean reapplying, reapply_again;
+    char *applied_rules; /* the data cap's rules applied with it (uplink-cap.c), "" none */
 } CaUplinkRt;
 
 enum {
@@ -69,6 +70,12 @@ struct _CaUplink {
     /* Planned outage (ca_uplink_set_planned_outage), kept across policy rebuilds. */
     gboolean planned;
     gint64 planned_until; /* CLOCK_BOOTTIME ms */
+    /* Data cap (ca_uplink_set_cap), kept across policy rebuilds; the broker's addresses
+     * for its rules (uplink-cap.c). */
+    CaFoCap cap;
+    GPtrArray *cap_broker; /* char*: the broker's addresses */
+    gboolean cap_resolving;
+    gint64 cap_resolved_at; /* ca_uplink_now_ms(); 0 never */
     /* Watchdog steps carried out by agent.c: the uplink each one is for. */
     char *step_uplink[CA_WD_N_STEPS];
 
@@ -123,6 +130,13 @@ void ca_uplink_routes_queue_switch(CaUplink *self, const char *from, const char 
 /* Emit the pending "switched" if the kernel follows now (force: regardless). */
 void ca_uplink_routes_settle(CaUplink *self, gboolean force);
 void ca_uplink_routes_stop(CaUplink *self);
+
+/* uplink-cap.c */
+/* The data cap's routing rules uplink i needs now, as a key ("" when none): compared with
+ * rt->applied_rules, given to ca_uplink_cap_apply(). Resolves the broker when needed. */
+char *ca_uplink_cap_rules_key(CaUplink *self, guint i);
+/* Replace the data cap's rules in conn's IP settings with those of key. */
+void ca_uplink_cap_apply(NMConnection *conn, const char *key, gboolean *changed);
 
 /* uplink-watchdog.c */
 void ca_uplink_watchdog_run_step(CaUplink *self, guint i, CaWdStep step, const char *reason);

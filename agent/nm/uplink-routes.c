@@ -36,6 +36,7 @@ typedef struct {
     guint i;
     guint generation;
     guint32 metric;
+    char *rules; /* the data cap's rules (uplink-cap.c), "" none */
     char *ac_path;
     NMDevice *device;
 } ReapplyCtx;
@@ -44,6 +45,7 @@ static void
 reapply_ctx_free(ReapplyCtx *c)
 {
     g_free(c->ac_path);
+    g_free(c->rules);
     g_clear_object(&c->device);
     g_free(c);
 }
@@ -59,6 +61,16 @@ reapply_done(ReapplyCtx *c, gboolean ok)
         g_free(rt->applied_ac);
         rt->applied_ac = g_strdup(c->ac_path);
         rt->applied_metric = c->metric;
+        if (g_strcmp0(rt->applied_rules, c->rules) != 0) {
+            if (*c->rules)
+                ca_msg("%s: data cap: only the agent's own traffic through %s",
+                       self->fo_config->uplinks[c->i].name, nm_device_get_ip_iface(c->device));
+            else if (rt->applied_rules && *rt->applied_rules)
+                ca_msg("%s: data cap lifted: all traffic through %s again",
+                       self->fo_config->uplinks[c->i].name, nm_device_get_ip_iface(c->device));
+        }
+        g_free(rt->applied_rules);
+        rt->applied_rules = g_strdup(c->rules);
     }
     if (rt->reapply_again) {
         rt->reapply_again = FALSE;
@@ -128,6 +140,7 @@ applied_ready(GObject *source, GAsyncResult *result, gpointer user_data)
     }
     set_metric(nm_connection_get_setting_ip4_config(conn), c->metric, &changed);
     set_metric(nm_connection_get_setting_ip6_config(conn), c->metric, &changed);
+    ca_uplink_cap_apply(conn, c->rules, &changed);
     if (!changed) {
         reapply_done(c, TRUE);
         reapply_ctx_free(c);
@@ -144,13 +157,16 @@ ca_uplink_routes_ensure(CaUplink *self, guint i)
     ReapplyCtx *c;
     guint32 metric;
     const char *path;
+    g_autofree char *rules = NULL;
 
     if (!self->fo || ca_failover_get_active(self->fo) < 0 || !rt->ac || !rt->device ||
         nm_active_connection_get_state(rt->ac) != NM_ACTIVE_CONNECTION_STATE_ACTIVATED)
         return;
     metric = ca_failover_get_metric(self->fo, i);
+    rules = ca_uplink_cap_rules_key(self, i);
     path = nm_object_get_path(NM_OBJECT(rt->ac));
-    if (g_strcmp0(path, rt->applied_ac) == 0 && rt->applied_metric == metric)
+    if (g_strcmp0(path, rt->applied_ac) == 0 && rt->applied_metric == metric &&
+        g_strcmp0(rules, rt->applied_rules ? rt->applied_rules : "") == 0)
         return;
     if (rt->reapplying) {
         rt->reapply_again = TRUE;
@@ -162,6 +178,7 @@ ca_uplink_routes_ensure(CaUplink *self, guint i)
     c->i = i;
     c->generation = self->generation;
     c->metric = metric;
+    c->rules = g_steal_pointer(&rules);
     c->ac_path = g_strdup(path);
     c->device = g_object_ref(rt->device);
     nm_device_get_applied_connection_async(rt->device, 0, self->cancellable, applied_ready, c);

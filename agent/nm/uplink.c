@@ -451,6 +451,7 @@ build_policy(CaUplink *self)
         ca_uplink_watchdog_load(self);
     if (self->planned && now < self->planned_until)
         ca_failover_set_planned_outage(self->fo, TRUE, self->planned_until - now, now);
+    ca_failover_set_cap(self->fo, self->cap);
     ca_clear_source(&self->report_timer);
     if (self->fo_config->report_interval_ms > 0) {
         self->report_timer =
@@ -471,6 +472,7 @@ ca_uplink_init(CaUplink *self)
     self->usable = TRUE; /* nothing known yet: MQTT may try */
     self->prober = ca_prober_new();
     self->boot_id = read_boot_id();
+    self->cap_broker = g_ptr_array_new_with_free_func(g_free);
     ca_backoff_init(&self->retry_backoff, 1000, 60000, 20, NULL);
 }
 
@@ -525,6 +527,7 @@ ca_uplink_finalize(GObject *object)
     g_clear_pointer(&self->settings, ca_uplink_settings_free);
     g_clear_object(&self->cancellable);
     g_free(self->boot_id);
+    g_ptr_array_unref(self->cap_broker);
     g_free(self->state_path);
     g_free(self->modem_state);
     g_free(self->modem_registration);
@@ -657,6 +660,22 @@ ca_uplink_set_planned_outage(CaUplink *self, gboolean active, guint max_seconds)
     }
     if (self->fo)
         ca_failover_set_planned_outage(self->fo, active, (gint64) max_seconds * 1000, now);
+    ca_uplink_run_policy(self);
+}
+
+void
+ca_uplink_set_cap(CaUplink *self, CaFoCap cap)
+{
+    g_return_if_fail(CA_IS_UPLINK(self));
+    if (self->cap == cap)
+        return;
+    if (cap == CA_FO_CAP_NONE)
+        ca_msg("data cap on the cellular uplink lifted (was %s)", ca_fo_cap_to_string(self->cap));
+    else
+        ca_msg("data cap on the cellular uplink: %s", ca_fo_cap_to_string(cap));
+    self->cap = cap;
+    if (self->fo)
+        ca_failover_set_cap(self->fo, cap);
     ca_uplink_run_policy(self);
 }
 

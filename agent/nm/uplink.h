@@ -10,6 +10,7 @@
  * reboot out to agent/system). It never talks to ModemManager itself. */
 #pragma once
 #include "config.h"
+#include "failover.h"
 #include "watchdog.h"
 
 #include <cjson/cJSON.h>
@@ -48,6 +49,11 @@ void ca_uplink_set_modem_facts(CaUplink *self, const CaUplinkModemFacts *facts);
  * without an end they count again, so a hung operation cannot blind the watchdog. At the
  * end the uplink is judged as it is then, and probed at once. */
 void ca_uplink_set_planned_outage(CaUplink *self, gboolean active, guint max_seconds);
+/* A data cap on the cellular uplink, or none (the plan's at-limit action, docs/usage.md):
+ * essential-only restricts it to the agent's own traffic while it carries the default
+ * route, disconnect takes it down, next-uplink puts it last (and restricts it when it still
+ * carries the traffic). Kept across reloads. */
+void ca_uplink_set_cap(CaUplink *self, CaFoCap cap);
 /* The outcome of a watchdog step handed out by "modem-reset" or "system-step" (error NULL:
  * done); reported as the step's watchdog-result event. */
 void ca_uplink_step_done(CaUplink *self, CaWdStep step, const GError *error);

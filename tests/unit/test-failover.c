@@ -1708,11 +1708,142 @@ test_planned_wired_unaffected(void)
     g_assert_cmpint(active(s), ==, 1);
 }
 
+/*****************************************************************************/
+/* Data caps (the plan's at-limit action) */
+
+static const UpDef cellular_only[] = {{"cellular", 200, CA_ACTIVATE_ALWAYS, TRUE, 1}};
+
+/* disconnect: the cellular connection goes down and stays down, no watchdog step for it,
+ * no reboot although nothing is usable; lifted, it comes back. */
+static void
+test_cap_disconnect(void)
+{
+    g_autoptr(Sim) s = sim_start(cellular_only, 1, 1);
+    guint activations;
+
+    g_assert_cmpint(active(s), ==, 0);
+    ca_failover_set_cap(s->fo, CA_FO_CAP_DISCONNECT);
+    g_assert_cmpint(ca_failover_get_cap(s->fo), ==, CA_FO_CAP_DISCONNECT);
+    sim_until(s, s->now + 1);
+    g_assert_cmpuint(s->n_deactivate[0], ==, 1);
+    g_assert_cmpint(ca_failover_get_state(s->fo, 0), ==, CA_UPLINK_STATE_STANDBY);
+    g_assert_false(ca_failover_is_wanted(s->fo, 0));
+    g_assert_false(ca_failover_any_usable(s->fo));
+    g_assert_false(ca_failover_is_restricted(s->fo, 0));
+    activations = s->n_activate[0];
+    /* A day offline by choice: no activation, no watchdog step (no reboot either). */
+    sim_until(s, s->now + S(86400));
+    g_assert_cmpuint(s->n_activate[0], ==, activations);
+    g_assert_cmpuint(s->steps->len, ==, 0);
+    g_assert_cmpuint(s->n_deactivate[0], ==, 1);
+    /* The cycle ends: wanted again and activated. */
+    ca_failover_set_cap(s->fo, CA_FO_CAP_NONE);
+    sim_until_state(s, 0, CA_UPLINK_STATE_UP, S(120));
+    g_assert_cmpuint(s->n_activate[0], >, activations);
+    g_assert_cmpint(active(s), ==, 0);
+}
+
+/* With a wired uplink down as well, disconnect still never reboots the device. */
+static void
+test_cap_disconnect_no_reboot(void)
+{
+    static const UpDef defs[] = {{"cellular", 200, CA_ACTIVATE_ALWAYS, TRUE, 1},
+                                 {"wan", 10, CA_ACTIVATE_ALWAYS, FALSE, 1}};
+    g_autoptr(Sim) s = sim_start(defs, 2, 1);
+
+    s->path_ok[1] = FALSE;
+    ca_failover_set_cap(s->fo, CA_FO_CAP_DISCONNECT);
+    sim_until(s, s->now + S(6 * 3600));
+    for (guint k = 0; k < s->steps->len; k++) {
+        g_assert_cmpint(g_array_index(s->steps, StepRec, k).uplink, ==, 1);
+        g_assert_cmpint(g_array_index(s->steps, StepRec, k).step, !=, CA_WD_STEP_REBOOT);
+    }
+    g_assert_cmpuint(count_steps(s, 0), ==, 0);
+}
+
+/* essential-only: cellular keeps its place; restricted only while it carries the traffic. */
+static void
+test_cap_essential_only(void)
+{
+    g_autoptr(Sim) s = sim_start(cellular_first, 2, 1);
+    guint routes = s->n_routes, switches = s->switches->len;
+
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_false(ca_failover_is_restricted(s->fo, 0));
+    ca_failover_set_cap(s->fo, CA_FO_CAP_ESSENTIAL_ONLY);
+    g_assert_true(ca_failover_is_restricted(s->fo, 0));
+    g_assert_false(ca_failover_is_restricted(s->fo, 1));
+    g_assert_cmpuint(s->n_routes, ==, routes); /* queued: popped at the next run */
+    sim_until(s, s->now + S(600));
+    g_assert_cmpuint(s->n_routes, ==, routes + 1);
+    g_assert_cmpuint(s->switches->len, ==, switches); /* no switch, no deactivation */
+    g_assert_cmpuint(s->n_deactivate[0], ==, 0);
+    /* Cellular fails: wan carries the traffic, cellular is not restricted then. */
+    s->path_ok[0] = FALSE;
+    sim_until_state(s, 0, CA_UPLINK_STATE_DOWN, S(60));
+    g_assert_cmpint(active(s), ==, 1);
+    g_assert_false(ca_failover_is_restricted(s->fo, 0));
+    ca_failover_set_cap(s->fo, CA_FO_CAP_NONE);
+    g_assert_false(ca_failover_is_restricted(s->fo, 0));
+}
+
+/* next-uplink: a worse wired uplink takes the traffic at once (no hold-down); cellular
+ * is restricted only while nothing else is usable; lifted, cellular gets it back after the
+ * usual hold-down. */
+static void
+test_cap_next_uplink(void)
+{
+    g_autoptr(Sim) s = sim_start(cellular_first, 2, 1);
+    gint64 t_cap;
+
+    g_assert_cmpint(active(s), ==, 0);
+    t_cap = s->now;
+    ca_failover_set_cap(s->fo, CA_FO_CAP_NEXT_UPLINK);
+    sim_until(s, s->now + 1);
+    g_assert_cmpint(active(s), ==, 1);
+    g_assert_cmpint(last_switch(s)->kind, ==, CA_FO_SWITCH_FAILOVER);
+    g_assert_cmpint(last_switch(s)->t, <=, t_cap + 1);
+    g_assert_false(ca_failover_is_restricted(s->fo, 0));
+    g_assert_cmpuint(s->n_deactivate[0], ==, 0); /* stays up as the last resort */
+    /* wan fails: cellular carries the traffic again, restricted. */
+    s->path_ok[1] = FALSE;
+    sim_until_state(s, 1, CA_UPLINK_STATE_DOWN, S(60));
+    g_assert_cmpint(active(s), ==, 0);
+    g_assert_true(ca_failover_is_restricted(s->fo, 0));
+    /* wan recovers: back to it as soon as it is up (no hold-down for a demoted uplink). */
+    s->path_ok[1] = TRUE;
+    sim_until_state(s, 1, CA_UPLINK_STATE_UP, S(60));
+    sim_until(s, s->now + 1);
+    g_assert_cmpint(active(s), ==, 1);
+    /* Lifted: cellular is the better priority again, after its hold-down. */
+    ca_failover_set_cap(s->fo, CA_FO_CAP_NONE);
+    sim_until(s, s->now + S(120));
+    g_assert_cmpint(active(s), ==, 0);
+}
+
+static void
+test_cap_link_json(void)
+{
+    g_autoptr(Sim) s = sim_start(cellular_first, 2, 1);
+    g_autoptr(cJSON) none = ca_failover_link_json(s->fo, s->now, 0);
+    g_autoptr(cJSON) capped = NULL;
+
+    g_assert_true(cJSON_IsNull(cJSON_GetObjectItem(none, "cap")));
+    ca_failover_set_cap(s->fo, CA_FO_CAP_ESSENTIAL_ONLY);
+    capped = ca_failover_link_json(s->fo, s->now, 0);
+    g_assert_cmpstr(cJSON_GetStringValue(cJSON_GetObjectItem(capped, "cap")), ==, "essential-only");
+}
+
 int
 main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/failover/config/defaults", test_config_defaults);
+    g_test_add_func("/failover/cap/disconnect", test_cap_disconnect);
+    g_test_add_func("/failover/cap/disconnect-no-reboot", test_cap_disconnect_no_reboot);
+    g_test_add_func("/failover/cap/essential-only", test_cap_essential_only);
+    g_test_add_func("/failover/cap/next-uplink", test_cap_next_uplink);
+    g_test_add_func("/failover/cap/link-json", test_cap_link_json);
     g_test_add_func("/failover/config/uplinks", test_config_uplinks);
     g_test_add_func("/failover/config/invalid", test_config_invalid);
     for (gsize i = 0; i < G_N_ELEMENTS(spec_cases); i++) {

@@ -262,6 +262,7 @@ test_store_cycle_and_thresholds(void)
     const CaUsageSim *sim;
     g_autoptr(cJSON) payload = NULL;
     CaIfSample s = sample("usb0", 3, 0, 0, 0, 0);
+    CaUsageAtLimit action = CA_USAGE_AT_LIMIT_DISCONNECT;
 
     ca_usage_store_sample(st, ICCID_A, plan, tz, &s, now, ev);
     s = sample("usb0", 3, 4000, 900, 4, 1); /* 49 % */
@@ -280,8 +281,21 @@ test_store_cycle_and_thresholds(void)
     g_assert_cmpstr(cJSON_GetStringValue(cJSON_GetObjectItem(payload, "state")), ==, "warning");
     g_assert_cmpfloat(cJSON_GetNumberValue(cJSON_GetObjectItem(payload, "percent")), ==, 64.0);
     g_clear_pointer(&payload, cJSON_Delete);
+    g_assert_false(ca_usage_store_action(st, ICCID_A, plan, now + 3, &action)); /* below */
     s = sample("usb0", 3, 9500, 900, 7, 1); /* 104 %: 80 and the limit at once */
     ca_usage_store_sample(st, ICCID_A, plan, tz, &s, now + 4, ev);
+    /* The at-limit action is in force from the limit on. */
+    g_assert_true(ca_usage_store_action(st, ICCID_A, plan, now + 4, &action));
+    g_assert_cmpint(action, ==, CA_USAGE_AT_LIMIT_ALERT);
+    plan->at_limit = CA_USAGE_AT_LIMIT_ESSENTIAL_ONLY;
+    g_assert_true(ca_usage_store_action(st, ICCID_A, plan, now + 4, &action));
+    g_assert_cmpint(action, ==, CA_USAGE_AT_LIMIT_ESSENTIAL_ONLY);
+    g_assert_false(ca_usage_store_action(st, ICCID_B, plan, now + 4, &action)); /* other SIM */
+    payload = ca_usage_store_payload(st, ICCID_A, plan, now + 4);
+    g_assert_cmpstr(cJSON_GetStringValue(cJSON_GetObjectItem(payload, "action")), ==,
+                    "essential-only");
+    g_clear_pointer(&payload, cJSON_Delete);
+    plan->at_limit = CA_USAGE_AT_LIMIT_ALERT;
     g_assert_cmpuint(count_type(ev, "usage-threshold"), ==, 2);
     g_assert_cmpuint(count_type(ev, "usage-limit"), ==, 1);
     payload = ca_usage_store_payload(st, ICCID_A, plan, now + 4);
@@ -298,6 +312,8 @@ test_store_cycle_and_thresholds(void)
     g_assert_cmpstr(cJSON_GetStringValue(cJSON_GetObjectItem(payload, "action")), ==, "override");
     g_assert_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(payload, "override_until")));
     g_clear_pointer(&payload, cJSON_Delete);
+    g_assert_false(ca_usage_store_action(st, ICCID_A, plan, now + 5, &action));   /* lifted */
+    g_assert_true(ca_usage_store_action(st, ICCID_A, plan, now + 3600, &action)); /* over */
     /* Two days later, a new month: counting starts at 0, the old month is "previous". */
     ca_usage_store_touch(st, ICCID_A, plan, tz, utc("2027-01-01T00:00:00Z"), ev);
     g_assert_cmpuint(count_type(ev, "usage-cycle-reset"), ==, 1);
@@ -523,9 +539,9 @@ test_settings(void)
         load("[usage]\nsample-interval=2\ntimezone=Europe/Berlin\n"
              "[plan-a]\niccid=" ICCID_A "\nlimit-mb=2\nalerts=90;50;90\nunits=decimal\n"
              "session-rounding-kb=100\n"
-             "[plan-b]\niccid=892540*\ncycle=weekly\ncycle-start-day=7\n"
-             "[plan-c]\niccid=89254029*\n"
-             "[plan-z]\nlimit-mb=1\n",
+             "[plan-b]\niccid=892540*\ncycle=weekly\ncycle-start-day=7\nat-limit=disconnect\n"
+             "[plan-c]\niccid=89254029*\nat-limit=essential-only\n"
+             "[plan-z]\nlimit-mb=1\nat-limit=next-uplink\n",
              &error);
     CaUsageSettings s, s2;
     const CaUsagePlan *p;
@@ -553,6 +569,14 @@ test_settings(void)
     g_assert_cmpstr(ca_usage_settings_find_plan(&s, NULL)->name, ==, "z");
     g_assert_cmpuint(ca_usage_settings_find_plan(&s, "8944000000000000000")->limit_bytes, ==,
                      1048576);
+    g_assert_cmpint(ca_usage_settings_find_plan(&s, ICCID_A)->at_limit, ==,
+                    CA_USAGE_AT_LIMIT_ALERT);
+    g_assert_cmpint(ca_usage_settings_find_plan(&s, "8925401111111111111")->at_limit, ==,
+                    CA_USAGE_AT_LIMIT_DISCONNECT);
+    g_assert_cmpint(ca_usage_settings_find_plan(&s, ICCID_B)->at_limit, ==,
+                    CA_USAGE_AT_LIMIT_ESSENTIAL_ONLY);
+    g_assert_cmpint(ca_usage_settings_find_plan(&s, NULL)->at_limit, ==,
+                    CA_USAGE_AT_LIMIT_NEXT_UPLINK);
     tz = ca_usage_settings_get_tz(&s);
     g_assert_cmpstr(g_time_zone_get_identifier(tz), ==, "Europe/Berlin");
     ca_usage_settings_clear(&s2);
@@ -584,7 +608,7 @@ test_settings_invalid(void)
         {"[plan-x]\niccid=12345\n", "[plan-x] iccid: "},
         {"[plan-x]\nalerts=80;0\n", "[plan-x] alerts: "},
         {"[plan-x]\nalerts=101\n", "[plan-x] alerts: "},
-        {"[plan-x]\nat-limit=disconnect\n", "[plan-x] at-limit: "},
+        {"[plan-x]\nat-limit=throttle\n", "[plan-x] at-limit: "},
         {"[plan-x]\ncycle=yearly\n", "[plan-x] cycle: "},
         {"[usage]\ntimezone=Mars/Olympus\n", "[usage] timezone: "},
         {"[usage]\nsave-interval=1\n", "[usage] save-interval: "},
