@@ -2,6 +2,7 @@
 #include "diag-format.h"
 
 #include "autocleanups.h"
+#include "modem-facts.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>
@@ -168,10 +169,56 @@ learn_personal(CaRedactor *r, GVariant *v)
     }
 }
 
+#define MM_MODEM_IFACE "org.freedesktop.ModemManager1.Modem"
+
+/* ModemManager's numbers named as mmcli names them: "State: 11 (connected)". NULL for
+ * other properties and unknown values. */
+static char *
+enum_meaning(const char *iface, const char *name, GVariant *value)
+{
+    static const char *const power_names[] = {"unknown", "off", "low", "on"};
+    const char *s = NULL;
+
+    if (g_str_equal(iface, MM_MODEM_IFACE) && g_str_equal(name, "State") &&
+        g_variant_is_of_type(value, G_VARIANT_TYPE_INT32))
+        s = ca_mm_modem_state_to_string((MMModemState) g_variant_get_int32(value));
+    if (!g_variant_is_of_type(value, G_VARIANT_TYPE_UINT32))
+        return g_strdup(s);
+    if (g_str_equal(iface, MM_MODEM_IFACE) && g_str_equal(name, "StateFailedReason"))
+        s = ca_mm_failed_reason_to_string((MMModemStateFailedReason) g_variant_get_uint32(value));
+    else if (g_str_equal(iface, MM_MODEM_IFACE) && g_str_equal(name, "UnlockRequired"))
+        s = ca_mm_lock_to_string((MMModemLock) g_variant_get_uint32(value));
+    else if (g_str_equal(iface, MM_MODEM_IFACE) && g_str_equal(name, "PowerState") &&
+             g_variant_get_uint32(value) < G_N_ELEMENTS(power_names))
+        s = power_names[g_variant_get_uint32(value)];
+    else if (g_str_equal(iface, MM_MODEM_IFACE ".Modem3gpp") &&
+             g_str_equal(name, "RegistrationState"))
+        s = ca_mm_registration_to_string(
+            (MMModem3gppRegistrationState) g_variant_get_uint32(value));
+    else if (g_str_equal(iface, MM_MODEM_IFACE) && g_str_equal(name, "AccessTechnologies")) {
+        guint32 flags = g_variant_get_uint32(value);
+        GString *names = g_string_new(NULL);
+
+        for (guint bit = 0; bit < 32; bit++) {
+            const char *one =
+                (flags & (1u << bit))
+                    ? ca_mm_access_tech_flag_to_string((MMModemAccessTechnology) (1u << bit))
+                    : NULL;
+            if (one)
+                g_string_append_printf(names, "%s%s", names->len ? "," : "", one);
+        }
+        if (names->len == 0 && flags == MM_MODEM_ACCESS_TECHNOLOGY_UNKNOWN)
+            g_string_append(names, "unknown");
+        return g_string_free(names, names->len == 0);
+    }
+    return g_strdup(s);
+}
+
 static void
 format_property(GString *out, const char *iface, const char *name, GVariant *value, CaRedactor *r)
 {
     g_autofree char *text = NULL;
+    g_autofree char *meaning = NULL;
 
     if (ca_diag_property_is_personal(iface, name)) {
         learn_personal(r, value);
@@ -187,7 +234,11 @@ format_property(GString *out, const char *iface, const char *name, GVariant *val
         return;
     }
     text = g_variant_print(value, FALSE);
-    g_string_append_printf(out, "    %s: %s\n", name, text);
+    meaning = enum_meaning(iface, name, value);
+    if (meaning)
+        g_string_append_printf(out, "    %s: %s (%s)\n", name, text, meaning);
+    else
+        g_string_append_printf(out, "    %s: %s\n", name, text);
 }
 
 void

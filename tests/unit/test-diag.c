@@ -147,6 +147,32 @@ test_format_object(void)
     g_assert_false(ca_diag_property_is_personal("org.freedesktop.NetworkManager", "Imsi"));
 }
 
+/* ModemManager's enums carry their names (as mmcli shows them); other numbers do not. */
+static void
+test_format_object_enums(void)
+{
+    g_autoptr(CaRedactor) r = ca_redactor_new(FALSE);
+    g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_new_parsed(
+        "{'org.freedesktop.ModemManager1.Modem': {'State': <int32 11>, "
+        "'StateFailedReason': <uint32 2>, 'UnlockRequired': <uint32 2>, "
+        "'PowerState': <uint32 3>, 'AccessTechnologies': <uint32 16416>, "
+        "'SignalQuality': <(uint32 80, true)>, 'MaxBearers': <uint32 1>}, "
+        "'org.freedesktop.ModemManager1.Modem.Modem3gpp': {'RegistrationState': <uint32 5>}, "
+        "'org.freedesktop.ModemManager1.Bearer': {'State': <int32 11>}}"));
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    ca_diag_format_object(out, "/org/freedesktop/ModemManager1/Modem/0", v, r);
+    g_assert_nonnull(strstr(out->str, "    State: 11 (connected)\n"));
+    g_assert_nonnull(strstr(out->str, "    StateFailedReason: 2 (sim-missing)\n"));
+    g_assert_nonnull(strstr(out->str, "    UnlockRequired: 2 (sim-pin)\n"));
+    g_assert_nonnull(strstr(out->str, "    PowerState: 3 (on)\n"));
+    /* 16416 = UMTS (1 << 5) | LTE (1 << 14) */
+    g_assert_nonnull(strstr(out->str, "    AccessTechnologies: 16416 (umts,lte)\n"));
+    g_assert_nonnull(strstr(out->str, "    RegistrationState: 5 (roaming)\n"));
+    g_assert_nonnull(strstr(out->str, "    MaxBearers: 1\n"));
+    g_assert_nonnull(strstr(out->str, "    State: 11\n")); /* the bearer's is not a modem state */
+}
+
 static void
 test_format_object_personal_kept(void)
 {
@@ -258,6 +284,7 @@ main(int argc, char **argv)
     g_test_add_func("/diag/tar", test_tar);
     g_test_add_func("/diag/redactor", test_redactor);
     g_test_add_func("/diag/format-object", test_format_object);
+    g_test_add_func("/diag/format-object-enums", test_format_object_enums);
     g_test_add_func("/diag/format-object/personal-kept", test_format_object_personal_kept);
     g_test_add_func("/diag/format-settings", test_format_settings);
     g_test_add_func("/diag/since", test_since);
