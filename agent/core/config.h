@@ -3,6 +3,7 @@
  * validation, --check-config output and the generated documentation.
  * Owns: parsing and validating files. Does not own: applying settings (modules do). */
 #pragma once
+#include <cjson/cJSON.h>
 #include <glib.h>
 
 typedef struct _CaConfig CaConfig;
@@ -87,6 +88,9 @@ gboolean ca_config_group_equal(const CaConfig *a, const CaConfig *b, const char 
 
 /* The effective settings as INI text, secrets masked (for --check-config). */
 char *ca_config_dump(const CaConfig *config);
+/* The effective settings as JSON for cmd/config-get: {GROUP:{KEY:{"value":TEXT,"source":
+ * "FILE:LINE" | LAYER | "default"}}}, secrets masked; a cJSON (the caller owns it). */
+cJSON *ca_config_sources_json(const CaConfig *config);
 /* Documentation generated from the table: a Markdown table and an example file. */
 char *ca_config_reference_markdown(void);
 char *ca_config_reference_ini(void);
