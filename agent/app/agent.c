@@ -782,6 +782,8 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
 
     g_task_set_source_tag(task, ca_agent_shutdown_async);
     g_cancellable_cancel(self->cancellable);
+    /* No trial ends during the stop (its marker stays: the next start rolls it back). */
+    ca_agent_unwire_rconf(self);
     ca_agent_stop_status(self);
     if (self->sms)
         ca_sms_stop(self->sms);
