@@ -119,11 +119,15 @@ class RemoteConfigLab(unittest.TestCase):
 
     def test_cut_off_rolled_back(self):
         self.cut_off(1)
-        self.assertRegex(self.agent.log_text(), r"rolling NetworkManager back to checkpoint "
-                                                r"/org/freedesktop/NetworkManager/Checkpoint/\d+")
+        log = self.agent.log_text()
+        self.assertRegex(log, r"rolling NetworkManager back to checkpoint "
+                              r"/org/freedesktop/NetworkManager/Checkpoint/\d+")
+        self.assertNotIn("NetworkManager checkpoint rollback:", log)  # it succeeded
 
     def test_networkmanager_restart_during_trial(self):
         self.cut_off(2, during=lab.nm.restart)
+        # The checkpoint was gone with the old NetworkManager; the agent's rollback did it.
+        self.assertIn("NetworkManager checkpoint rollback:", self.agent.log_text())
 
 
 if __name__ == "__main__":
