@@ -9,7 +9,8 @@
   document) are rejected with errors naming the group and key, and change nothing;
 - a change to a broker port that does not answer is rolled back within confirm_within plus
   a few seconds, and the device is online again;
-- SIGKILL during a pending change: the next start rolls it back and reports it."""
+- SIGKILL during a pending change: the next start rolls it back and reports it;
+- a flood of versions is spaced: one reload, the newest document."""
 # ctest: name=test-remote-config-mqtt labels=integration;mqtt timeout=180
 import json
 import os
@@ -139,6 +140,16 @@ def test():
     desired({"version": 7, "groups": {"telemetry": {"interval": 600}}})
     wait_report(7, "applied")
     assert config_get("g5")["config"]["telemetry"]["interval"]["value"] == "600"
+
+    # A flood of versions is no reload loop: one change every 5 s, only the newest waits.
+    n = reloads()
+    for v in range(8, 13):
+        desired({"version": v, "groups": {"telemetry": {"interval": 600 + v}}})
+    wait_report(12, "applied", timeout=20)
+    assert reloads() == n + 1, (n, reloads())
+    assert not [m for m in reported.matching(f"{BASE}/config/reported")
+                if m["json"] and m["json"].get("version") in (8, 9, 10, 11)]
+    assert config_get("g6")["config"]["telemetry"]["interval"]["value"] == "612"
     rc, _ = agent.stop()
     assert rc == 0
 
