@@ -22,8 +22,10 @@ dump_group(const CaConfig *c, GString *out, const char *table_group, const char 
             continue;
         g_string_append_printf(out, "%s=%s", k->key,
                                (k->flags & CA_KEY_FLAG_SECRET) && *v->text ? "********" : v->text);
-        if (v->file)
+        if (v->file && v->line > 0)
             g_string_append_printf(out, "    # %s:%d\n", v->file, v->line);
+        else if (v->file)
+            g_string_append_printf(out, "    # %s\n", v->file);
         else
             g_string_append(out, "    # default\n");
     }

@@ -260,6 +260,11 @@ test_layered_load(Fixture *f, gconstpointer data)
     g_assert_cmpint(line, ==, 2);
     g_assert_true(ca_config_get_source(c, "mqtt", "keepalive", &file, &line));
     g_assert_null(file);
+    /* --check-config names the layer (no line: generated text). */
+    {
+        g_autofree char *dump = ca_config_dump(c);
+        g_assert_nonnull(strstr(dump, "interval=300    # remote version 7\n"));
+    }
 
     /* The same validator as --check-config, naming the layer, the group and the key. */
     bad = ca_config_load_layered(f->conf, "remote version 9", BAD, strlen(BAD), &error);
