@@ -135,6 +135,8 @@ void ca_agent_reload_rconf(CaAgent *self);
 void ca_agent_rconf_checkpoint_created(CaAgent *self, const char *path, const GError *error);
 /* The rollback asked for by ca_agent_rconf_checkpoint_rollback finished (error: how not). */
 void ca_agent_rconf_checkpoint_rolled_back(CaAgent *self, const GError *error);
+/* The uplink in use changed (a network change on trial waits for the network to settle). */
+void ca_agent_rconf_uplink_switched(CaAgent *self);
 /* agent-uplink.c: NetworkManager checkpoints of every device for remote configuration. Each
  * answers through the functions above, never before returning. */
 void ca_agent_rconf_checkpoint_create(CaAgent *self, guint rollback_timeout_s);

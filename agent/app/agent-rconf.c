@@ -19,9 +19,14 @@
 /* Documents are handled at most this often (seconds): a backend publishing versions in a
  * loop gets one reload per interval, the newest document waiting in between. */
 #define MIN_SPACING_S 5
-/* A network change settles this long (at most a third of confirm_within) before the broker
- * is tried over a new connection. */
+/* A network change is tried late in its window: the failover reacts to it (hold-down,
+ * failback, NetworkManager autoconnecting after a restart) for a while, and a broker reached
+ * during such a transient must not confirm it. The broker is tried over a new connection
+ * once confirm_within minus a margin (a quarter of it, 10 to 30 s, at most half) has
+ * passed, and again NETWORK_SETTLE_S after every uplink switch. */
 #define NETWORK_SETTLE_S 10
+#define MARGIN_MIN_S     10
+#define MARGIN_MAX_S     30
 /* NetworkManager rolls its checkpoint back by itself this long after our own deadline, if
  * the agent is gone by then. */
 #define CHECKPOINT_MARGIN_S 30
@@ -49,6 +54,8 @@ struct _CaAgentRconf {
     char *rollback_reason;
     GSource *deadline;     /* owned: confirm_within from the apply */
     GSource *settle;       /* owned: RCONF_SETTLING */
+    gint64 settle_until;   /* monotonic us: when RCONF_SETTLING ends */
+    gint64 deadline_at;    /* monotonic us: when the deadline fires */
     GCancellable *confirm; /* the pending report's publish */
 
     /* Documents */
@@ -287,8 +294,7 @@ settle_cb(gpointer user_data)
 
     ca_clear_source(&r->settle);
     /* A new connection over whatever route the change left. */
-    if (!r->mqtt_changed)
-        ca_mqtt_reconnect_now(r->agent->mqtt);
+    ca_mqtt_reconnect_now(r->agent->mqtt);
     enter_state(r, RCONF_CONFIRMING);
     return G_SOURCE_REMOVE;
 }
@@ -331,8 +337,9 @@ enter_state(CaAgentRconf *r, RconfState state)
     case RCONF_CHECKPOINTING:
         break;
     case RCONF_SETTLING:
-        r->settle = g_timeout_source_new_seconds(
-            (guint) MIN(NETWORK_SETTLE_S, r->pending.confirm_within / 3));
+        ca_clear_source(&r->settle);
+        r->settle =
+            g_timeout_source_new((guint) MAX(0, (r->settle_until - g_get_monotonic_time()) / 1000));
         g_source_set_callback(r->settle, settle_cb, r, NULL);
         g_source_attach(r->settle, NULL);
         break;
@@ -372,6 +379,13 @@ apply(CaAgentRconf *r)
     r->deadline = g_timeout_source_new_seconds((guint) r->pending.confirm_within);
     g_source_set_callback(r->deadline, deadline_cb, r, NULL);
     g_source_attach(r->deadline, NULL);
+    r->deadline_at = g_get_monotonic_time() + r->pending.confirm_within * G_USEC_PER_SEC;
+    {
+        gint64 cw = r->pending.confirm_within;
+        gint64 margin = MIN(MIN(MAX(cw / 4, MARGIN_MIN_S), MARGIN_MAX_S), cw / 2);
+
+        r->settle_until = g_get_monotonic_time() + (cw - margin) * G_USEC_PER_SEC;
+    }
     if (!reload(r, &error)) {
         g_autofree char *reason = g_strdup_printf("the reload failed: %s", error->message);
         rollback(r, reason);
@@ -413,6 +427,32 @@ ca_agent_rconf_checkpoint_rolled_back(CaAgent *self, const GError *error)
         ca_warn("NetworkManager checkpoint rollback: %s", error->message);
     g_clear_pointer(&r->pending.checkpoint, g_free);
     finish_rollback(r);
+}
+
+/* The failover switched uplinks: a network change on trial is tried again only once the
+ * network has been quiet for NETWORK_SETTLE_S (within the deadline). */
+void
+ca_agent_rconf_uplink_switched(CaAgent *self)
+{
+    CaAgentRconf *r = self->rconf;
+    gint64 until;
+
+    if (!r || !r->network || (r->state != RCONF_SETTLING && r->state != RCONF_CONFIRMING))
+        return;
+    until = MIN(g_get_monotonic_time() + NETWORK_SETTLE_S * G_USEC_PER_SEC,
+                r->deadline_at - 2 * G_USEC_PER_SEC);
+    if (r->state == RCONF_SETTLING && until <= r->settle_until)
+        return;
+    ca_info("uplinks switched during the trial of version %" G_GINT64_FORMAT
+            ": trying the broker again once they settle",
+            r->pending.version);
+    r->settle_until = MAX(until, g_get_monotonic_time());
+    if (r->confirm) {
+        /* An acknowledgement over the route just left proves nothing. */
+        g_cancellable_cancel(r->confirm);
+        g_clear_object(&r->confirm);
+    }
+    enter_state(r, RCONF_SETTLING);
 }
 
 /*****************************************************************************/

@@ -55,6 +55,7 @@ uplink_switched_cb(CaUplink *uplink, const char *from, const char *to, const cha
         self->last_switch = g_get_monotonic_time();
         ca_mqtt_reconnect_now(self->mqtt);
     }
+    ca_agent_rconf_uplink_switched(self);
 }
 
 static void

@@ -124,6 +124,28 @@ class RemoteConfigLab(unittest.TestCase):
                               r"/org/freedesktop/NetworkManager/Checkpoint/\d+")
         self.assertNotIn("NetworkManager checkpoint rollback:", log)  # it succeeded
 
+    def test_network_change_confirmed(self):
+        """A change to the uplinks that keeps the broker reachable is confirmed late in its
+        window, and its checkpoint destroyed (NetworkManager keeps nothing)."""
+        t0 = time.monotonic()
+        broker.publish(BASE + "/config/desired",
+                       json.dumps({"version": 3, "groups": {"uplink-wan2": {"priority": 15}},
+                                   "confirm_within": CONFIRM}), retain=True)
+        r = self.report(3, "applied", CONFIRM + 15)
+        took = time.monotonic() - t0
+        print("version 3 confirmed after %.1f s (confirm_within %d s)" % (took, CONFIRM))
+        self.assertGreaterEqual(took, CONFIRM - 10 - 1, "a network change confirmed too early")
+        self.assertTrue(r["hash"].startswith("sha256:"))
+        log = self.agent.log_text()
+        self.assertIn("NetworkManager checkpoint taken", log)
+        self.assertNotIn("destroying NetworkManager checkpoint", log)  # destroyed without error
+        self.assertTrue(self.uplink1_active())
+        out = ct.run(["gdbus", "call", "--system", "--dest", "org.freedesktop.NetworkManager",
+                      "--object-path", "/org/freedesktop/NetworkManager", "--method",
+                      "org.freedesktop.DBus.Properties.Get", "org.freedesktop.NetworkManager",
+                      "Checkpoints"], env=lab.env).stdout
+        self.assertNotIn("Checkpoint/", out)
+
     def test_networkmanager_restart_during_trial(self):
         self.cut_off(2, during=lab.nm.restart)
         # The checkpoint was gone with the old NetworkManager; the agent's rollback did it.
