@@ -29,6 +29,7 @@
 #define STATUS_REFRESH_S 30
 
 typedef struct _CaAgentUsage CaAgentUsage;
+typedef struct _CaAgentRconf CaAgentRconf;
 
 struct _CaAgent {
     CaConfig *config;    /* handed to the modules, which load their own settings */
@@ -49,6 +50,10 @@ struct _CaAgent {
     CaRemote *remote;
     CaAgentReloadFunc reload_func; /* from main: what SIGHUP does */
     gpointer reload_data;
+    char *config_path; /* from main: the files a remote layer is validated with */
+
+    /* Remote configuration (agent-rconf.c) */
+    CaAgentRconf *rconf;
     GSource *mqtt_reconnect_idle; /* owned */
 
     /* Modem and telemetry (wire_modem) */
@@ -123,6 +128,22 @@ void ca_agent_usage_feed_telemetry(CaAgent *self);
 gboolean ca_agent_usage_get_session(CaAgent *self, guint64 *out_rx, guint64 *out_tx);
 /* The usage payload now, NULL before the SIM is known or when not counting (caller frees). */
 cJSON *ca_agent_usage_json(CaAgent *self);
+/* agent-rconf.c */
+void ca_agent_wire_rconf(CaAgent *self);
+void ca_agent_unwire_rconf(CaAgent *self);
+void ca_agent_reload_rconf(CaAgent *self);
+/* The checkpoint asked for by ca_agent_rconf_checkpoint_create: its path ("" when
+ * NetworkManager is not running: none needed), or NULL and why. */
+void ca_agent_rconf_checkpoint_created(CaAgent *self, const char *path, const GError *error);
+/* The rollback asked for by ca_agent_rconf_checkpoint_rollback finished (error: how not). */
+void ca_agent_rconf_checkpoint_rolled_back(CaAgent *self, const GError *error);
+/* The uplink in use changed (a network change on trial waits for the network to settle). */
+void ca_agent_rconf_uplink_switched(CaAgent *self);
+/* agent-uplink.c: NetworkManager checkpoints of every device for remote configuration. Each
+ * answers through the functions above, never before returning. */
+void ca_agent_rconf_checkpoint_create(CaAgent *self, guint rollback_timeout_s);
+void ca_agent_rconf_checkpoint_rollback(CaAgent *self, const char *path);
+void ca_agent_rconf_checkpoint_destroy(CaAgent *self, const char *path);
 /* agent-status.c */
 void ca_agent_wire_status(CaAgent *self);
 void ca_agent_unwire_status(CaAgent *self);

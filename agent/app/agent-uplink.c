@@ -55,6 +55,7 @@ uplink_switched_cb(CaUplink *uplink, const char *from, const char *to, const cha
         self->last_switch = g_get_monotonic_time();
         ca_mqtt_reconnect_now(self->mqtt);
     }
+    ca_agent_rconf_uplink_switched(self);
 }
 
 static void
@@ -261,4 +262,54 @@ ca_agent_uplink_stop_ready(GObject *source, GAsyncResult *result, gpointer user_
 {
     ca_uplink_shutdown_finish(CA_UPLINK(source), result, NULL);
     ca_agent_shutdown_step_done(user_data);
+}
+
+/*****************************************************************************/
+/* NetworkManager checkpoints for remote configuration (agent-rconf.c) */
+
+static void
+checkpoint_created(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = ca_uplink_checkpoint_create_finish(CA_UPLINK(source), result, &error);
+
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return; /* stopping: self may be gone */
+    if (!path && !error)
+        ca_msg("NetworkManager is not running: no checkpoint, the agent's own rollback only");
+    if (path || !error)
+        ca_agent_rconf_checkpoint_created(self, path ? path : "", NULL);
+    else
+        ca_agent_rconf_checkpoint_created(self, NULL, error);
+}
+
+void
+ca_agent_rconf_checkpoint_create(CaAgent *self, guint rollback_timeout_s)
+{
+    ca_uplink_checkpoint_create_async(self->uplink, rollback_timeout_s, checkpoint_created, self);
+}
+
+static void
+checkpoint_rolled_back(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+    CaAgent *self = user_data;
+    g_autoptr(GError) error = NULL;
+
+    if (!ca_uplink_checkpoint_rollback_finish(CA_UPLINK(source), result, &error) &&
+        g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return; /* stopping: self may be gone */
+    ca_agent_rconf_checkpoint_rolled_back(self, error);
+}
+
+void
+ca_agent_rconf_checkpoint_rollback(CaAgent *self, const char *path)
+{
+    ca_uplink_checkpoint_rollback_async(self->uplink, path, checkpoint_rolled_back, self);
+}
+
+void
+ca_agent_rconf_checkpoint_destroy(CaAgent *self, const char *path)
+{
+    ca_uplink_checkpoint_destroy(self->uplink, path);
 }

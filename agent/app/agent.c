@@ -666,6 +666,13 @@ unwire_remote(CaAgent *self)
 }
 
 void
+ca_agent_set_config_path(CaAgent *self, const char *path)
+{
+    g_free(self->config_path);
+    self->config_path = g_strdup(path);
+}
+
+void
 ca_agent_set_reload_func(CaAgent *self, CaAgentReloadFunc func, gpointer user_data)
 {
     self->reload_func = func;
@@ -693,6 +700,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     ca_agent_wire_uplink(self);
     wire_remote(self);
     ca_agent_wire_usage(self);
+    ca_agent_wire_rconf(self);
     return self;
 }
 
@@ -702,6 +710,7 @@ ca_agent_free(CaAgent *self)
     if (!self)
         return;
     g_cancellable_cancel(self->cancellable);
+    ca_agent_unwire_rconf(self);
     ca_agent_unwire_usage(self);
     unwire_remote(self);
     ca_agent_unwire_uplink(self);
@@ -714,6 +723,7 @@ ca_agent_free(CaAgent *self)
     g_clear_object(&self->cancellable);
     ca_agent_settings_clear(&self->set);
     ca_config_unref(self->config);
+    g_free(self->config_path);
     g_free(self);
 }
 
@@ -759,6 +769,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     ca_remote_set_config(self->remote, config);
     ca_agent_reload_usage(self);
     ca_agent_reload_status(self, old_set.runtime_dir);
+    ca_agent_reload_rconf(self);
     ca_msg("configuration reloaded");
     ca_agent_settings_clear(&old_set);
     ca_config_unref(old);
@@ -771,6 +782,8 @@ ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer us
 
     g_task_set_source_tag(task, ca_agent_shutdown_async);
     g_cancellable_cancel(self->cancellable);
+    /* No trial ends during the stop (its marker stays: the next start rolls it back). */
+    ca_agent_unwire_rconf(self);
     ca_agent_stop_status(self);
     if (self->sms)
         ca_sms_stop(self->sms);

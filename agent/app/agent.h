@@ -22,6 +22,8 @@ void ca_agent_reload(CaAgent *self, CaConfig *config);
 typedef gboolean (*CaAgentReloadFunc)(GError **error, gpointer user_data);
 /* Let cmd/reload do what SIGHUP does. */
 void ca_agent_set_reload_func(CaAgent *self, CaAgentReloadFunc func, gpointer user_data);
+/* The config file main loaded (NULL: the default), for validating remote layers with it. */
+void ca_agent_set_config_path(CaAgent *self, const char *path);
 /* Clean stop: publish offline, disconnect, release daemons. Completes once every
  * module is quiet; the caller bounds it with its own deadline. */
 void ca_agent_shutdown_async(CaAgent *self, GAsyncReadyCallback callback, gpointer user_data);

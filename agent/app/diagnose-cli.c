@@ -5,6 +5,7 @@
 #include "config.h"
 #include "diag-format.h"
 #include "diagnose.h"
+#include "remote-layer.h"
 #include "status-cli.h"
 
 #include <errno.h>
@@ -73,7 +74,8 @@ ca_diagnose_cli_run(const char *config_path, const char *output, const char *sin
                     gboolean personal)
 {
     g_autoptr(GError) error = NULL;
-    g_autoptr(CaConfig) config = ca_config_load(config_path, &error);
+    /* With the remote layer, as the agent runs it (a trial is not rolled back here). */
+    g_autoptr(CaConfig) config = ca_remote_layer_load_config(config_path, FALSE, &error);
     g_autofree char *config_error = NULL, *dir = NULL, *why = NULL, *path = NULL;
     g_autoptr(cJSON) status = NULL;
     CaDiagnoseOptions opts = {0};

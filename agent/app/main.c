@@ -6,6 +6,7 @@
 #include "config.h"
 #include "diagnose-cli.h"
 #include "log.h"
+#include "remote-layer.h"
 #include "sd-notify.h"
 #include "status-cli.h"
 #include "version.h"
@@ -57,7 +58,7 @@ reload_config(GError **error, gpointer user_data)
     gboolean ok;
 
     ca_notify_reloading(gl.notify);
-    config = ca_config_load(gl.config_path, error);
+    config = ca_remote_layer_load_config(gl.config_path, FALSE, error);
     ok = config != NULL;
     if (ok) {
         log_warnings(config);
@@ -199,7 +200,8 @@ main(int argc, char **argv)
     gl.config_path = config_path;
     ca_log_init(CA_LOG_INFO, personal);
 
-    gl.config = ca_config_load(config_path, &error);
+    /* The start rolls back a remote change left on trial (docs/remote-config.md). */
+    gl.config = ca_remote_layer_load_config(config_path, !check_config, &error);
     if (check_config) {
         g_autofree char *dump = NULL;
 
@@ -233,6 +235,7 @@ main(int argc, char **argv)
     gl.notify = ca_notify_new();
     gl.agent = ca_agent_new(gl.config, gl.notify);
     ca_agent_set_reload_func(gl.agent, reload_config, NULL);
+    ca_agent_set_config_path(gl.agent, config_path);
     g_unix_signal_add(SIGTERM, sigterm_cb, (gpointer) "SIGTERM");
     g_unix_signal_add(SIGINT, sigterm_cb, (gpointer) "SIGINT");
     g_unix_signal_add(SIGHUP, sighup_cb, NULL);

@@ -42,6 +42,10 @@ static const CaCommandInfo table[] = {
      "Send a support bundle (tar.gz, no journal) in base64 chunks on "
      "<base>/diagnose/<bundle>/<n>; result {\"bundle\",\"size\",\"chunks\",\"sha256\",...}; "
      "at most one an hour unless forced"},
+    {"config-get", FALSE, "",
+     "The effective configuration, each key with its value and source (file:line, remote "
+     "version N, default), secrets masked, and the remote configuration's state "
+     "(docs/remote-config.md)"},
     {NULL},
 };
 

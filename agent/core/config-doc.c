@@ -3,6 +3,7 @@
  * config/cellagent.conf; scripts/update-config-docs). */
 #include "config-private.h"
 
+#include <cjson/cJSON.h>
 #include <string.h>
 
 static void
@@ -21,8 +22,10 @@ dump_group(const CaConfig *c, GString *out, const char *table_group, const char 
             continue;
         g_string_append_printf(out, "%s=%s", k->key,
                                (k->flags & CA_KEY_FLAG_SECRET) && *v->text ? "********" : v->text);
-        if (v->file)
+        if (v->file && v->line > 0)
             g_string_append_printf(out, "    # %s:%d\n", v->file, v->line);
+        else if (v->file)
+            g_string_append_printf(out, "    # %s\n", v->file);
         else
             g_string_append(out, "    # default\n");
     }
@@ -49,6 +52,58 @@ ca_config_dump(const CaConfig *config)
         }
     }
     return g_string_free(out, FALSE);
+}
+
+static void
+sources_group(const CaConfig *c, cJSON *out, const char *table_group, const char *group)
+{
+    cJSON *g = cJSON_AddObjectToObject(out, group);
+
+    for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
+        g_autofree char *vk = NULL;
+        g_autofree char *source = NULL;
+        const Value *v;
+        cJSON *entry;
+
+        if (strcmp(k->group, table_group) != 0)
+            continue;
+        vk = ca_config_vkey(group, k->key);
+        v = g_hash_table_lookup(c->values, vk);
+        if (!v)
+            continue;
+        if (!v->file)
+            source = g_strdup("default");
+        else if (v->line > 0)
+            source = g_strdup_printf("%s:%d", v->file, v->line);
+        else
+            source = g_strdup(v->file);
+        entry = cJSON_AddObjectToObject(g, k->key);
+        cJSON_AddStringToObject(entry, "value",
+                                (k->flags & CA_KEY_FLAG_SECRET) && *v->text ? "********" : v->text);
+        cJSON_AddStringToObject(entry, "source", source);
+    }
+}
+
+cJSON *
+ca_config_sources_json(const CaConfig *config)
+{
+    cJSON *out = cJSON_CreateObject();
+    const char *last = NULL;
+
+    for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
+        if (last && strcmp(last, k->group) == 0)
+            continue;
+        last = k->group;
+        if (g_str_has_suffix(k->group, "*")) {
+            g_autofree char *stem = g_strndup(k->group, strlen(k->group) - 1);
+            g_auto(GStrv) groups = ca_config_get_groups_with_prefix(config, stem);
+            for (int i = 0; groups[i]; i++)
+                sources_group(config, out, k->group, groups[i]);
+        } else {
+            sources_group(config, out, k->group, k->group);
+        }
+    }
+    return out;
 }
 
 static char *

@@ -29,15 +29,17 @@ static const char *const units[] = {"binary", "decimal", NULL};
 
 static gboolean check_topic_prefix(const char *value, char **why);
 static gboolean check_client_id(const char *value, char **why);
+static gboolean check_allowed_group(const char *value, char **why);
 
 #define NOLIMIT 0, 0
 static const CaConfigKey keys[] = {
     /* [agent] */
     {"agent", "device-id", CA_KEY_STRING, NULL, "hostname", 1, 64, NULL, ca_config_check_device_id,
-     0, "Device identity in topic names: 1-64 of A-Z a-z 0-9 . _ -"},
-    {"agent", "state-dir", CA_KEY_PATH, "/var/lib/cellagent", NULL, 1, 4096, NULL, NULL, 0,
-     "Directory for spools, dedupe sets and counters (created when missing)"},
-    {"agent", "runtime-dir", CA_KEY_PATH, "/run/cellagent", NULL, 1, 4096, NULL, NULL, 0,
+     CA_KEY_FLAG_LOCAL, "Device identity in topic names: 1-64 of A-Z a-z 0-9 . _ -"},
+    {"agent", "state-dir", CA_KEY_PATH, "/var/lib/cellagent", NULL, 1, 4096, NULL, NULL,
+     CA_KEY_FLAG_LOCAL, "Directory for spools, dedupe sets and counters (created when missing)"},
+    {"agent", "runtime-dir", CA_KEY_PATH, "/run/cellagent", NULL, 1, 4096, NULL, NULL,
+     CA_KEY_FLAG_LOCAL,
      "Directory for status.json, the running agent's status that cellagent --status reads "
      "(systemd's RuntimeDirectory; created when missing)"},
     {"agent", "log-level", CA_KEY_ENUM, "info", NULL, NOLIMIT, log_levels, NULL, 0,
@@ -61,9 +63,9 @@ static const CaConfigKey keys[] = {
      "Broker TCP port"},
     {"mqtt", "client-id", CA_KEY_STRING, NULL, "device-id", 1, 128, NULL, check_client_id, 0,
      "MQTT client identifier"},
-    {"mqtt", "username", CA_KEY_STRING, "", NULL, 0, 256, NULL, NULL, 0,
+    {"mqtt", "username", CA_KEY_STRING, "", NULL, 0, 256, NULL, NULL, CA_KEY_FLAG_CREDENTIAL,
      "User name for broker authentication (empty: none)"},
-    {"mqtt", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
+    {"mqtt", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, CA_KEY_FLAG_CREDENTIAL,
      "File whose first line is the broker password (mode 0600, owned by root or the agent's user)"},
     {"mqtt", "topic-prefix", CA_KEY_STRING, "cellagent", NULL, 1, 128, NULL, check_topic_prefix, 0,
      "Base topic is <topic-prefix>/<device-id>"},
@@ -73,11 +75,12 @@ static const CaConfigKey keys[] = {
      "MQTT protocol version: 5 or 3.1.1"},
     {"mqtt", "tls", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
      "Connect with TLS (hostname verification on)"},
-    {"mqtt", "ca-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
+    {"mqtt", "ca-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, CA_KEY_FLAG_CREDENTIAL,
      "CA certificates (PEM); empty with tls=true: the system trust store"},
-    {"mqtt", "cert-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
+    {"mqtt", "cert-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, CA_KEY_FLAG_CREDENTIAL,
      "Client certificate (PEM) for TLS client authentication"},
-    {"mqtt", "key-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0, "Client private key (PEM)"},
+    {"mqtt", "key-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, CA_KEY_FLAG_CREDENTIAL,
+     "Client private key (PEM)"},
     {"mqtt", "tls-version", CA_KEY_ENUM, "tlsv1.2", NULL, NOLIMIT, tls_versions, NULL, 0,
      "Minimum TLS version: tlsv1.2 or tlsv1.3"},
     {"mqtt", "queue-limit", CA_KEY_INT, "1000", NULL, 1, 100000, NULL, NULL, 0,
@@ -110,7 +113,7 @@ static const CaConfigKey keys[] = {
      "Equipment id (IMEI) or physical device path of the modem to use; empty = the first"},
     {"modem", "enable", CA_KEY_BOOL, "true", NULL, NOLIMIT, NULL, NULL, 0,
      "Enable the modem when ModemManager reports it disabled"},
-    {"modem", "pin-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
+    {"modem", "pin-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, CA_KEY_FLAG_CREDENTIAL,
      "File with the SIM PIN, used when the SIM is locked (never retried when wrong)"},
 
     /* [sms] */
@@ -159,14 +162,17 @@ static const CaConfigKey keys[] = {
      "NetworkManager connection id used for the modem; created when missing"},
     {"cellular", "apn", CA_KEY_STRING, "internet", NULL, 0, 100, NULL, NULL, 0,
      "Access point name"},
-    {"cellular", "username", CA_KEY_STRING, "", NULL, 0, 256, NULL, NULL, 0, "APN user name"},
-    {"cellular", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
+    {"cellular", "username", CA_KEY_STRING, "", NULL, 0, 256, NULL, NULL, CA_KEY_FLAG_CREDENTIAL,
+     "APN user name"},
+    {"cellular", "password-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL,
+     CA_KEY_FLAG_CREDENTIAL,
      "File whose first line is the APN password (mode 0600, owned by root or the agent's user)"},
 
     /* [commands] */
     {"commands", "allow-reboot", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
      "Allow the reboot command (MQTT cmd/reboot and the SMS command); refused otherwise"},
-    {"commands", "reboot-command", CA_KEY_STRING, "systemctl reboot", NULL, 1, 1024, NULL, NULL, 0,
+    {"commands", "reboot-command", CA_KEY_STRING, "systemctl reboot", NULL, 1, 1024, NULL, NULL,
+     CA_KEY_FLAG_LOCAL,
      "Command run by the reboot command (split like a shell line, run without a shell)"},
     {"commands", "reboot-delay", CA_KEY_INT, "5", NULL, 0, 300, NULL, NULL, 0,
      "Seconds between answering the reboot command and running reboot-command, so the "
@@ -179,7 +185,8 @@ static const CaConfigKey keys[] = {
      ca_phone_check_international, CA_KEY_FLAG_LIST,
      "International numbers (+CC... or 00CC...) allowed to send commands, compared exactly "
      "after removing spaces - . ( ); national forms are refused (a sender name can spell one)"},
-    {"sms-commands", "secret-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL, 0,
+    {"sms-commands", "secret-file", CA_KEY_PATH, "", NULL, 0, 4096, NULL, NULL,
+     CA_KEY_FLAG_CREDENTIAL,
      "File with the shared TOTP secret in base32 (at least 16 bytes; not readable by others)"},
     {"sms-commands", "lockout", CA_KEY_INT, "3600", NULL, 60, 86400, NULL, NULL, 0,
      "Seconds every SMS command is refused once max-failures-per-hour codes failed; kept "
@@ -321,15 +328,34 @@ static const CaConfigKey keys[] = {
      "Reboots allowed per 24 h (counted across reboots, in state-dir)"},
     {"watchdog", "healthy-reset", CA_KEY_INT, "600", NULL, 1, 86400, NULL, NULL, 0,
      "Seconds of health after which the ladder starts over at reactivate"},
-    {"watchdog", "power-cycle-command", CA_KEY_STRING, "", NULL, 0, 1024, NULL, NULL, 0,
+    {"watchdog", "power-cycle-command", CA_KEY_STRING, "", NULL, 0, 1024, NULL, NULL,
+     CA_KEY_FLAG_LOCAL,
      "Command that power-cycles the modem (split like a shell line, run without a shell); "
      "empty: step skipped"},
     {"watchdog", "reboot", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, 0,
      "Allow rebooting the device when no uplink is usable after the other steps"},
-    {"watchdog", "reboot-command", CA_KEY_STRING, "", NULL, 0, 1024, NULL, NULL, 0,
+    {"watchdog", "reboot-command", CA_KEY_STRING, "", NULL, 0, 1024, NULL, NULL, CA_KEY_FLAG_LOCAL,
      "Command run to reboot; empty: ask systemd-logind (Reboot) over D-Bus"},
     {"watchdog", "command-timeout", CA_KEY_INT, "60", NULL, 1, 3600, NULL, NULL, 0,
      "Seconds a power-cycle or reboot command may run before it is killed"},
+
+    /* [remote-config]: docs/remote-config.md; none of it can be set remotely */
+    {"remote-config", "enabled", CA_KEY_BOOL, "false", NULL, NOLIMIT, NULL, NULL, CA_KEY_FLAG_LOCAL,
+     "Act on <base>/config/desired: apply the backend's configuration layer, confirm it or roll "
+     "it back"},
+    {"remote-config", "allowed-groups", CA_KEY_STRING,
+     "agent;diagnose;mqtt;telemetry;modem;sms;cellular;sms-alerts;usage;plan-*;uplink-*;health;"
+     "watchdog",
+     NULL, 1, 128, NULL, check_allowed_group, CA_KEY_FLAG_LIST | CA_KEY_FLAG_LOCAL,
+     "Groups a remote document may set (plan-* and uplink-* match every such group); a "
+     "credential key (a password, key, certificate or secret file, a user name) only when named "
+     "as group.key; device-id, state-dir, runtime-dir and the command lines never"},
+    {"remote-config", "max-bytes", CA_KEY_INT, "16384", NULL, 256, 262144, NULL, NULL,
+     CA_KEY_FLAG_LOCAL, "Largest config/desired document accepted (bytes)"},
+    {"remote-config", "confirm-within", CA_KEY_INT, "120", NULL, 10, 3600, NULL, NULL,
+     CA_KEY_FLAG_LOCAL,
+     "Seconds a change has to be confirmed (a publish acknowledged by the broker under the new "
+     "configuration) before it is rolled back, when the document gives no confirm_within"},
     {NULL},
 };
 
@@ -367,6 +393,27 @@ check_topic_prefix(const char *value, char **why)
     }
     if (value[0] == '$') {
         *why = g_strdup("topics starting with $ are reserved by the broker");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* An allowed-groups entry: GROUP, PREFIX-* or GROUP.KEY of the table. */
+static gboolean
+check_allowed_group(const char *value, char **why)
+{
+    const char *dot = strchr(value, '.');
+    g_autofree char *group = dot ? g_strndup(value, dot - value) : g_strdup(value);
+    gboolean pattern = g_str_has_suffix(group, "*");
+
+    if (pattern)
+        group[strlen(group) - 1] = 'x'; /* "uplink-*" is known when "uplink-x" is */
+    if (!ca_config_group_known(group) || g_str_equal(group, "x")) {
+        *why = g_strdup("not a group of the configuration");
+        return FALSE;
+    }
+    if (dot && !ca_config_find_key(group, dot + 1)) {
+        *why = g_strdup_printf("no key \"%s\" in that group", dot + 1);
         return FALSE;
     }
     return TRUE;

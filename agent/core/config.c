@@ -77,8 +77,8 @@ group_matches(const CaConfigKey *k, const char *group)
     return strcmp(k->group, group) == 0;
 }
 
-static const CaConfigKey *
-find_key(const char *group, const char *key)
+const CaConfigKey *
+ca_config_find_key(const char *group, const char *key)
 {
     for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
         if (strcmp(k->key, key) == 0 && group_matches(k, group))
@@ -87,8 +87,8 @@ find_key(const char *group, const char *key)
     return NULL;
 }
 
-static gboolean
-group_known(const char *group)
+gboolean
+ca_config_group_known(const char *group)
 {
     for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
         if (group_matches(k, group))
@@ -135,6 +135,20 @@ ca_config_get_list(const CaConfig *config, const char *group, const char *key)
     static const char *const empty[] = {NULL};
     const Value *v = lookup(config, group, key);
     return v && v->list ? (const char *const *) v->list : empty;
+}
+
+gboolean
+ca_config_get_source(const CaConfig *config, const char *group, const char *key,
+                     const char **out_file, int *out_line)
+{
+    g_autofree char *vk = ca_config_vkey(group, key);
+    const Value *v = g_hash_table_lookup(config->values, vk);
+
+    if (!v)
+        return FALSE;
+    *out_file = v->file;
+    *out_line = v->line;
+    return TRUE;
 }
 
 gboolean
@@ -288,7 +302,7 @@ check_raw(const char *raw)
 
 /* Merge one file's values over what earlier files set. */
 static void
-load_one(CaConfig *c, const char *name, const char *data, gsize len)
+load_one(CaConfig *c, const char *name, const char *data, gsize len, gboolean with_lines)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) error = NULL;
@@ -297,6 +311,10 @@ load_one(CaConfig *c, const char *name, const char *data, gsize len)
 
     g_ptr_array_add(c->files, g_strdup(name));
     scan_lines(data, len, &map);
+    if (!with_lines) {
+        g_hash_table_remove_all(map.lines);
+        map.bad_line = 0;
+    }
     if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &error)) {
         problem(c->errors, name, map.bad_line, NULL, NULL, "syntax error: %s", error->message);
         g_hash_table_unref(map.lines);
@@ -307,7 +325,7 @@ load_one(CaConfig *c, const char *name, const char *data, gsize len)
         const char *group = groups[gi];
         g_auto(GStrv) gkeys = g_key_file_get_keys(kf, group, NULL, NULL);
 
-        if (!group_known(group)) {
+        if (!ca_config_group_known(group)) {
             problem(c->warnings, name, line_of(&map, group, NULL), group, NULL,
                     "unknown group, ignored");
             continue;
@@ -322,7 +340,7 @@ load_one(CaConfig *c, const char *name, const char *data, gsize len)
             g_autofree char *text = NULL;
             Value *v;
 
-            if (!find_key(group, key)) {
+            if (!ca_config_find_key(group, key)) {
                 problem(c->warnings, name, line, group, key, "unknown key, ignored");
                 continue;
             }
@@ -623,12 +641,19 @@ ca_config_load_from_data(const char *name, const char *data, gsize len, GError *
 {
     CaConfig *c = config_new();
 
-    load_one(c, name, data, len);
+    load_one(c, name, data, len, TRUE);
     return finish(c, error);
 }
 
 CaConfig *
 ca_config_load(const char *path, GError **error)
+{
+    return ca_config_load_layered(path, NULL, NULL, 0, error);
+}
+
+CaConfig *
+ca_config_load_layered(const char *path, const char *layer_name, const char *layer_data,
+                       gsize layer_len, GError **error)
 {
     CaConfig *c = config_new();
     const char *main_path = path ? path : CA_CONFIG_DEFAULT_PATH;
@@ -640,7 +665,7 @@ ca_config_load(const char *path, GError **error)
     gsize len = 0;
 
     if (g_file_get_contents(main_path, &data, &len, &ferr)) {
-        load_one(c, main_path, data, len);
+        load_one(c, main_path, data, len, TRUE);
     } else if (path || !g_error_matches(ferr, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
         problem(c->errors, main_path, 0, NULL, NULL, "cannot read: %s", ferr->message);
     }
@@ -660,8 +685,10 @@ ca_config_load(const char *path, GError **error)
             problem(c->errors, f, 0, NULL, NULL, "cannot read: %s", derr->message);
             continue;
         }
-        load_one(c, f, ddata, dlen);
+        load_one(c, f, ddata, dlen, TRUE);
     }
+    if (layer_data)
+        load_one(c, layer_name, layer_data, layer_len, FALSE);
     return finish(c, error);
 }
 

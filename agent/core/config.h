@@ -3,6 +3,7 @@
  * validation, --check-config output and the generated documentation.
  * Owns: parsing and validating files. Does not own: applying settings (modules do). */
 #pragma once
+#include <cjson/cJSON.h>
 #include <glib.h>
 
 typedef struct _CaConfig CaConfig;
@@ -17,8 +18,11 @@ typedef enum {
 
 typedef enum {
     CA_KEY_FLAG_NONE = 0,
-    CA_KEY_FLAG_SECRET = 1 << 0, /* masked in --check-config output */
-    CA_KEY_FLAG_LIST = 1 << 1,   /* ';'-separated list; min/max bound each element */
+    CA_KEY_FLAG_SECRET = 1 << 0,     /* masked in --check-config output */
+    CA_KEY_FLAG_LIST = 1 << 1,       /* ';'-separated list; min/max bound each element */
+    CA_KEY_FLAG_LOCAL = 1 << 2,      /* never set by remote configuration (docs/remote-config.md) */
+    CA_KEY_FLAG_CREDENTIAL = 1 << 3, /* names a credential: set remotely only when
+                                      * [remote-config] allowed-groups names it as group.key */
 } CaKeyFlags;
 
 typedef struct {
@@ -45,6 +49,11 @@ const CaConfigKey *ca_config_keys(void);
 CaConfig *ca_config_load(const char *path, GError **error);
 /* Same from in-memory text (tests, fuzzing); name is used in messages. */
 CaConfig *ca_config_load_from_data(const char *name, const char *data, gsize len, GError **error);
+/* ca_config_load() plus one more layer read last (the remote configuration,
+ * docs/remote-config.md), named layer_name in messages and sources, without line numbers
+ * (the layer is generated text). layer_data NULL: no layer. */
+CaConfig *ca_config_load_layered(const char *path, const char *layer_name, const char *layer_data,
+                                 gsize layer_len, GError **error);
 
 CaConfig *ca_config_ref(CaConfig *config);
 void ca_config_unref(CaConfig *config);
@@ -56,6 +65,14 @@ gint64 ca_config_get_int(const CaConfig *config, const char *group, const char *
 gboolean ca_config_get_bool(const CaConfig *config, const char *group, const char *key);
 /* List keys: a NULL-terminated array owned by the config. */
 const char *const *ca_config_get_list(const CaConfig *config, const char *group, const char *key);
+/* Where a key's value comes from: *out_file is the file or layer name (NULL: the default
+ * or a derived value), *out_line its line (0: unknown). FALSE when the key has no value. */
+gboolean ca_config_get_source(const CaConfig *config, const char *group, const char *key,
+                              const char **out_file, int *out_line);
+/* The table's entry for [group] key (groups matched against "prefix-*" entries), or NULL. */
+const CaConfigKey *ca_config_find_key(const char *group, const char *key);
+/* TRUE when group is a group of the table (or matches one of its "prefix-*" groups). */
+gboolean ca_config_group_known(const char *group);
 /* Was the key set in a file (as opposed to defaulted)? */
 gboolean ca_config_is_set(const CaConfig *config, const char *group, const char *key);
 /* Groups present in the files whose name starts with prefix (e.g. "uplink-"), sorted. */
@@ -71,6 +88,9 @@ gboolean ca_config_group_equal(const CaConfig *a, const CaConfig *b, const char 
 
 /* The effective settings as INI text, secrets masked (for --check-config). */
 char *ca_config_dump(const CaConfig *config);
+/* The effective settings as JSON for cmd/config-get: {GROUP:{KEY:{"value":TEXT,"source":
+ * "FILE:LINE" | LAYER | "default"}}}, secrets masked; a cJSON (the caller owns it). */
+cJSON *ca_config_sources_json(const CaConfig *config);
 /* Documentation generated from the table: a Markdown table and an example file. */
 char *ca_config_reference_markdown(void);
 char *ca_config_reference_ini(void);

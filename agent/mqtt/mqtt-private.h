@@ -105,6 +105,7 @@ struct _CaMqtt {
     GPtrArray *subs;        /* char* subtopic filters */
     GHashTable *subs_sent;  /* filters subscribed in the broker's current session */
     GHashTable *sub_mids;   /* mid -> filter (for SUBACK refusals) */
+    GHashTable *state_subs; /* subtopics whose retained message is a state, delivered */
     guint retained_refused; /* retained requests refused since the last connection */
 
     /* Stopping */

@@ -441,11 +441,22 @@ ca_mqtt_subscribe(CaMqtt *self, const char *subtopic_filter)
 }
 
 void
+ca_mqtt_subscribe_state(CaMqtt *self, const char *subtopic)
+{
+    g_return_if_fail(CA_IS_MQTT(self));
+    g_return_if_fail(subtopic && *subtopic && !strpbrk(subtopic, "+#"));
+
+    g_hash_table_add(self->state_subs, g_strdup(subtopic));
+    ca_mqtt_subscribe(self, subtopic);
+}
+
+void
 ca_mqtt_unsubscribe(CaMqtt *self, const char *subtopic_filter)
 {
     g_return_if_fail(CA_IS_MQTT(self));
     g_return_if_fail(subtopic_filter != NULL);
 
+    g_hash_table_remove(self->state_subs, subtopic_filter);
     for (guint i = 0; i < self->subs->len; i++) {
         if (g_str_equal(self->subs->pdata[i], subtopic_filter)) {
             g_ptr_array_remove_index(self->subs, i);

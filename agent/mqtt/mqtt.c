@@ -533,7 +533,9 @@ handle_suback(CaMqtt *self, int mid, int granted)
  * an endless reboot loop). It is never acted on; it is reported (an event, at most
  * RETAINED_REPORTS_MAX per connection) and cleared with an empty retained publish, so the
  * broker drops it (where the broker's ACL refuses that, it stays and is refused again at
- * the next start). Every topic the agent subscribes to carries requests. */
+ * the next start). Every topic the agent subscribes to carries requests, except the state
+ * topics of ca_mqtt_subscribe_state() (config/desired): their retained message is the
+ * current state, delivered (flagged retained) to the caller, which acts on a change only. */
 #define RETAINED_REPORTS_MAX 16
 
 static void
@@ -571,7 +573,7 @@ handle_message(CaMqtt *self, const char *topic, GBytes *payload, gboolean retain
         ca_debug("empty message on \"%s\", ignoring", topic);
         return;
     }
-    if (retain) {
+    if (retain && !g_hash_table_contains(self->state_subs, subtopic)) {
         refuse_retained(self, subtopic, payload);
         return;
     }
@@ -855,6 +857,7 @@ ca_mqtt_init(CaMqtt *self)
     g_queue_init(&self->handed);
     self->subs = g_ptr_array_new_with_free_func(g_free);
     self->subs_sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    self->state_subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     self->sub_mids = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 }
 
@@ -890,6 +893,7 @@ ca_mqtt_finalize(GObject *object)
     g_queue_clear_full(&self->events, (GDestroyNotify) ca_mqtt_event_free);
     g_ptr_array_unref(self->subs);
     g_hash_table_unref(self->subs_sent);
+    g_hash_table_unref(self->state_subs);
     g_hash_table_unref(self->sub_mids);
     g_free(self->last_lib_error);
     g_free(self->base);

@@ -96,7 +96,11 @@ void ca_mqtt_publish_event(CaMqtt *self, const char *type, const cJSON *fields);
 /* Subscribe (QoS 1) to <base>/subtopic_filter (may contain + and #); kept across reconnects
  * and resubscribed when the broker has no session. Subscribing twice is harmless. */
 void ca_mqtt_subscribe(CaMqtt *self, const char *subtopic_filter);
-/* Forget a subscription made with ca_mqtt_subscribe. */
+/* Subscribe to a state topic (no wildcards): like ca_mqtt_subscribe, but its retained message
+ * is delivered instead of refused and cleared; it is the current state (config/desired),
+ * not a request from the past, and arrives again at every (re)subscription. */
+void ca_mqtt_subscribe_state(CaMqtt *self, const char *subtopic);
+/* Forget a subscription made with ca_mqtt_subscribe or ca_mqtt_subscribe_state. */
 void ca_mqtt_unsubscribe(CaMqtt *self, const char *subtopic_filter);
 
 /* Signals:

@@ -61,6 +61,19 @@ void ca_uplink_step_done(CaUplink *self, CaWdStep step, const GError *error);
 void ca_uplink_modem_reset_done(CaUplink *self, const GError *error);
 /* Passive evidence against the uplink in use (e.g. MQTT socket errors): probe it now. */
 void ca_uplink_note_trouble(CaUplink *self, const char *why);
+/* NetworkManager checkpoints for remote configuration (uplink-checkpoint.c): a checkpoint
+ * of every device, rolled back by NetworkManager itself after rollback_timeout_s unless
+ * destroyed first. The path, or NULL with no error when NetworkManager is not running (there
+ * is nothing of its to protect). */
+void ca_uplink_checkpoint_create_async(CaUplink *self, guint rollback_timeout_s,
+                                       GAsyncReadyCallback callback, gpointer user_data);
+char *ca_uplink_checkpoint_create_finish(CaUplink *self, GAsyncResult *result, GError **error);
+/* Restore the devices to checkpoint path (which NetworkManager then forgets). */
+void ca_uplink_checkpoint_rollback_async(CaUplink *self, const char *path,
+                                         GAsyncReadyCallback callback, gpointer user_data);
+gboolean ca_uplink_checkpoint_rollback_finish(CaUplink *self, GAsyncResult *result, GError **error);
+/* Forget checkpoint path, keeping the devices as they are (failures logged). */
+void ca_uplink_checkpoint_destroy(CaUplink *self, const char *path);
 /* Stop: cancel everything, drop the NMClient; completes once libnm is quiet. */
 void ca_uplink_shutdown_async(CaUplink *self, GAsyncReadyCallback callback, gpointer user_data);
 gboolean ca_uplink_shutdown_finish(CaUplink *self, GAsyncResult *result, GError **error);
