@@ -25,3 +25,5 @@ GSource *ca_mqtt_source_new(struct mosquitto *mosq);
 void ca_mqtt_source_set_watching(GSource *source, gboolean watching);
 /* The fd currently watched, -1 when none (tests, logs). */
 int ca_mqtt_source_get_fd(GSource *source);
+/* Successful reads of incoming data so far (the broker's packets arrived). */
+guint64 ca_mqtt_source_get_reads(GSource *source);
