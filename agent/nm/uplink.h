@@ -55,6 +55,19 @@ void ca_uplink_step_done(CaUplink *self, CaWdStep step, const GError *error);
 void ca_uplink_modem_reset_done(CaUplink *self, const GError *error);
 /* Passive evidence against the uplink in use (e.g. MQTT socket errors): probe it now. */
 void ca_uplink_note_trouble(CaUplink *self, const char *why);
+/* Economy mode (docs/economy.md): probe_interval_ms > 0 gives the uplink in use health
+ * rounds at that interval, passed without probes when ca_uplink_note_alive() reported
+ * traffic since the last one, and refreshes <base>/link every report_interval_ms (the
+ * longer of it and [health] report-interval; 0 there stays 0). 0, 0 ends it. */
+void ca_uplink_set_economy(CaUplink *self, gint64 probe_interval_ms, gint64 report_interval_ms);
+/* Passive evidence for the uplink in use: traffic from the broker came through it
+ * (ignored when the broker is on this machine). */
+void ca_uplink_note_alive(CaUplink *self);
+/* NetworkManager's Metered property (a CaMetered, economy.h) of the uplink in use's
+ * device; FALSE when no uplink is in use. */
+gboolean ca_uplink_get_active_metered(CaUplink *self, int *out_metered);
+/* Health rounds of the uplink in use passed without probes (passive health). */
+guint64 ca_uplink_get_passive_rounds(CaUplink *self);
 /* Stop: cancel everything, drop the NMClient; completes once libnm is quiet. */
 void ca_uplink_shutdown_async(CaUplink *self, GAsyncReadyCallback callback, gpointer user_data);
 gboolean ca_uplink_shutdown_finish(CaUplink *self, GAsyncResult *result, GError **error);
