@@ -298,17 +298,17 @@ static const CaConfigKey keys[] = {
     {"economy", "mode", CA_KEY_ENUM, "auto", NULL, NOLIMIT, economy_modes, NULL, 0,
      "Economy mode for metered links: auto = while NetworkManager's Metered property of the "
      "uplink in use is yes or guess-yes (modems are guessed metered), on = always, off = never"},
-    {"economy", "telemetry-interval", CA_KEY_INT, "3600", NULL, 0, 86400, NULL, NULL, 0,
+    {"economy", "telemetry-interval", CA_KEY_INT, "21600", NULL, 0, 86400, NULL, NULL, 0,
      "Seconds between periodic telemetry while economising ([telemetry] interval=0 stays 0)"},
-    {"economy", "min-spacing", CA_KEY_INT, "1800", NULL, 0, 86400, NULL, NULL, 0,
+    {"economy", "min-spacing", CA_KEY_INT, "3600", NULL, 0, 86400, NULL, NULL, 0,
      "Least seconds between telemetry messages caused by signal changes while economising"},
     {"economy", "quality-deadband", CA_KEY_INT, "15", NULL, 1, 100, NULL, NULL, 0,
      "Signal quality change (points) that publishes telemetry while economising"},
     {"economy", "signal-deadband", CA_KEY_INT, "8", NULL, 1, 100, NULL, NULL, 0,
      "RSSI/RSRP/RSRQ/SNR change (dB) that publishes telemetry while economising"},
-    {"economy", "keepalive", CA_KEY_INT, "240", NULL, 5, 3600, NULL, NULL, 0,
-     "MQTT keepalive (s) while economising; keep 1.25 x it under the carrier's NAT idle "
-     "timeout (5 min on the strictest carriers)"},
+    {"economy", "keepalive", CA_KEY_INT, "280", NULL, 5, 3600, NULL, NULL, 0,
+     "MQTT keepalive (s) while economising; keepalive + 10 s is the longest idle gap, keep it "
+     "under the carrier's NAT idle timeout (5 min on the strictest carriers)"},
     {"economy", "probe-interval", CA_KEY_INT, "300", NULL, 1, 3600, NULL, NULL, 0,
      "Seconds between health rounds of the uplink in use while economising; a round is "
      "passed without probes when MQTT traffic came in through it since the last one"},

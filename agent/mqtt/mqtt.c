@@ -57,12 +57,15 @@ timer_new(guint ms, GSourceFunc func, gpointer data)
  * (keepalive_ref_us), so nothing falls due before one keepalive has passed: the timer waits
  * until keepalive + 1 s after that moment. When a call sends no PINGREQ (packets came and went
  * meanwhile) it is not known when the keepalive falls due, and the timer polls every
- * keepalive/4: the PINGREQ then leaves by 1.25 x keepalive, inside the 1.5 x the broker
- * allows. Firing early is harmless, late never happens. The PINGREQ is seen through
+ * keepalive/4, at most every POLL_MAX_S: the PINGREQ then leaves by keepalive + 10 s (at
+ * most 1.25 x keepalive), inside the 1.5 x the broker allows and, for a long (economy)
+ * keepalive, close to it: the longest idle gap a carrier's NAT sees (docs/economy.md). Firing early is harmless, late never happens. The PINGREQ is seen through
  * libmosquitto's debug log line; should its text ever change, the timer just keeps polling.
  * Idle, that is 2 wakeups per keepalive + 1 s (the timer and the PINGRESP), not 1 per second
  * as HACKING.md C17 has it (the idle target is under 0.2 wakeups/s, docs/benchmarks.md). A dead path is also caught
  * by TCP_USER_TIMEOUT. */
+#define POLL_MAX_S 10
+
 static guint
 misc_delay_ms(CaMqtt *self, gboolean from_ref)
 {
@@ -71,7 +74,7 @@ misc_delay_ms(CaMqtt *self, gboolean from_ref)
 
     if (from_ref)
         return (guint) CLAMP((due - now) / 1000, 0, G_MAXUINT32 / 2);
-    return (guint) MAX(self->keepalive * 1000 / 4, 1000);
+    return (guint) CLAMP(self->keepalive * 1000 / 4, 1000, POLL_MAX_S * 1000);
 }
 
 static gboolean

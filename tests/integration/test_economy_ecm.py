@@ -12,7 +12,9 @@ the agent's MQTT connection crosses usb0.
    the device's Metered property turns "no" and economy ends within one probe round
    ([health] interval), the normal keepalive again.
 3. connection.metered=yes: economy is on again within one probe round.
-4. mode=off (reload): no economy on a metered uplink; mode=on: economy with "yes" or not.
+4. In economy nothing is lost: a command round trip, an SMS each way, an important
+   telemetry change published at once.
+5. mode=off (reload): no economy on a metered uplink; mode=on: economy with "yes" or not.
 """
 import os
 import re
@@ -142,7 +144,31 @@ class Economy(unittest.TestCase):
         ct.wait_until(lambda: keepalives()[-1] == ECO_KEEPALIVE, ct.scaled(20),
                       "economy's keepalive again")
 
-    def test_4_modes(self):
+    def test_4_no_loss_of_function(self):
+        """In economy: a command round trip, an SMS each way, and an important telemetry
+        change at once (not held back by economy's min-spacing)."""
+        ct.wait_until(lambda: (economy() or {}).get("active") is True, ct.scaled(30), "economy on")
+        r = ct.modem.command(broker, sub, "ping")
+        self.assertTrue(r["ok"], r)
+        broker.publish(ct.modem.BASE + "/sms/out", {"id": "eco-1", "to": "+254700000009",
+                                                     "text": "economy out"})
+        sub.wait_for(ct.modem.BASE + "/sms/out/result",
+                     lambda m: m["json"] and m["json"].get("id") == "eco-1"
+                     and m["json"].get("status") == "sent", timeout=ct.scaled(60))
+        lab.modem.wait_sent(lambda m: m.get("text") == "economy out", timeout=30)
+        lab.modem.deliver_sms("economy in", sender="+254711000002")
+        sub.wait_for(ct.modem.BASE + "/sms/in",
+                     lambda m: m["json"] and m["json"].get("text") == "economy in",
+                     timeout=ct.scaled(60))
+        mark = len(sub.messages)
+        lab.modem.set_registration(stat="roaming")
+        try:
+            ct.modem.wait_telemetry(sub, lambda t: t["network"]["registration"] == "roaming",
+                                    timeout=ct.scaled(30), since=mark)
+        finally:
+            lab.modem.set_registration(stat="home")
+
+    def test_5_modes(self):
         ct.wait_until(lambda: (economy() or {}).get("active") is True, ct.scaled(30), "economy on")
         ct.modem.reload_agent(agent, economy={"mode": "off"})
         ct.wait_until(lambda: (economy() or {}).get("active") is False, ct.scaled(10),
