@@ -71,6 +71,7 @@ ca_mqtt_alias_publish(CaMqtt *self, Msg *m, const char *topic, int *mid)
         return rc; /* not sent now: nothing established (a reconnect resets them anyway) */
     if (established) {
         m->alias_only = TRUE;
+        ca_debug("publish on \"%s\" by topic alias %u", topic, alias);
     } else {
         g_hash_table_insert(self->aliases, g_strdup(m->subtopic), GUINT_TO_POINTER(alias));
         ca_debug("topic alias %u for \"%s\"", alias, topic);

@@ -167,6 +167,17 @@ class Economy(unittest.TestCase):
                                     timeout=ct.scaled(30), since=mark)
         finally:
             lab.modem.set_registration(stat="home")
+        # MQTT 5 topic aliases (mosquitto allows 10): established once per connection,
+        # then used alone, and the broker took them (the connection stayed up).
+        def since_economy():
+            log = agent.log_text()
+            return log[log.rfind("economy mode on"):]
+        ct.wait_until(lambda: re.search(r'publish on "cellagent/dev1/\w+" by topic alias \d+',
+                                        since_economy()), ct.scaled(15),
+                      "a publish by topic alias alone")
+        self.assertRegex(since_economy(), r'topic alias \d+ for "cellagent/dev1/(events|telemetry)"')
+        self.assertNotIn("disconnected from", since_economy())
+        self.assertEqual(broker.log_text().count("Protocol error"), 0)
 
     def test_5_modes(self):
         ct.wait_until(lambda: (economy() or {}).get("active") is True, ct.scaled(30), "economy on")
