@@ -144,6 +144,14 @@ report_timer_cb(gpointer user_data)
     return G_SOURCE_CONTINUE;
 }
 
+/* Economy's health rounds replace probes by MQTT traffic (passive health): with the broker
+ * on this machine there is none through the uplink, so the normal rounds stay. */
+static gint64
+economy_probe_ms(CaUplink *self)
+{
+    return ca_uplink_settings_broker_is_local(self->settings) ? 0 : self->economy_probe_ms;
+}
+
 /* The link refresh at [health] report-interval, or economy's longer one. */
 static void
 arm_report_timer(CaUplink *self)
@@ -467,7 +475,7 @@ build_policy(CaUplink *self)
         ca_uplink_watchdog_load(self);
     if (self->planned && now < self->planned_until)
         ca_failover_set_planned_outage(self->fo, TRUE, self->planned_until - now, now);
-    ca_failover_set_economy(self->fo, self->economy_probe_ms, now);
+    ca_failover_set_economy(self->fo, economy_probe_ms(self), now);
     arm_report_timer(self);
     log_plan(self);
 }
@@ -625,6 +633,8 @@ ca_uplink_set_config(CaUplink *self, CaConfig *config)
 
         old->policy = g_steal_pointer(&self->settings->policy);
         self->settings->policy = policy;
+        if (self->fo) /* passive health follows the broker on or off this machine */
+            ca_failover_set_economy(self->fo, economy_probe_ms(self), ca_uplink_now_ms());
         ca_uplink_update_status(self); /* a broker moved on or off this machine */
         return;
     }
@@ -690,7 +700,7 @@ ca_uplink_set_economy(CaUplink *self, gint64 probe_interval_ms, gint64 report_in
     self->economy_report_ms = report_interval_ms;
     if (!self->fo)
         return;
-    ca_failover_set_economy(self->fo, probe_interval_ms, ca_uplink_now_ms());
+    ca_failover_set_economy(self->fo, economy_probe_ms(self), ca_uplink_now_ms());
     arm_report_timer(self);
     ca_uplink_run_policy(self);
 }
