@@ -30,6 +30,7 @@
 
 typedef struct _CaAgentUsage CaAgentUsage;
 typedef struct _CaAgentRconf CaAgentRconf;
+typedef struct _CaAgentEconomy CaAgentEconomy;
 
 struct _CaAgent {
     CaConfig *config;    /* handed to the modules, which load their own settings */
@@ -68,6 +69,9 @@ struct _CaAgent {
     GPtrArray *clock_waiters;  /* ClockWaiter*, called when the round ends */
     CaClockDecision clock_published;
     gboolean clock_published_valid;
+
+    /* Economy mode (agent-economy.c) */
+    CaAgentEconomy *economy;
 
     /* Usage accounting (agent-usage.c); NULL when [usage] enabled=false */
     CaAgentUsage *usage;
@@ -144,6 +148,17 @@ void ca_agent_rconf_uplink_switched(CaAgent *self);
 void ca_agent_rconf_checkpoint_create(CaAgent *self, guint rollback_timeout_s);
 void ca_agent_rconf_checkpoint_rollback(CaAgent *self, const char *path);
 void ca_agent_rconf_checkpoint_destroy(CaAgent *self, const char *path);
+/* Economy mode: traffic alone publishes at most every interval_s (0: the normal
+ * publish-interval only). */
+void ca_agent_usage_set_economy(CaAgent *self, guint interval_s);
+/* agent-economy.c */
+void ca_agent_wire_economy(CaAgent *self);
+void ca_agent_unwire_economy(CaAgent *self);
+void ca_agent_reload_economy(CaAgent *self);
+/* Decide again (the uplink in use or its Metered property may have changed). */
+void ca_agent_economy_update(CaAgent *self);
+/* {"active":bool,"mode":...,"reason":...,"uplink":...,"metered":...} (caller frees). */
+cJSON *ca_agent_economy_json(CaAgent *self);
 /* agent-status.c */
 void ca_agent_wire_status(CaAgent *self);
 void ca_agent_unwire_status(CaAgent *self);

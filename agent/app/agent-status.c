@@ -64,6 +64,8 @@ ca_agent_status_json(CaAgent *self)
     cJSON_AddItemToObject(root, "sms", sms_json(self));
     wd = self->uplink ? ca_uplink_get_watchdog_json(self->uplink) : NULL;
     cJSON_AddItemToObject(root, "watchdog", wd ? wd : cJSON_CreateNull());
+    if (self->economy)
+        cJSON_AddItemToObject(root, "economy", ca_agent_economy_json(self));
     usage = ca_agent_usage_json(self);
     cJSON_AddItemToObject(root, "usage", usage ? usage : cJSON_CreateNull());
     events = cJSON_AddArrayToObject(root, "events");

@@ -38,6 +38,7 @@ struct _CaAgentUsage {
     GSource *publish_timer; /* owned */
     GSource *cycle_timer;   /* owned */
     gint64 last_publish;    /* monotonic us, 0: never */
+    guint economy_ms;       /* economy mode's publish interval, 0: not economising */
     char *published;        /* the last payload published, without "ts" */
     /* The current (or last) session's bytes, for telemetry */
     gboolean session_valid;
@@ -204,7 +205,7 @@ publish_soon(CaAgent *self)
 {
     CaAgentUsage *u = self->usage;
     gint64 since = g_get_monotonic_time() - u->last_publish;
-    gint64 wait = (gint64) u->set.publish_interval_ms * 1000 - since;
+    gint64 wait = (gint64) MAX(u->set.publish_interval_ms, u->economy_ms) * 1000 - since;
 
     if (u->last_publish == 0 || wait <= 0) {
         publish_now(self, FALSE);
@@ -699,4 +700,11 @@ ca_agent_reload_usage(CaAgent *self)
     /* A plan's new limit or action, or no accounting any more (no cap then). The uplinks
      * ignore a cap that stays the same, so an unchanged one costs nothing. */
     ca_agent_usage_apply_cap(self);
+}
+
+void
+ca_agent_usage_set_economy(CaAgent *self, guint interval_s)
+{
+    if (self->usage)
+        self->usage->economy_ms = interval_s * 1000;
 }

@@ -700,6 +700,7 @@ ca_agent_new(CaConfig *config, CaNotify *notify)
     ca_agent_wire_uplink(self);
     wire_remote(self);
     ca_agent_wire_usage(self);
+    ca_agent_wire_economy(self);
     ca_agent_wire_rconf(self);
     return self;
 }
@@ -711,6 +712,7 @@ ca_agent_free(CaAgent *self)
         return;
     g_cancellable_cancel(self->cancellable);
     ca_agent_unwire_rconf(self);
+    ca_agent_unwire_economy(self);
     ca_agent_unwire_usage(self);
     unwire_remote(self);
     ca_agent_unwire_uplink(self);
@@ -768,6 +770,7 @@ ca_agent_reload(CaAgent *self, CaConfig *config)
     self->system = ca_system_settings_new(config);
     ca_remote_set_config(self->remote, config);
     ca_agent_reload_usage(self);
+    ca_agent_reload_economy(self);
     ca_agent_reload_status(self, old_set.runtime_dir);
     ca_agent_reload_rconf(self);
     ca_msg("configuration reloaded");

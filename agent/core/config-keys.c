@@ -26,6 +26,7 @@ static const char *const cycle_kinds[] = {"monthly", "weekly", "daily", "days", 
 static const char *const at_limit_actions[] = {"alert", "essential-only", "disconnect",
                                                "next-uplink", NULL};
 static const char *const units[] = {"binary", "decimal", NULL};
+static const char *const economy_modes[] = {"auto", "on", "off", NULL};
 
 static gboolean check_topic_prefix(const char *value, char **why);
 static gboolean check_client_id(const char *value, char **why);
@@ -302,6 +303,33 @@ static const CaConfigKey keys[] = {
      "Seconds over which flaps (up to down) are counted for damping"},
     {"health", "report-interval", CA_KEY_INT, "3600", NULL, 0, 86400, NULL, NULL, 0,
      "Seconds between refreshes of <base>/link when nothing changed; 0 = only on change"},
+
+    /* [economy] (docs/economy.md): figures used while economising; each is only ever a
+     * longer period or a wider deadband than the normal setting */
+    {"economy", "mode", CA_KEY_ENUM, "auto", NULL, NOLIMIT, economy_modes, NULL, 0,
+     "Economy mode for metered links: auto = while NetworkManager's Metered property of the "
+     "uplink in use is yes or guess-yes (modems are guessed metered), on = always, off = never"},
+    {"economy", "telemetry-interval", CA_KEY_INT, "21600", NULL, 0, 86400, NULL, NULL, 0,
+     "Seconds between periodic telemetry while economising ([telemetry] interval=0 stays 0)"},
+    {"economy", "min-spacing", CA_KEY_INT, "3600", NULL, 0, 86400, NULL, NULL, 0,
+     "Least seconds between telemetry messages caused by signal changes while economising"},
+    {"economy", "quality-deadband", CA_KEY_INT, "15", NULL, 1, 100, NULL, NULL, 0,
+     "Signal quality change (points) that publishes telemetry while economising"},
+    {"economy", "signal-deadband", CA_KEY_INT, "8", NULL, 1, 100, NULL, NULL, 0,
+     "RSSI/RSRP/RSRQ/SNR change (dB) that publishes telemetry while economising"},
+    {"economy", "keepalive", CA_KEY_INT, "280", NULL, 5, 3600, NULL, NULL, 0,
+     "MQTT keepalive (s) while economising; keepalive + 10 s is the longest idle gap, keep it "
+     "under the carrier's NAT idle timeout (5 min on the strictest carriers)"},
+    {"economy", "probe-interval", CA_KEY_INT, "300", NULL, 1, 3600, NULL, NULL, 0,
+     "Seconds between health rounds of the uplink in use while economising; a round is "
+     "passed without probes when MQTT traffic came in through it since the last one"},
+    {"economy", "link-interval", CA_KEY_INT, "21600", NULL, 0, 86400, NULL, NULL, 0,
+     "Seconds between refreshes of <base>/link when nothing changed, while economising"},
+    {"economy", "usage-interval", CA_KEY_INT, "21600", NULL, 0, 86400, NULL, NULL, 0,
+     "Least seconds between <base>/usage messages caused by traffic alone, while economising"},
+    {"economy", "topic-aliases", CA_KEY_BOOL, "true", NULL, NOLIMIT, NULL, NULL, 0,
+     "Use MQTT 5 topic aliases for the agent's own topics while economising, when the broker "
+     "allows them (CONNACK Topic Alias Maximum)"},
 
     /* [watchdog] */
     {"watchdog", "enabled", CA_KEY_BOOL, "true", NULL, NOLIMIT, NULL, NULL, 0,

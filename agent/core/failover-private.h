@@ -34,7 +34,9 @@ typedef struct {
     CaProbeRound last_round;
     gboolean have_round;
     gint64 last_round_at;
-    double rtt_ms; /* last good round's best RTT; NAN when none */
+    gint64 alive_at;        /* ca_failover_note_alive, -1 never */
+    guint64 passive_rounds; /* rounds passed on that evidence */
+    double rtt_ms;          /* last good round's best RTT; NAN when none */
     gboolean wanted;
     gint64 inactive_since;
     gint64 next_activate;
@@ -60,6 +62,7 @@ struct _CaFailover {
     gboolean planned;     /* a planned outage of the cellular uplink is under way */
     gint64 planned_until; /* ... and counts as evidence again from then on */
     CaFoCap cap;          /* data cap on the cellular uplink */
+    gint64 economy_ms;    /* ca_failover_set_economy, 0: off */
 };
 
 static inline const CaFoUplinkConfig *

@@ -267,6 +267,7 @@ ca_failover_link_json(const CaFailover *self, gint64 now, gint64 now_wall_us)
         add_str_or_null(o, "nm_state", f->nm_state);
         cJSON_AddStringToObject(o, "connectivity", ca_connectivity_to_string(f->connectivity));
         cJSON_AddBoolToObject(o, "carrier", f->carrier);
+        cJSON_AddStringToObject(o, "metered", ca_metered_to_string(f->metered));
         if (!isnan(u->rtt_ms))
             cJSON_AddNumberToObject(o, "rtt_ms", round_ms(u->rtt_ms));
         else

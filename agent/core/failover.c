@@ -126,6 +126,7 @@ ca_failover_new(const CaFoConfig *config, const char *boot_id, gint64 now)
         u->next_probe = G_MAXINT64;
         u->state_since = now;
         u->up_since = -1;
+        u->alive_at = -1;
         u->flaps = g_array_new(FALSE, FALSE, sizeof(gint64));
         u->rtt_ms = NAN;
         u->inactive_since = -1;
@@ -247,11 +248,19 @@ ca_fo_set_state(CaFailover *self, guint i, CaUplinkState state, const char *why,
     u->oks = 0;
 }
 
+static gboolean
+economising(const CaFailover *self, const Uplink *u)
+{
+    return self->economy_ms > 0 && self->active >= 0 && u == &self->up[self->active];
+}
+
 static gint64
 period(const CaFailover *self, const Uplink *u)
 {
     switch (u->state) {
     case CA_UPLINK_STATE_UP:
+        if (economising(self, u))
+            return MAX(self->config->interval_ms, self->economy_ms);
         return self->config->interval_ms;
     case CA_UPLINK_STATE_UNKNOWN:
     case CA_UPLINK_STATE_SUSPECT:
@@ -405,6 +414,40 @@ ca_failover_note_trouble(CaFailover *self, int uplink, const char *why, gint64 n
     suspect(self, i, why, now);
 }
 
+void
+ca_failover_set_economy(CaFailover *self, gint64 interval_ms, gint64 now)
+{
+    interval_ms = MAX(interval_ms, 0);
+    if (self->economy_ms == interval_ms)
+        return;
+    self->economy_ms = interval_ms;
+    /* Leaving: back to the normal pace from the last round on, not after a long wait. */
+    for (guint i = 0; i < self->n; i++) {
+        Uplink *u = &self->up[i];
+        gint64 p = period(self, u);
+
+        if (!u->probing && u->next_probe != G_MAXINT64 && p != G_MAXINT64)
+            u->next_probe = MIN(u->next_probe, MAX(u->round_started + p, now));
+    }
+}
+
+void
+ca_failover_note_alive(CaFailover *self, int uplink, gint64 now)
+{
+    if (uplink < 0)
+        uplink = self->active;
+    if (uplink < 0 || (guint) uplink >= self->n)
+        return;
+    self->up[uplink].alive_at = now;
+}
+
+guint64
+ca_failover_get_passive_rounds(const CaFailover *self, guint uplink)
+{
+    g_return_val_if_fail(uplink < self->n, 0);
+    return self->up[uplink].passive_rounds;
+}
+
 static void
 describe_failure(const CaProbeRound *r, char *buf, gsize size)
 {
@@ -519,6 +562,15 @@ schedule_probes(CaFailover *self, guint i, gint64 now, gint64 *deadline)
         ucfg(self, i)->activate == CA_ACTIVATE_NEVER)
         return;
     if (u->next_probe > now) {
+        *deadline = MIN(*deadline, u->next_probe);
+        return;
+    }
+    if (economising(self, u) && u->state == CA_UPLINK_STATE_UP && u->alive_at >= 0 &&
+        u->alive_at > u->round_started) {
+        /* Passive health: traffic came in through it since the last round. */
+        u->round_started = now;
+        u->passive_rounds++;
+        u->next_probe = now + period(self, u);
         *deadline = MIN(*deadline, u->next_probe);
         return;
     }

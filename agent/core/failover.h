@@ -7,6 +7,7 @@
  * sockets (the caller feeds facts and results in and carries the outputs out). */
 #pragma once
 #include "config.h"
+#include "economy.h"
 #include "watchdog.h"
 
 #include <cjson/cJSON.h>
@@ -61,6 +62,7 @@ typedef struct {
     gboolean registered;       /* home or roaming */
     gboolean bearer_connected; /* a data bearer is up */
     int signal_quality;        /* percent, -1 unknown */
+    CaMetered metered;         /* NetworkManager's Metered property of the device */
     char device[32];           /* NetworkManager device (interface) name */
     char ip_iface[32];         /* interface carrying IP (may differ for modems) */
     char nm_state[24];         /* NetworkManager device state, as nmcli names it */
@@ -180,6 +182,17 @@ void ca_failover_probe_done(CaFailover *self, guint uplink, const CaProbeRound *
 /* Passive evidence of trouble on uplink (-1: the active one), e.g. MQTT socket errors:
  * probe fast at once. */
 void ca_failover_note_trouble(CaFailover *self, int uplink, const char *why, gint64 now);
+
+/* Economy mode (economy.h): while interval_ms > 0 the uplink in use, when up, has a health
+ * round only every MAX(interval, interval_ms), and a round is passed without probes when
+ * ca_failover_note_alive() reported traffic through it since the previous round began
+ * (passive health). 0 ends it: the normal interval applies from the last round on. */
+void ca_failover_set_economy(CaFailover *self, gint64 interval_ms, gint64 now);
+/* Passive evidence for uplink (-1: the active one): traffic arrived through it (the MQTT
+ * connection received data). */
+void ca_failover_note_alive(CaFailover *self, int uplink, gint64 now);
+/* Rounds of uplink passed on passive evidence, without probes. */
+guint64 ca_failover_get_passive_rounds(const CaFailover *self, guint uplink);
 
 /* Whether NetworkManager runs; while it does not, the watchdog holds (nothing can be
  * re-activated, and a reboot would only hide that the manager is stopped). */

@@ -4,11 +4,15 @@
 
 #include "autocleanups.h"
 #include "log.h"
+#include "economy.h"
 #include "telemetry-settings.h"
 #include "telemetry.h"
 
 struct _CaTelemetryPublisher {
     CaTelemetrySettings set;
+    gboolean economy;              /* economy mode: economy_set applies */
+    CaTelemetryPolicy economy_set; /* as given: the economy figures */
+    CaTelemetryPolicy policy;      /* in force: set.policy, or the economy mix */
     CaTelemetryPublishFunc publish;
     CaTelemetryEventFunc event;
     gpointer user_data;
@@ -23,6 +27,18 @@ struct _CaTelemetryPublisher {
 
 static void reschedule(CaTelemetryPublisher *self);
 
+static void
+update_policy(CaTelemetryPublisher *self)
+{
+    if (self->economy) {
+        CaEconomyPolicy e = {.telemetry = self->economy_set};
+
+        ca_economy_telemetry_policy(&self->set.policy, &e, &self->policy);
+    } else {
+        self->policy = self->set.policy;
+    }
+}
+
 CaTelemetryPublisher *
 ca_telemetry_publisher_new(CaConfig *config, CaTelemetryPublishFunc publish,
                            CaTelemetryEventFunc event, gpointer user_data)
@@ -30,6 +46,7 @@ ca_telemetry_publisher_new(CaConfig *config, CaTelemetryPublishFunc publish,
     CaTelemetryPublisher *self = g_new0(CaTelemetryPublisher, 1);
 
     ca_telemetry_settings_load(&self->set, config);
+    update_policy(self);
     self->publish = publish;
     self->event = event;
     self->user_data = user_data;
@@ -59,7 +76,24 @@ ca_telemetry_publisher_set_config(CaTelemetryPublisher *self, CaConfig *config)
     if (ca_telemetry_settings_equal(&self->set, &set))
         return;
     self->set = set;
+    update_policy(self);
     reschedule(self);
+}
+
+void
+ca_telemetry_publisher_set_economy(CaTelemetryPublisher *self, const CaTelemetryPolicy *economy)
+{
+    CaTelemetryPolicy before = self->policy;
+
+    self->economy = economy != NULL;
+    if (economy)
+        self->economy_set = *economy;
+    update_policy(self);
+    if (before.interval_s != self->policy.interval_s ||
+        before.min_spacing_s != self->policy.min_spacing_s ||
+        before.quality_deadband != self->policy.quality_deadband ||
+        before.signal_deadband != self->policy.signal_deadband)
+        reschedule(self);
 }
 
 cJSON *
@@ -96,7 +130,7 @@ reschedule(CaTelemetryPublisher *self)
 
     if (!self->have_current)
         return;
-    next = ca_telemetry_next_publish(&self->set.policy, &self->published, self->last_publish_us,
+    next = ca_telemetry_next_publish(&self->policy, &self->published, self->last_publish_us,
                                      self->have_published, &self->current, now);
     ca_clear_source(&self->timer);
     if (next <= now) {

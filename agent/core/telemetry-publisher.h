@@ -6,6 +6,7 @@
 #pragma once
 #include "config.h"
 #include "modem-facts.h"
+#include "telemetry.h"
 
 #include <cjson/cJSON.h>
 #include <glib.h>
@@ -27,6 +28,11 @@ void ca_telemetry_publisher_free(CaTelemetryPublisher *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CaTelemetryPublisher, ca_telemetry_publisher_free)
 /* Apply a reloaded [telemetry] policy (reschedules). */
 void ca_telemetry_publisher_set_config(CaTelemetryPublisher *self, CaConfig *config);
+/* Economy mode: publish by economy's figures, each the longer period or wider deadband
+ * of [telemetry] and economy (ca_economy_telemetry_policy); NULL: [telemetry] alone.
+ * Reschedules when the policy in force changed. */
+void ca_telemetry_publisher_set_economy(CaTelemetryPublisher *self,
+                                        const CaTelemetryPolicy *economy);
 /* New facts: events for the transition now, telemetry when the policy says. */
 void ca_telemetry_publisher_update(CaTelemetryPublisher *self, const CaModemFacts *facts);
 /* Publish the current facts now; returns the object published (caller owns it). */

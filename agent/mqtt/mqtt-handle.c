@@ -43,7 +43,12 @@ push_event(CaMqtt *self, EventType type, int rc, int arg)
 static void
 on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *p)
 {
-    push_event(obj, EV_CONNECT, rc, flags);
+    CaMqtt *self = obj;
+    uint16_t alias_max = 0;
+
+    push_event(self, EV_CONNECT, rc, flags);
+    if (p && mosquitto_property_read_int16(p, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, &alias_max, false))
+        ((Event *) self->events.tail->data)->alias_max = alias_max;
 }
 
 static void
@@ -122,12 +127,15 @@ ca_mqtt_set_socket_options(CaMqtt *self)
 {
     int fd = mosquitto_socket(self->mosq);
     int on = 1;
-    int idle = self->set.keepalive;
-    int intvl = MAX(self->set.keepalive / 4, 1);
+    /* TCP's own probes only where MQTT's keepalive did not send anything: a PINGREQ goes
+     * out at most 1.25 x keepalive after the last packet (mqtt.c), so at 1.5 x the kernel
+     * never sends a keepalive probe (and its ACK) next to every PINGREQ. */
+    int idle = (int) (self->keepalive + self->keepalive / 2);
+    int intvl = (int) MAX(self->keepalive / 4, 1);
     int cnt = 4;
     /* Unacknowledged data for two keepalive periods means the path is dead (without
      * this, retransmissions go on for ~15 min). */
-    unsigned int user_timeout = (unsigned int) self->set.keepalive * 2 * 1000;
+    unsigned int user_timeout = self->keepalive * 2 * 1000;
 
     if (fd < 0)
         return;
@@ -145,10 +153,15 @@ source_cb(int rc, gpointer user_data)
 {
     CaMqtt *self = user_data;
     int err = errno; /* from the loop_* call, before anything else runs */
+    guint64 reads = self->source ? ca_mqtt_source_get_reads(self->source) : 0;
+
     g_object_ref(self);
     ca_mqtt_process_events(self);
     if (rc != MOSQ_ERR_SUCCESS)
         ca_mqtt_connection_lost(self, rc, err, NULL);
+    else if (reads != self->reads && self->state == STATE_CONNECTED)
+        g_signal_emit_by_name(self, "received");
+    self->reads = reads;
     g_object_unref(self);
     return G_SOURCE_CONTINUE;
 }

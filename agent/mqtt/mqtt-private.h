@@ -32,8 +32,9 @@ typedef struct {
     GTask *task; /* NULL for fire and forget */
     GCancellable *cancellable;
     gulong cancel_id;
-    int mid;           /* once handed to libmosquitto */
-    gboolean absolute; /* subtopic is a whole topic (ca_mqtt_publish_to_topic) */
+    int mid;             /* once handed to libmosquitto */
+    gboolean absolute;   /* subtopic is a whole topic (ca_mqtt_publish_to_topic) */
+    gboolean alias_only; /* sent by topic alias alone (mqtt-alias.c) */
 } Msg;
 
 typedef enum {
@@ -49,6 +50,7 @@ typedef struct {
     int rc;  /* CONNACK reason, disconnect rc, PUBACK reason */
     int arg; /* CONNACK flags, mid */
     int granted;
+    int alias_max; /* EV_CONNECT: the broker's Topic Alias Maximum (0: none) */
     char *topic;
     GBytes *payload;
     gboolean retain; /* EV_MESSAGE: the broker's retain flag */
@@ -72,9 +74,15 @@ struct _CaMqtt {
     /* Monotonic us no later than libmosquitto's last in/out times: the connect call, or
      * the last PINGREQ it logged (misc_delay_ms). */
     gint64 keepalive_ref_us;
-    GSource *retry_timer;   /* owned: backoff wait */
-    GSource *connect_timer; /* owned: CONNECTING deadline */
-    GSource *cancel_idle;   /* owned: sweeps cancelled queued messages */
+    guint keepalive;          /* of the connection (attempt): the longer of set and economy */
+    guint economy_keepalive;  /* economy mode's keepalive, 0: not economising */
+    guint64 reads;            /* the source's reads at the last look ("received" signal) */
+    gboolean economy_aliases; /* economy mode: topic aliases for the fixed topics */
+    guint alias_max;          /* the broker's Topic Alias Maximum on this connection */
+    GHashTable *aliases;      /* subtopic -> alias established on this connection */
+    GSource *retry_timer;     /* owned: backoff wait */
+    GSource *connect_timer;   /* owned: CONNECTING deadline */
+    GSource *cancel_idle;     /* owned: sweeps cancelled queued messages */
     GCancellable *resolve_cancellable;
     CaBackoff backoff;
     gint64 connected_at;       /* monotonic us */
@@ -122,6 +130,15 @@ struct _CaMqtt {
 void ca_mqtt_process_events(CaMqtt *self);
 /* The connection ended or could not be made: record, then back off (or finish a stop). */
 void ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why);
+
+/* mqtt-alias.c */
+/* A new connection: no alias established; broker_max from its CONNACK. */
+void ca_mqtt_alias_reset(CaMqtt *self, guint broker_max);
+/* Publish m on topic, by topic alias where economy mode and the broker allow it; the
+ * libmosquitto return code. */
+int ca_mqtt_alias_publish(CaMqtt *self, Msg *m, const char *topic, int *mid);
+/* TRUE when a message sent by alias alone is handed over and not acknowledged. */
+gboolean ca_mqtt_alias_in_flight(CaMqtt *self);
 
 /* mqtt-handle.c */
 /* A handle for the current settings; FALSE (logged) when the settings cannot work. */

@@ -140,10 +140,8 @@ gboolean
 ca_mqtt_hand_over(CaMqtt *self, Msg *m)
 {
     g_autofree char *topic = ca_mqtt_msg_topic(self, m);
-    gsize len = 0;
-    const void *data = g_bytes_get_data(m->payload, &len);
     int mid = 0;
-    int rc = mosquitto_publish(self->mosq, &mid, topic, (int) len, data, m->qos, m->retain);
+    int rc = ca_mqtt_alias_publish(self, m, topic, &mid);
 
     /* QoS 1: after NO_CONN/ERRNO/CONN_LOST the library has queued the message and sends
      * it after reconnecting; publishing it again would duplicate it (docs/mqtt.md). */

@@ -20,6 +20,7 @@ typedef struct {
     gboolean watching;
     CaMqttFramer framer; /* the packets read from fd (restarts with each socket) */
     guint32 max_packet;
+    guint64 reads; /* successful reads of incoming data */
 } MqttSource;
 
 #define BASE_EVENTS (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)
@@ -105,8 +106,11 @@ mqtt_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
         s->watching = FALSE;
         rc = MOSQ_ERR_CONN_LOST;
     } else {
-        if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || tls_pending(s))
+        if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || tls_pending(s)) {
             rc = bounded_loop_read(s, fd);
+            if (rc == MOSQ_ERR_SUCCESS && !(revents & (G_IO_HUP | G_IO_ERR)))
+                s->reads++;
+        }
         if (rc == MOSQ_ERR_SUCCESS && (revents & G_IO_OUT) && mosquitto_socket(s->mosq) == fd &&
             mosquitto_want_write(s->mosq))
             rc = mosquitto_loop_write(s->mosq, 1);
@@ -171,6 +175,12 @@ ca_mqtt_source_set_watching(GSource *source, gboolean watching)
     /* prepare picks the socket up on the next iteration. */
     if (watching && g_source_get_context(source))
         g_main_context_wakeup(g_source_get_context(source));
+}
+
+guint64
+ca_mqtt_source_get_reads(GSource *source)
+{
+    return ((MqttSource *) source)->reads;
 }
 
 int

@@ -32,3 +32,5 @@ int ca_mqtt_source_get_fd(GSource *source);
 /* The framer of the current socket: after a failed read, whether a packet was too large
  * (result) and how large it said it was (announced). */
 const CaMqttFramer *ca_mqtt_source_get_framer(GSource *source);
+/* Successful reads of incoming data so far (the broker's packets arrived). */
+guint64 ca_mqtt_source_get_reads(GSource *source);

@@ -36,7 +36,7 @@
 
 G_DEFINE_FINAL_TYPE(CaMqtt, ca_mqtt, G_TYPE_OBJECT)
 
-enum { SIGNAL_MESSAGE, SIGNAL_CONNECTED, SIGNAL_DISCONNECTED, N_SIGNALS };
+enum { SIGNAL_MESSAGE, SIGNAL_CONNECTED, SIGNAL_DISCONNECTED, SIGNAL_RECEIVED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void begin_connect(CaMqtt *self);
@@ -63,21 +63,24 @@ timer_new(guint ms, GSourceFunc func, gpointer data)
  * (keepalive_ref_us), so nothing falls due before one keepalive has passed: the timer waits
  * until keepalive + 1 s after that moment. When a call sends no PINGREQ (packets came and went
  * meanwhile) it is not known when the keepalive falls due, and the timer polls every
- * keepalive/4: the PINGREQ then leaves by 1.25 x keepalive, inside the 1.5 x the broker
- * allows. Firing early is harmless, late never happens. The PINGREQ is seen through
+ * keepalive/4, at most every POLL_MAX_S: the PINGREQ then leaves by keepalive + 10 s (at
+ * most 1.25 x keepalive), inside the 1.5 x the broker allows and, for a long (economy)
+ * keepalive, close to it: the longest idle gap a carrier's NAT sees (docs/economy.md). Firing early is harmless, late never happens. The PINGREQ is seen through
  * libmosquitto's debug log line; should its text ever change, the timer just keeps polling.
  * Idle, that is 2 wakeups per keepalive + 1 s (the timer and the PINGRESP), not 1 per second
  * as HACKING.md C17 has it (the idle target is under 0.2 wakeups/s, docs/benchmarks.md). A dead path is also caught
  * by TCP_USER_TIMEOUT. */
+#define POLL_MAX_S 10
+
 static guint
 misc_delay_ms(CaMqtt *self, gboolean from_ref)
 {
     gint64 now = g_get_monotonic_time();
-    gint64 due = self->keepalive_ref_us + ((gint64) self->set.keepalive + 1) * G_USEC_PER_SEC;
+    gint64 due = self->keepalive_ref_us + ((gint64) self->keepalive + 1) * G_USEC_PER_SEC;
 
     if (from_ref)
         return (guint) CLAMP((due - now) / 1000, 0, G_MAXUINT32 / 2);
-    return (guint) MAX(self->set.keepalive * 1000 / 4, 1000);
+    return (guint) CLAMP(self->keepalive * 1000 / 4, 1000, POLL_MAX_S * 1000);
 }
 
 static gboolean
@@ -219,8 +222,10 @@ do_connect(CaMqtt *self, GInetAddress *addr)
     int err;
 
     /* A handle starts a clean session or resumes one for its whole life: after a too large
-     * packet the next connection needs the other kind (mqtt-handle.c). */
-    if (self->mosq && self->clean_next != self->handle_clean) {
+     * packet the next connection needs the other kind (mqtt-handle.c). And messages sent by
+     * topic alias that are unacknowledged would be sent again by an alias the new connection
+     * lacks (mqtt-alias.c): hand them over again, topic included, from a new handle. */
+    if (self->mosq && (self->clean_next != self->handle_clean || ca_mqtt_alias_in_flight(self))) {
         ca_mqtt_requeue_handed(self);
         ca_mqtt_destroy_handle(self);
     }
@@ -248,7 +253,9 @@ do_connect(CaMqtt *self, GInetAddress *addr)
     /* Non-blocking TCP connect; CONNECT is queued and goes out once the socket is
      * writable. getaddrinfo inside is blocking (docs/mqtt.md: bounded by resolving
      * asynchronously first; without TLS it is given an address, which needs no lookup). */
-    rc = mosquitto_connect_bind_async(self->mosq, host, self->set.port, self->set.keepalive, bind);
+    self->keepalive = MAX((guint) self->set.keepalive, self->economy_keepalive);
+    rc =
+        mosquitto_connect_bind_async(self->mosq, host, self->set.port, (int) self->keepalive, bind);
     err = errno;
     took_ms = (g_get_monotonic_time() - t0) / 1000;
     if (took_ms >= SLOW_CONNECT_MS)
@@ -431,7 +438,7 @@ ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why)
 /* What the libmosquitto callbacks recorded */
 
 static void
-handle_connack(CaMqtt *self, int rc, int flags)
+handle_connack(CaMqtt *self, int rc, int flags, int alias_max)
 {
     g_autofree char *online = NULL;
     gboolean session_present = (flags & 1) != 0;
@@ -449,6 +456,7 @@ handle_connack(CaMqtt *self, int rc, int flags)
     self->connected_at = g_get_monotonic_time();
     self->retained_refused = 0;
     enter_state(self, STATE_CONNECTED);
+    ca_mqtt_alias_reset(self, self->set.v5 ? (guint) MAX(alias_max, 0) : 0);
     ca_msg("connected to %s:%d as \"%s\" (MQTT %s%s, session %s)", self->set.host, self->set.port,
            self->set.client_id, self->set.v5 ? "5" : "3.1.1", self->set.tls ? ", TLS" : "",
            session_present ? "resumed" : "new");
@@ -594,7 +602,7 @@ ca_mqtt_process_events(CaMqtt *self)
     while ((e = g_queue_pop_head(&self->events))) {
         switch (e->type) {
         case EV_CONNECT:
-            handle_connack(self, e->rc, e->arg);
+            handle_connack(self, e->rc, e->arg, e->alias_max);
             break;
         case EV_DISCONNECT:
             ca_mqtt_connection_lost(self, e->rc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_CONN_LOST : e->rc,
@@ -797,6 +805,31 @@ ca_mqtt_reconnect_now(CaMqtt *self)
 }
 
 void
+ca_mqtt_set_economy(CaMqtt *self, guint keepalive_s, gboolean topic_aliases)
+{
+    guint want;
+
+    g_return_if_fail(CA_IS_MQTT(self));
+    self->economy_keepalive = keepalive_s;
+    self->economy_aliases = topic_aliases;
+    want = MAX((guint) self->set.keepalive, keepalive_s);
+    if ((self->state != STATE_CONNECTED && self->state != STATE_CONNECTING) ||
+        want == self->keepalive)
+        return; /* the next connection uses it */
+    ca_info("keepalive %u s instead of %u s (%s): reconnecting", want, self->keepalive,
+            keepalive_s ? "economy mode" : "economy mode ended");
+    ca_mqtt_reconnect_now(self);
+}
+
+guint
+ca_mqtt_get_keepalive(CaMqtt *self)
+{
+    g_return_val_if_fail(CA_IS_MQTT(self), 0);
+    return self->keepalive ? self->keepalive
+                           : MAX((guint) self->set.keepalive, self->economy_keepalive);
+}
+
+void
 ca_mqtt_set_link_available(CaMqtt *self, gboolean available)
 {
     g_return_if_fail(CA_IS_MQTT(self));
@@ -858,6 +891,7 @@ ca_mqtt_init(CaMqtt *self)
     self->subs = g_ptr_array_new_with_free_func(g_free);
     self->subs_sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     self->state_subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    self->aliases = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     self->sub_mids = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 }
 
@@ -894,6 +928,7 @@ ca_mqtt_finalize(GObject *object)
     g_ptr_array_unref(self->subs);
     g_hash_table_unref(self->subs_sent);
     g_hash_table_unref(self->state_subs);
+    g_hash_table_unref(self->aliases);
     g_hash_table_unref(self->sub_mids);
     g_free(self->last_lib_error);
     g_free(self->base);
@@ -917,4 +952,6 @@ ca_mqtt_class_init(CaMqttClass *klass)
     signals[SIGNAL_DISCONNECTED] =
         g_signal_new("disconnected", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                      NULL, G_TYPE_NONE, 0);
+    signals[SIGNAL_RECEIVED] = g_signal_new("received", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+                                            0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }

@@ -50,8 +50,17 @@ void ca_mqtt_reconnect_now(CaMqtt *self);
  * (no DNS, no SYNs over a dead link); going TRUE connects at once. */
 void ca_mqtt_set_link_available(CaMqtt *self, gboolean available);
 
+/* Economy mode: keepalive_s (0: none) makes connections use the longer of it and [mqtt]
+ * keepalive (a connection or attempt with another one is made again now); topic_aliases
+ * sends the agent's fixed topics (status, telemetry, link, usage, events) by MQTT 5 topic
+ * alias where the broker's CONNACK allows them. */
+void ca_mqtt_set_economy(CaMqtt *self, guint keepalive_s, gboolean topic_aliases);
+
 /*****************************************************************************/
 /* State */
+
+/* The keepalive (s) of the current connection (attempt), else of the next one. */
+guint ca_mqtt_get_keepalive(CaMqtt *self);
 
 /* "<topic-prefix>/<device-id>", owned by self (changes only on ca_mqtt_set_config). */
 const char *ca_mqtt_get_base(CaMqtt *self);
@@ -108,7 +117,9 @@ void ca_mqtt_unsubscribe(CaMqtt *self, const char *subtopic_filter);
  *                  topic under <base>; QoS 1 was already acknowledged to the broker
  *                  (libmosquitto acks before delivery), so persist before returning.
  *   "connected"    (): CONNACK accepted, online published, subscriptions in place.
- *   "disconnected" (): the connection was lost or closed. */
+ *   "disconnected" (): the connection was lost or closed.
+ *   "received"     (): data from the broker arrived on the connection (any packet: a
+ *                  PINGRESP, a PUBACK, a message): the path to the broker works. */
 
 /*****************************************************************************/
 /* Pure helpers (unit-tested) */

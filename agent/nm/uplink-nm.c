@@ -211,6 +211,7 @@ collect_facts(CaUplink *self, guint i, CaUplinkFacts *f)
         if (NM_IS_DEVICE_ETHERNET(dev)) /* also veth (NMDeviceVeth is a subclass) */
             f->carrier = nm_device_ethernet_get_carrier(NM_DEVICE_ETHERNET(dev));
         f->connectivity = map_connectivity(nm_device_get_connectivity(dev, AF_INET));
+        f->metered = (CaMetered) nm_device_get_metered(dev);
         g_strlcpy(f->device, nm_device_get_iface(dev) ?: "", sizeof f->device);
         g_strlcpy(f->ip_iface, nm_device_get_ip_iface(dev) ?: "", sizeof f->ip_iface);
         g_strlcpy(f->nm_state, device_state_name(nm_device_get_state(dev)), sizeof f->nm_state);

@@ -50,10 +50,12 @@ struct _CaUplink {
     guint generation; /* bumped when the policy is rebuilt: late results are dropped */
     CaProber *prober;
     GCancellable *cancellable;
-    GSource *timer;        /* owned: the policy's next deadline */
-    GSource *refresh;      /* owned: coalesced fact refresh */
-    GSource *link_timer;   /* owned: rate-limited link publishing */
-    GSource *report_timer; /* owned: periodic link refresh */
+    GSource *timer;           /* owned: the policy's next deadline */
+    GSource *refresh;         /* owned: coalesced fact refresh */
+    GSource *link_timer;      /* owned: rate-limited link publishing */
+    GSource *report_timer;    /* owned: periodic link refresh */
+    gint64 economy_probe_ms;  /* ca_uplink_set_economy: 0 = not economising */
+    gint64 economy_report_ms; /* economy's link refresh interval */
     char *boot_id;
     char *state_path;
     gboolean started;

@@ -144,6 +144,30 @@ report_timer_cb(gpointer user_data)
     return G_SOURCE_CONTINUE;
 }
 
+/* Economy's health rounds replace probes by MQTT traffic (passive health): with the broker
+ * on this machine there is none through the uplink, so the normal rounds stay. */
+static gint64
+economy_probe_ms(CaUplink *self)
+{
+    return ca_uplink_settings_broker_is_local(self->settings) ? 0 : self->economy_probe_ms;
+}
+
+/* The link refresh at [health] report-interval, or economy's longer one. */
+static void
+arm_report_timer(CaUplink *self)
+{
+    gint64 ms = self->fo_config->report_interval_ms;
+
+    if (self->economy_probe_ms > 0)
+        ms = (gint64) ca_economy_longer((guint64) ms, (guint64) self->economy_report_ms);
+    ca_clear_source(&self->report_timer);
+    if (ms > 0) {
+        self->report_timer = g_timeout_source_new((guint) MIN(ms, G_MAXUINT));
+        g_source_set_callback(self->report_timer, report_timer_cb, self, NULL);
+        g_source_attach(self->report_timer, NULL);
+    }
+}
+
 void
 ca_uplink_update_status(CaUplink *self)
 {
@@ -452,13 +476,8 @@ build_policy(CaUplink *self)
     if (self->planned && now < self->planned_until)
         ca_failover_set_planned_outage(self->fo, TRUE, self->planned_until - now, now);
     ca_failover_set_cap(self->fo, self->cap);
-    ca_clear_source(&self->report_timer);
-    if (self->fo_config->report_interval_ms > 0) {
-        self->report_timer =
-            g_timeout_source_new((guint) MIN(self->fo_config->report_interval_ms, G_MAXUINT));
-        g_source_set_callback(self->report_timer, report_timer_cb, self, NULL);
-        g_source_attach(self->report_timer, NULL);
-    }
+    ca_failover_set_economy(self->fo, economy_probe_ms(self), now);
+    arm_report_timer(self);
     log_plan(self);
 }
 
@@ -617,6 +636,8 @@ ca_uplink_set_config(CaUplink *self, CaConfig *config)
 
         old->policy = g_steal_pointer(&self->settings->policy);
         self->settings->policy = policy;
+        if (self->fo) /* passive health follows the broker on or off this machine */
+            ca_failover_set_economy(self->fo, economy_probe_ms(self), ca_uplink_now_ms());
         ca_uplink_update_status(self); /* a broker moved on or off this machine */
         return;
     }
@@ -686,6 +707,48 @@ ca_uplink_note_trouble(CaUplink *self, const char *why)
         return;
     ca_failover_note_trouble(self->fo, -1, why, ca_uplink_now_ms());
     ca_uplink_run_policy(self);
+}
+
+void
+ca_uplink_set_economy(CaUplink *self, gint64 probe_interval_ms, gint64 report_interval_ms)
+{
+    if (self->economy_probe_ms == probe_interval_ms &&
+        self->economy_report_ms == report_interval_ms)
+        return;
+    self->economy_probe_ms = probe_interval_ms;
+    self->economy_report_ms = report_interval_ms;
+    if (!self->fo)
+        return;
+    ca_failover_set_economy(self->fo, economy_probe_ms(self), ca_uplink_now_ms());
+    arm_report_timer(self);
+    ca_uplink_run_policy(self);
+}
+
+void
+ca_uplink_note_alive(CaUplink *self)
+{
+    /* A broker on this machine proves nothing about an uplink. */
+    if (self->fo && !ca_uplink_settings_broker_is_local(self->settings))
+        ca_failover_note_alive(self->fo, -1, ca_uplink_now_ms());
+}
+
+gboolean
+ca_uplink_get_active_metered(CaUplink *self, int *out_metered)
+{
+    int a = self->fo ? ca_failover_get_active(self->fo) : -1;
+
+    if (a < 0)
+        return FALSE;
+    *out_metered = (int) ca_failover_get_facts(self->fo, (guint) a)->metered;
+    return TRUE;
+}
+
+guint64
+ca_uplink_get_passive_rounds(CaUplink *self)
+{
+    int a = self->fo ? ca_failover_get_active(self->fo) : -1;
+
+    return a >= 0 ? ca_failover_get_passive_rounds(self->fo, (guint) a) : 0;
 }
 
 void

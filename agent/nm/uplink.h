@@ -74,6 +74,19 @@ void ca_uplink_checkpoint_rollback_async(CaUplink *self, const char *path,
 gboolean ca_uplink_checkpoint_rollback_finish(CaUplink *self, GAsyncResult *result, GError **error);
 /* Forget checkpoint path, keeping the devices as they are (failures logged). */
 void ca_uplink_checkpoint_destroy(CaUplink *self, const char *path);
+/* Economy mode (docs/economy.md): probe_interval_ms > 0 gives the uplink in use health
+ * rounds at that interval, passed without probes when ca_uplink_note_alive() reported
+ * traffic since the last one, and refreshes <base>/link every report_interval_ms (the
+ * longer of it and [health] report-interval; 0 there stays 0). 0, 0 ends it. */
+void ca_uplink_set_economy(CaUplink *self, gint64 probe_interval_ms, gint64 report_interval_ms);
+/* Passive evidence for the uplink in use: traffic from the broker came through it
+ * (ignored when the broker is on this machine). */
+void ca_uplink_note_alive(CaUplink *self);
+/* NetworkManager's Metered property (a CaMetered, economy.h) of the uplink in use's
+ * device; FALSE when no uplink is in use. */
+gboolean ca_uplink_get_active_metered(CaUplink *self, int *out_metered);
+/* Health rounds of the uplink in use passed without probes (passive health). */
+guint64 ca_uplink_get_passive_rounds(CaUplink *self);
 /* Stop: cancel everything, drop the NMClient; completes once libnm is quiet. */
 void ca_uplink_shutdown_async(CaUplink *self, GAsyncReadyCallback callback, gpointer user_data);
 gboolean ca_uplink_shutdown_finish(CaUplink *self, GAsyncResult *result, GError **error);

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Config reload and the connection's socket:
-- the live socket has SO_KEEPALIVE, TCP_KEEPIDLE = keepalive and TCP_USER_TIMEOUT =
+- the live socket has SO_KEEPALIVE, TCP_KEEPIDLE = 1.5 x keepalive (past the latest
+  PINGREQ, so no TCP keepalive probe goes out next to every PINGREQ) and TCP_USER_TIMEOUT =
   2 x keepalive (read from the agent's own fd through pidfd_getfd);
 - SIGHUP with [mqtt] unchanged keeps the connection, and so does one that changes only the
   queue limits;
@@ -71,7 +72,7 @@ def test():
         s = socket.socket(fileno=fd)
         try:
             assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 20
+            assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
             assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 5
             assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 4
             assert s.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT) == 40000

@@ -59,6 +59,11 @@ class Agent:
         # Never the real /run/cellagent: each agent its own (cellagent --status reads it).
         settings["agent"].setdefault("runtime-dir", _runtime_dir(directory, name))
         settings["agent"].setdefault("device-id", "dev1")
+        # Economy mode off unless the test sets it: NetworkManager guesses the lab's
+        # emulated modem metered, and economy's figures (hour-long telemetry spacing, a
+        # 280 s keepalive, 300 s health rounds) would change what most tests wait for.
+        # test_economy_ecm.py and bench_data_cost.py set it (docs/economy.md).
+        settings.setdefault("economy", {}).setdefault("mode", "off")
         self.config = write_config(os.path.join(directory, f"{name}.conf"), settings)
         self.log = os.path.join(directory, f"{name}.log")
         self.args = list(args)
