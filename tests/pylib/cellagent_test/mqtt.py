@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 from cellagent_test.agent import write_config
 from cellagent_test.core import (BUILD_DIR, PY, CommandError, PopenRecord, Proc, at_exit,
@@ -292,6 +293,56 @@ def wait_retained(port, topic, pred, timeout=15, extra_args=(), host="127.0.0.1"
         return wait_until(check, timeout, f"retained {topic}", interval=0.2)
     except AssertionError:
         raise AssertionError(f"retained {topic} is {last[0]!r} after {timeout} s")
+
+
+def _mqtt_str(text):
+    b = text.encode()
+    return len(b).to_bytes(2, "big") + b
+
+
+def _mqtt_packet(first, body):
+    n, length = len(body), b""
+    while True:
+        byte, n = n % 128, n // 128
+        length += bytes([byte | (128 if n else 0)])
+        if not n:
+            return bytes([first]) + length + body
+
+
+def hold_client_id(host, port, client_id, username=None, password=None, protocol="3.1.1",
+                   seconds=2.0):
+    """Connect once as client_id (a raw MQTT CONNECT: no reconnect, unlike mosquitto_sub, which
+    fights a takeover it loses for ever), keep the connection up to `seconds` or until the
+    broker closes it, then DISCONNECT. Returns the CONNACK return/reason code, or None when
+    the broker closed before answering."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = _mqtt_str("MQTT") + bytes([5 if protocol == "5" else 4, flags]) + (60).to_bytes(2, "big")
+    if protocol == "5":
+        body += b"\x00"  # no properties
+    body += _mqtt_str(client_id)
+    if username is not None:
+        body += _mqtt_str(username)
+    if password is not None:
+        body += _mqtt_str(password)
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(_mqtt_packet(0x10, body))
+        head = s.recv(64)
+        if len(head) < 4 or head[0] != 0x20:
+            return None
+        code = head[3]
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            s.settimeout(left)
+            try:
+                if not s.recv(4096):
+                    return code  # the broker closed it (taken over in turn)
+            except socket.timeout:
+                break
+        try:
+            s.sendall(b"\xe0\x00")
+        except OSError:
+            pass
+        return code
 
 
 def passwd_file(path, users):
