@@ -34,7 +34,7 @@ typedef struct {
     gulong cancel_id;
     int mid;             /* once handed to libmosquitto */
     gboolean absolute;   /* subtopic is a whole topic (ca_mqtt_publish_to_topic) */
-    gboolean alias_only; /* sent by topic alias alone (mqtt-alias.c) */
+    gboolean alias_only; /* sent by topic alias alone (mqtt-economy.c) */
 } Msg;
 
 typedef enum {
@@ -131,7 +131,7 @@ void ca_mqtt_process_events(CaMqtt *self);
 /* The connection ended or could not be made: record, then back off (or finish a stop). */
 void ca_mqtt_connection_lost(CaMqtt *self, int rc, int err, const char *why);
 
-/* mqtt-alias.c */
+/* mqtt-economy.c */
 /* A new connection: no alias established; broker_max from its CONNACK. */
 void ca_mqtt_alias_reset(CaMqtt *self, guint broker_max);
 /* Publish m on topic, by topic alias where economy mode and the broker allow it; the

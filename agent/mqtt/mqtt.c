@@ -224,7 +224,7 @@ do_connect(CaMqtt *self, GInetAddress *addr)
     /* A handle starts a clean session or resumes one for its whole life: after a too large
      * packet the next connection needs the other kind (mqtt-handle.c). And messages sent by
      * topic alias that are unacknowledged would be sent again by an alias the new connection
-     * lacks (mqtt-alias.c): hand them over again, topic included, from a new handle. */
+     * lacks (mqtt-economy.c): hand them over again, topic included, from a new handle. */
     if (self->mosq && (self->clean_next != self->handle_clean || ca_mqtt_alias_in_flight(self))) {
         ca_mqtt_requeue_handed(self);
         ca_mqtt_destroy_handle(self);
@@ -802,31 +802,6 @@ ca_mqtt_reconnect_now(CaMqtt *self)
         g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0);
     /* connect_async closes the old socket; QoS 1 messages in flight are sent again. */
     begin_connect(self);
-}
-
-void
-ca_mqtt_set_economy(CaMqtt *self, guint keepalive_s, gboolean topic_aliases)
-{
-    guint want;
-
-    g_return_if_fail(CA_IS_MQTT(self));
-    self->economy_keepalive = keepalive_s;
-    self->economy_aliases = topic_aliases;
-    want = MAX((guint) self->set.keepalive, keepalive_s);
-    if ((self->state != STATE_CONNECTED && self->state != STATE_CONNECTING) ||
-        want == self->keepalive)
-        return; /* the next connection uses it */
-    ca_info("keepalive %u s instead of %u s (%s): reconnecting", want, self->keepalive,
-            keepalive_s ? "economy mode" : "economy mode ended");
-    ca_mqtt_reconnect_now(self);
-}
-
-guint
-ca_mqtt_get_keepalive(CaMqtt *self)
-{
-    g_return_val_if_fail(CA_IS_MQTT(self), 0);
-    return self->keepalive ? self->keepalive
-                           : MAX((guint) self->set.keepalive, self->economy_keepalive);
 }
 
 void

@@ -1,5 +1,5 @@
-/* mqtt-alias: MQTT 5 topic aliases for the agent's fixed topics, in economy mode
- * (docs/economy.md). A topic's first publish on a connection carries the topic and an
+/* mqtt-economy: the MQTT module in economy mode (docs/economy.md): the longer keepalive,
+ * and MQTT 5 topic aliases for the agent's fixed topics. A topic's first publish on a connection carries the topic and an
  * alias; later ones carry the alias alone, saving the topic's bytes in every message.
  * Aliases live as long as the connection; only the broker's CONNACK Topic Alias Maximum
  * is used (0 or absent: none), and never under MQTT 3.1.1.
@@ -10,6 +10,8 @@
  * handed over and starts from a new libmosquitto handle (ca_mqtt_alias_in_flight). */
 #define CA_LOG_MODULE "mqtt"
 #include "mqtt-private.h"
+
+#include "mqtt.h"
 
 #include "log.h"
 
@@ -77,4 +79,29 @@ ca_mqtt_alias_publish(CaMqtt *self, Msg *m, const char *topic, int *mid)
         ca_debug("topic alias %u for \"%s\"", alias, topic);
     }
     return rc;
+}
+
+void
+ca_mqtt_set_economy(CaMqtt *self, guint keepalive_s, gboolean topic_aliases)
+{
+    guint want;
+
+    g_return_if_fail(CA_IS_MQTT(self));
+    self->economy_keepalive = keepalive_s;
+    self->economy_aliases = topic_aliases;
+    want = MAX((guint) self->set.keepalive, keepalive_s);
+    if ((self->state != STATE_CONNECTED && self->state != STATE_CONNECTING) ||
+        want == self->keepalive)
+        return; /* the next connection uses it */
+    ca_info("keepalive %u s instead of %u s (%s): reconnecting", want, self->keepalive,
+            keepalive_s ? "economy mode" : "economy mode ended");
+    ca_mqtt_reconnect_now(self);
+}
+
+guint
+ca_mqtt_get_keepalive(CaMqtt *self)
+{
+    g_return_val_if_fail(CA_IS_MQTT(self), 0);
+    return self->keepalive ? self->keepalive
+                           : MAX((guint) self->set.keepalive, self->economy_keepalive);
 }
