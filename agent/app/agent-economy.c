@@ -19,7 +19,6 @@ struct _CaAgentEconomy {
     char *uplink;       /* the uplink in use at the decision, NULL none */
     CaMetered metered;
     gboolean have_metered;
-    gint64 since; /* real time of the last change */
 };
 
 static void
@@ -27,14 +26,18 @@ apply(CaAgent *self)
 {
     CaAgentEconomy *e = self->economy;
     const CaEconomyPolicy *p = &e->set.policy;
+    gint64 before = self->last_switch;
 
     ca_telemetry_publisher_set_economy(self->telemetry, e->active ? &p->telemetry : NULL);
     ca_uplink_set_economy(self->uplink, e->active ? p->probe_interval_ms : 0,
                           e->active ? p->report_interval_ms : 0);
     ca_agent_usage_set_economy(self, e->active ? p->usage_interval_s : 0);
-    /* A reconnect for the keepalive is ours: no evidence against the uplink. */
+    /* A reconnect for the keepalive is ours: no evidence against the uplink ("disconnected"
+     * comes inside the call). */
     self->last_switch = g_get_monotonic_time();
-    ca_mqtt_set_economy(self->mqtt, e->active ? p->keepalive_s : 0, e->active && p->topic_aliases);
+    if (!ca_mqtt_set_economy(self->mqtt, e->active ? p->keepalive_s : 0,
+                             e->active && p->topic_aliases))
+        self->last_switch = before;
 }
 
 cJSON *
@@ -87,7 +90,6 @@ decide(CaAgent *self, gboolean force)
     if (changed) {
         g_autoptr(cJSON) fields = NULL;
 
-        e->since = g_get_real_time();
         ca_info("economy mode %s: %s%s%s%s%s%s", on ? "on" : "off", reason,
                 active ? " (uplink " : "", active ? active : "", have ? ", metered " : "",
                 have ? ca_metered_to_string((CaMetered) metered) : "", active ? ")" : "");

@@ -81,27 +81,29 @@ ca_mqtt_alias_publish(CaMqtt *self, Msg *m, const char *topic, int *mid)
     return rc;
 }
 
-void
+gboolean
 ca_mqtt_set_economy(CaMqtt *self, guint keepalive_s, gboolean topic_aliases)
 {
     guint want;
 
-    g_return_if_fail(CA_IS_MQTT(self));
+    g_return_val_if_fail(CA_IS_MQTT(self), FALSE);
     self->economy_keepalive = keepalive_s;
     self->economy_aliases = topic_aliases;
     want = MAX((guint) self->set.keepalive, keepalive_s);
     if ((self->state != STATE_CONNECTED && self->state != STATE_CONNECTING) ||
         want == self->keepalive)
-        return; /* the next connection uses it */
+        return FALSE; /* the next connection uses it */
     ca_info("keepalive %u s instead of %u s (%s): reconnecting", want, self->keepalive,
             keepalive_s ? "economy mode" : "economy mode ended");
     ca_mqtt_reconnect_now(self);
+    return TRUE;
 }
 
 guint
 ca_mqtt_get_keepalive(CaMqtt *self)
 {
     g_return_val_if_fail(CA_IS_MQTT(self), 0);
-    return self->keepalive ? self->keepalive
-                           : MAX((guint) self->set.keepalive, self->economy_keepalive);
+    if (self->keepalive && (self->state == STATE_CONNECTED || self->state == STATE_CONNECTING))
+        return self->keepalive;
+    return MAX((guint) self->set.keepalive, self->economy_keepalive);
 }

@@ -53,8 +53,9 @@ void ca_mqtt_set_link_available(CaMqtt *self, gboolean available);
 /* Economy mode: keepalive_s (0: none) makes connections use the longer of it and [mqtt]
  * keepalive (a connection or attempt with another one is made again now); topic_aliases
  * sends the agent's fixed topics (status, telemetry, link, usage, events) by MQTT 5 topic
- * alias where the broker's CONNACK allows them. */
-void ca_mqtt_set_economy(CaMqtt *self, guint keepalive_s, gboolean topic_aliases);
+ * alias where the broker's CONNACK allows them. TRUE when it reconnected (the
+ * "disconnected" signal was emitted inside the call). */
+gboolean ca_mqtt_set_economy(CaMqtt *self, guint keepalive_s, gboolean topic_aliases);
 
 /*****************************************************************************/
 /* State */
