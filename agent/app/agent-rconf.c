@@ -122,7 +122,7 @@ report(CaAgentRconf *r, cJSON *o)
 {
     g_autoptr(cJSON) owned = o;
     g_autoptr(GError) error = NULL;
-    g_autofree char *text = cJSON_PrintUnformatted(o);
+    g_autofree char *text = cJSON_PrintUnformatted(owned);
 
     if (!ca_remote_layer_save_report(r->state_dir, text, &error))
         ca_warn("the report is not kept across restarts: %s", error->message);
