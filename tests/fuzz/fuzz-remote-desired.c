@@ -61,7 +61,10 @@ check_layer(const CaRemoteDesired *d)
         ca_fuzz_assert(!strstr(error->message, "syntax error"));
         ca_fuzz_assert(!strstr(error->message, "escape"));
     } else {
-        ca_fuzz_assert(ca_config_get_warnings(c)[0] == NULL);
+        /* Warnings of the cross-checks are legitimate (a remote broker without TLS); one
+         * about an unknown group or key is not. */
+        for (const char *const *w = ca_config_get_warnings(c); *w; w++)
+            ca_fuzz_assert(!strstr(*w, "unknown"));
     }
 }
 
