@@ -58,8 +58,11 @@ check_layer(const CaRemoteDesired *d)
     text = g_strconcat("[agent]\ndevice-id=fuzz\n", d->layer, NULL);
     c = ca_config_load_from_data("layer", text, strlen(text), &error);
     if (!c) {
+        /* The loader's own words for text it cannot read, not a value the document quotes
+         * (a probe named "escape.1" is refused for what it is, and the message says so). */
         ca_fuzz_assert(!strstr(error->message, "syntax error"));
-        ca_fuzz_assert(!strstr(error->message, "escape"));
+        ca_fuzz_assert(!strstr(error->message, "ends in an escape character"));
+        ca_fuzz_assert(!strstr(error->message, "invalid escape sequence"));
     } else {
         /* Warnings of the cross-checks are legitimate (a remote broker without TLS); one
          * about an unknown group or key is not. */
