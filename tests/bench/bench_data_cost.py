@@ -99,7 +99,7 @@ def window(seconds, every=None, until=None, limit=900):
         if every and now >= next_call:
             every()
             next_call += 60
-        time.sleep(min(1.0, t0 + seconds - now))
+        time.sleep(max(0.05, min(1.0, t0 + seconds - now)))
     b1, t1 = usb0_bytes(), time.monotonic()
     return b1 - b0, t1 - t0, sub.messages[mark:]
 
