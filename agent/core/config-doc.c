@@ -6,64 +6,23 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
-static void
-dump_group(const CaConfig *c, GString *out, const char *table_group, const char *group)
-{
-    g_string_append_printf(out, "[%s]\n", group);
-    for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
-        g_autofree char *vk = NULL;
-        const Value *v;
-
-        if (strcmp(k->group, table_group) != 0)
-            continue;
-        vk = ca_config_vkey(group, k->key);
-        v = g_hash_table_lookup(c->values, vk);
-        if (!v)
-            continue;
-        g_string_append_printf(out, "%s=%s", k->key,
-                               (k->flags & CA_KEY_FLAG_SECRET) && *v->text ? "********" : v->text);
-        if (v->file && v->line > 0)
-            g_string_append_printf(out, "    # %s:%d\n", v->file, v->line);
-        else if (v->file)
-            g_string_append_printf(out, "    # %s\n", v->file);
-        else
-            g_string_append(out, "    # default\n");
-    }
-    g_string_append_c(out, '\n');
-}
-
-char *
-ca_config_dump(const CaConfig *config)
-{
-    GString *out = g_string_new(NULL);
-    const char *last = NULL;
-
-    for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
-        if (last && strcmp(last, k->group) == 0)
-            continue;
-        last = k->group;
-        if (g_str_has_suffix(k->group, "*")) {
-            g_autofree char *stem = g_strndup(k->group, strlen(k->group) - 1);
-            g_auto(GStrv) groups = ca_config_get_groups_with_prefix(config, stem);
-            for (int i = 0; groups[i]; i++)
-                dump_group(config, out, k->group, groups[i]);
-        } else {
-            dump_group(config, out, k->group, k->group);
-        }
-    }
-    return g_string_free(out, FALSE);
-}
+/* What the dump and the sources object show of each set value: every group of the key
+ * table (a "name-*" group once per matching group in the config) in table order, then each
+ * set key of it with its value (secrets masked) and where it came from. */
+typedef struct {
+    void (*group)(gpointer data, const char *group);
+    void (*value)(gpointer data, const char *key, const char *value, const char *source);
+    gpointer data;
+} ValueVisitor;
 
 static void
-sources_group(const CaConfig *c, cJSON *out, const char *table_group, const char *group)
+walk_group(const CaConfig *c, const ValueVisitor *vis, const char *table_group, const char *group)
 {
-    cJSON *g = cJSON_AddObjectToObject(out, group);
-
+    vis->group(vis->data, group);
     for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
         g_autofree char *vk = NULL;
         g_autofree char *source = NULL;
         const Value *v;
-        cJSON *entry;
 
         if (strcmp(k->group, table_group) != 0)
             continue;
@@ -77,17 +36,14 @@ sources_group(const CaConfig *c, cJSON *out, const char *table_group, const char
             source = g_strdup_printf("%s:%d", v->file, v->line);
         else
             source = g_strdup(v->file);
-        entry = cJSON_AddObjectToObject(g, k->key);
-        cJSON_AddStringToObject(entry, "value",
-                                (k->flags & CA_KEY_FLAG_SECRET) && *v->text ? "********" : v->text);
-        cJSON_AddStringToObject(entry, "source", source);
+        vis->value(vis->data, k->key,
+                   (k->flags & CA_KEY_FLAG_SECRET) && *v->text ? "********" : v->text, source);
     }
 }
 
-cJSON *
-ca_config_sources_json(const CaConfig *config)
+static void
+walk_values(const CaConfig *c, const ValueVisitor *vis)
 {
-    cJSON *out = cJSON_CreateObject();
     const char *last = NULL;
 
     for (const CaConfigKey *k = ca_config_keys(); k->group; k++) {
@@ -96,14 +52,73 @@ ca_config_sources_json(const CaConfig *config)
         last = k->group;
         if (g_str_has_suffix(k->group, "*")) {
             g_autofree char *stem = g_strndup(k->group, strlen(k->group) - 1);
-            g_auto(GStrv) groups = ca_config_get_groups_with_prefix(config, stem);
+            g_auto(GStrv) groups = ca_config_get_groups_with_prefix(c, stem);
             for (int i = 0; groups[i]; i++)
-                sources_group(config, out, k->group, groups[i]);
+                walk_group(c, vis, k->group, groups[i]);
         } else {
-            sources_group(config, out, k->group, k->group);
+            walk_group(c, vis, k->group, k->group);
         }
     }
-    return out;
+}
+
+static void
+dump_group(gpointer data, const char *group)
+{
+    GString *out = data;
+
+    if (out->len)
+        g_string_append_c(out, '\n');
+    g_string_append_printf(out, "[%s]\n", group);
+}
+
+static void
+dump_value(gpointer data, const char *key, const char *value, const char *source)
+{
+    g_string_append_printf(data, "%s=%s    # %s\n", key, value, source);
+}
+
+char *
+ca_config_dump(const CaConfig *config)
+{
+    GString *out = g_string_new(NULL);
+    ValueVisitor vis = {dump_group, dump_value, out};
+
+    walk_values(config, &vis);
+    g_string_append_c(out, '\n');
+    return g_string_free(out, FALSE);
+}
+
+typedef struct {
+    cJSON *out;
+    cJSON *group;
+} Sources;
+
+static void
+sources_group(gpointer data, const char *group)
+{
+    Sources *s = data;
+
+    s->group = cJSON_AddObjectToObject(s->out, group);
+}
+
+static void
+sources_value(gpointer data, const char *key, const char *value, const char *source)
+{
+    Sources *s = data;
+    cJSON *entry = cJSON_AddObjectToObject(s->group, key);
+
+    cJSON_AddStringToObject(entry, "value", value);
+    cJSON_AddStringToObject(entry, "source", source);
+}
+
+cJSON *
+ca_config_sources_json(const CaConfig *config)
+{
+    Sources s = {cJSON_CreateObject(), NULL};
+    ValueVisitor vis = {sources_group, sources_value, &s};
+
+    walk_values(config, &vis);
+    return s.out;
 }
 
 static char *
