@@ -32,11 +32,7 @@ CUT_OFF = {"uplink-wan1": {"activate": "on-demand", "priority": 30}}
 
 def setUpModule():
     global lab, broker
-    lab = ct.lab.Lab(personality=None, uplinks=2).start()
-    lab.nm.wait_connected("eth1")
-    lab.nm.wait_connected("eth2")
-    ct.uplink.enable_ping_sockets(lab)
-    broker = ct.uplink.inet_broker(lab)
+    lab, broker = ct.uplink.start_lab()
 
 
 def tearDownModule():

@@ -19,10 +19,7 @@ BUDGET = 2
 
 def setUpModule():
     global lab, broker
-    lab = ct.lab.Lab(personality=None, uplinks=1).start()
-    lab.nm.wait_connected("eth1")
-    ct.uplink.enable_ping_sockets(lab)
-    broker = lab.start_broker()
+    lab, broker = ct.uplink.start_lab(uplinks=1, broker="dut")
 
 
 def tearDownModule():

@@ -30,11 +30,7 @@ ICMP_ONLY = "icmp:%s" % ct.lab.INTERNET_PROBE   # one probe per round: clean sta
 
 def setUpModule():
     global lab, broker
-    lab = ct.lab.Lab(personality=None, uplinks=2).start()
-    lab.nm.wait_connected("eth1")
-    lab.nm.wait_connected("eth2")
-    ct.uplink.enable_ping_sockets(lab)
-    broker = lab.start_broker()   # on the DUT: the counts below do not depend on MQTT paths
+    lab, broker = ct.uplink.start_lab(broker="dut")   # on the DUT: the counts below do not depend on MQTT paths
 
 
 def tearDownModule():

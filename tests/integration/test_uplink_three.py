@@ -18,11 +18,7 @@ lab = broker = None
 
 def setUpModule():
     global lab, broker
-    lab = ct.lab.Lab(personality="ecm", uplinks=2).start()
-    lab.nm.wait_connected("eth1")
-    lab.nm.wait_connected("eth2")
-    ct.uplink.enable_ping_sockets(lab)
-    broker = lab.start_broker()
+    lab, broker = ct.uplink.start_lab(personality="ecm", broker="dut")
 
 
 def tearDownModule():

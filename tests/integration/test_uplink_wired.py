@@ -27,11 +27,7 @@ SLACK = 2.0  # the shared 2-core machine: scheduling, nft/ip calls, python polli
 
 def setUpModule():
     global lab, broker
-    lab = ct.lab.Lab(personality=None, uplinks=2).start()
-    lab.nm.wait_connected("eth1")
-    lab.nm.wait_connected("eth2")
-    ct.uplink.enable_ping_sockets(lab)
-    broker = ct.uplink.inet_broker(lab)
+    lab, broker = ct.uplink.start_lab()
 
 
 def tearDownModule():

@@ -1,5 +1,6 @@
 """Scenario helpers for the uplink tests (lab: real NetworkManager in namespaces).
 
+- start_lab(...): a lab with its wired uplinks connected, ping sockets allowed and a broker.
 - inet_broker(lab): mosquitto on 198.51.100.20 in the lab's "internet" namespace, so the
   agent's MQTT connection really goes through the uplinks (and must move with them).
 - agent_settings(...): a cellagent config with the uplink keys and short test timings.
@@ -16,7 +17,7 @@ import time
 
 from cellagent_test.agent import Agent
 from cellagent_test.core import scaled, wait_until
-from cellagent_test.lab import INTERNET_BROKER, INTERNET_DNS, INTERNET_PROBE
+from cellagent_test.lab import INTERNET_BROKER, INTERNET_DNS, INTERNET_PROBE, Lab
 from cellagent_test.mqtt import Broker
 
 BASE = "cellagent/dev1"
@@ -53,6 +54,21 @@ def inet_broker(lab):
     """mosquitto reachable only through the uplinks (INTERNET_BROKER)."""
     return Broker(os.path.join(lab.run_dir, "mqtt-inet"), port=1883, host=INTERNET_BROKER,
                   lab=lab, wrapper=["ip", "netns", "exec", lab.net.inet]).start()
+
+
+def start_lab(personality=None, uplinks=2, broker="inet"):
+    """A started lab whose wired uplinks (eth1..ethN) are connected, with ping sockets
+    allowed (enable_ping_sockets) and a broker: "inet" behind the uplinks (inet_broker) or
+    "dut" on the device itself. Returns (lab, broker); the lab is stopped if this fails."""
+    lab = Lab(personality=personality, uplinks=uplinks).start()
+    try:
+        for i in range(1, uplinks + 1):
+            lab.nm.wait_connected("eth%d" % i)
+        enable_ping_sockets(lab)
+        return lab, inet_broker(lab) if broker == "inet" else lab.start_broker()
+    except BaseException:
+        lab.stop()
+        raise
 
 
 def agent_settings(lab, broker, uplinks, health=None, watchdog=None, extra=None):
