@@ -158,8 +158,8 @@ Msg *ca_mqtt_msg_new(const char *subtopic, GBytes *payload, int qos, gboolean re
 void ca_mqtt_msg_complete(Msg *m, GError *error);
 /* The whole topic m goes to (owned). */
 char *ca_mqtt_msg_topic(CaMqtt *self, const Msg *m);
-/* Complete every message of q with a CA_ERROR code. */
-void ca_mqtt_fail_all(GQueue *q, CaError code, const char *message);
+/* Fail every message not acknowledged yet (queued or handed over): CA_ERROR_NOT_READY. */
+void ca_mqtt_fail_all(CaMqtt *self, const char *message);
 /* Take the handed-over message with that mid off the list; NULL when unknown. */
 Msg *ca_mqtt_find_handed(CaMqtt *self, int mid);
 /* Hand m to libmosquitto. FALSE when the library refused it (m completed). */
@@ -181,6 +181,14 @@ void ca_mqtt_report_oversize(CaMqtt *self, gboolean session_dropped);
 char *ca_mqtt_inbound_failure(CaMqtt *self);
 /* Subscribe to every filter not yet subscribed in the broker's current session. */
 void ca_mqtt_subscribe_missing(CaMqtt *self);
+
+/* mqtt-receive.c */
+/* The broker's SUBACK for mid: granted is the QoS or a refusal (>= 0x80). */
+void ca_mqtt_subscribed(CaMqtt *self, int mid, int granted);
+/* The subtopic (inside topic) a message arriving on topic is handed over as, or NULL when
+ * it is ignored: outside the base, empty, or a retained request (refused and cleared). */
+const char *ca_mqtt_accept_message(CaMqtt *self, const char *topic, GBytes *payload,
+                                   gboolean retain);
 
 /* mqtt-format.c */
 /* {"ts":now,"type":type,...fields} as text (cJSON_free it). */

@@ -49,15 +49,25 @@ ca_mqtt_msg_complete(Msg *m, GError *error)
     g_object_unref(task);
 }
 
-void
-ca_mqtt_fail_all(GQueue *q, CaError code, const char *message)
+static void
+fail_queue(GQueue *q, const char *message)
 {
     GQueue stolen = *q;
     Msg *m;
 
     g_queue_init(q);
     while ((m = g_queue_pop_head(&stolen)))
-        ca_mqtt_msg_complete(m, g_error_new_literal(CA_ERROR, code, message));
+        ca_mqtt_msg_complete(m, g_error_new_literal(CA_ERROR, CA_ERROR_NOT_READY, message));
+}
+
+/* Every message not acknowledged yet, queued or handed over, fails with message. */
+void
+ca_mqtt_fail_all(CaMqtt *self, const char *message)
+{
+    fail_queue(&self->queue, message);
+    self->queue_bytes = 0;
+    self->queue_telemetry = 0;
+    fail_queue(&self->handed, message);
 }
 
 Msg *

@@ -1,9 +1,10 @@
 /* mqtt: CaMqtt, the broker connection: its lifecycle and connect/reconnect state machine.
  * Owns: the states and their timers (connect deadline, backoff, keepalive), name resolution,
- * reacting to what the libmosquitto callbacks recorded (CONNACK, PUBACK, SUBACK, messages,
- * disconnects), the clean stop, reloads. Does not own: the libmosquitto handle, TLS and
- * credentials (mqtt-handle.c), the outbound queue and subscriptions (mqtt-queue.c), topic
- * and payload formats (mqtt-format.c), message contents (callers), commands (commands.c),
+ * reacting to what the libmosquitto callbacks recorded (CONNACK, PUBACK, disconnects; SUBACKs
+ * and messages through mqtt-receive.c), the clean stop, reloads. Does not own: the
+ * libmosquitto handle, TLS and credentials (mqtt-handle.c), the outbound queue and
+ * subscriptions (mqtt-queue.c), which messages are handed on (mqtt-receive.c), topic and
+ * payload formats (mqtt-format.c), message contents (callers), commands (commands.c),
  * when the uplink is up (the caller says, ca_mqtt_set_link_available). libmosquitto
  * callbacks only record events; they are processed after the library call returns
  * (ca_mqtt_process_events), so nothing re-enters the library. */
@@ -361,10 +362,7 @@ finish_stop(CaMqtt *self, gboolean acked)
     enter_state(self, STATE_STOPPED);
     if (self->source)
         ca_mqtt_source_set_watching(self->source, FALSE);
-    ca_mqtt_fail_all(&self->queue, CA_ERROR_NOT_READY, "MQTT client stopped");
-    self->queue_bytes = 0;
-    self->queue_telemetry = 0;
-    ca_mqtt_fail_all(&self->handed, CA_ERROR_NOT_READY, "MQTT client stopped");
+    ca_mqtt_fail_all(self, "MQTT client stopped");
     ca_msg("disconnected from the broker (stopped%s)", acked ? ", offline acknowledged" : "");
     if (task) {
         g_task_return_boolean(task, acked);
@@ -518,81 +516,11 @@ handle_puback(CaMqtt *self, int mid, int reason)
     ca_mqtt_flush_queue(self, self->state == STATE_STOPPING);
 }
 
-static void
-handle_suback(CaMqtt *self, int mid, int granted)
-{
-    g_autofree char *filter = NULL;
-
-    if (!g_hash_table_steal_extended(self->sub_mids, GINT_TO_POINTER(mid), NULL,
-                                     (gpointer *) &filter))
-        return;
-    if (granted >= 0x80) {
-        ca_warn("broker refused the subscription to \"%s/%s\": %s (%d)", self->base, filter,
-                mosquitto_reason_string(granted), granted);
-        g_hash_table_remove(self->subs_sent, filter);
-    } else {
-        ca_debug("subscribed to \"%s/%s\"", self->base, filter);
-    }
-}
-
-/* A retained message on a request topic (cmd/+, sms/out) is a request from the past, a
- * backend's mistake or an attacker's: the broker hands it over again at every
- * subscription, so acting on it would repeat it at every start (a retained cmd/reboot is
- * an endless reboot loop). It is never acted on; it is reported (an event, at most
- * RETAINED_REPORTS_MAX per connection) and cleared with an empty retained publish, so the
- * broker drops it (where the broker's ACL refuses that, it stays and is refused again at
- * the next start). Every topic the agent subscribes to carries requests, except the state
- * topics of ca_mqtt_subscribe_state() (config/desired): their retained message is the
- * current state, delivered (flagged retained) to the caller, which acts on a change only. */
-#define RETAINED_REPORTS_MAX 16
-
-static void
-refuse_retained(CaMqtt *self, const char *subtopic, GBytes *payload)
-{
-    gsize n = g_bytes_get_size(payload);
-    g_autoptr(cJSON) fields = NULL;
-
-    ca_mqtt_publish(self, subtopic, "", 1, TRUE, CA_MQTT_MSG_NORMAL);
-    if (self->retained_refused++ >= RETAINED_REPORTS_MAX) {
-        ca_debug("retained message on \"%s/%s\" ignored and cleared", self->base, subtopic);
-        return;
-    }
-    ca_warn("ignoring the retained message on \"%s/%s\" (%zu bytes): a retained request is "
-            "never run; clearing it",
-            self->base, subtopic, n);
-    fields = cJSON_CreateObject();
-    cJSON_AddStringToObject(fields, "topic", subtopic);
-    cJSON_AddNumberToObject(fields, "bytes", (double) n);
-    ca_mqtt_publish_event(self, "retained-ignored", fields);
-}
-
-static void
-handle_message(CaMqtt *self, const char *topic, GBytes *payload, gboolean retain)
-{
-    const char *subtopic = ca_mqtt_subtopic(self->base, topic);
-
-    if (!subtopic) {
-        ca_debug("message on \"%s\" outside \"%s\", ignoring", topic, self->base);
-        return;
-    }
-    /* An empty message is how a retained one is cleared (ours, above, comes back to us):
-     * it is no request. */
-    if (g_bytes_get_size(payload) == 0) {
-        ca_debug("empty message on \"%s\", ignoring", topic);
-        return;
-    }
-    if (retain && !g_hash_table_contains(self->state_subs, subtopic)) {
-        refuse_retained(self, subtopic, payload);
-        return;
-    }
-    ca_debug("message on \"%s\" (%zu bytes)", topic, g_bytes_get_size(payload));
-    g_signal_emit(self, signals[SIGNAL_MESSAGE], 0, subtopic, payload);
-}
-
 /* Act on what the libmosquitto callbacks recorded; called after every library call. */
 void
 ca_mqtt_process_events(CaMqtt *self)
 {
+    const char *subtopic;
     Event *e;
 
     if (self->processing)
@@ -613,10 +541,12 @@ ca_mqtt_process_events(CaMqtt *self)
             handle_puback(self, e->arg, e->rc);
             break;
         case EV_SUBSCRIBE:
-            handle_suback(self, e->arg, e->granted);
+            ca_mqtt_subscribed(self, e->arg, e->granted);
             break;
         case EV_MESSAGE:
-            handle_message(self, e->topic, e->payload, e->retain);
+            subtopic = ca_mqtt_accept_message(self, e->topic, e->payload, e->retain);
+            if (subtopic)
+                g_signal_emit(self, signals[SIGNAL_MESSAGE], 0, subtopic, e->payload);
             break;
         }
         ca_mqtt_event_free(e);
@@ -708,10 +638,7 @@ ca_mqtt_stop_async(CaMqtt *self, GCancellable *cancellable, GAsyncReadyCallback 
     if (self->state != STATE_CONNECTED) {
         enter_state(self, STATE_STOPPED);
         ca_mqtt_destroy_handle(self);
-        ca_mqtt_fail_all(&self->queue, CA_ERROR_NOT_READY, "MQTT client stopped");
-        self->queue_bytes = 0;
-        self->queue_telemetry = 0;
-        ca_mqtt_fail_all(&self->handed, CA_ERROR_NOT_READY, "MQTT client stopped");
+        ca_mqtt_fail_all(self, "MQTT client stopped");
         g_task_return_boolean(task, FALSE);
         return;
     }
@@ -887,10 +814,7 @@ ca_mqtt_dispose(GObject *object)
         g_clear_object(&self->resolve_cancellable);
     }
     ca_mqtt_destroy_handle(self);
-    ca_mqtt_fail_all(&self->queue, CA_ERROR_NOT_READY, "MQTT client destroyed");
-    self->queue_bytes = 0;
-    self->queue_telemetry = 0;
-    ca_mqtt_fail_all(&self->handed, CA_ERROR_NOT_READY, "MQTT client destroyed");
+    ca_mqtt_fail_all(self, "MQTT client destroyed");
     G_OBJECT_CLASS(ca_mqtt_parent_class)->dispose(object);
 }
 
