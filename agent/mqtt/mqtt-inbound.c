@@ -76,9 +76,18 @@ wrapped_ssl_read(SSL *ssl, void *buf, int num)
     return n;
 }
 
+/* The imports pointed at a wrapper; Patch.slots counts the slots patched for each. */
+enum { WRAP_READ, WRAP_SSL_READ, N_WRAPPED };
+static const struct {
+    const char *name;
+    void *wrapper;
+} wrapped[N_WRAPPED] = {
+    [WRAP_READ] = {"read", (void *) wrapped_read},
+    [WRAP_SSL_READ] = {"SSL_read", (void *) wrapped_ssl_read},
+};
+
 typedef struct {
-    guint read_slots;
-    guint ssl_slots;
+    guint slots[N_WRAPPED];
     gboolean found;
     gboolean failed;
 } Patch;
@@ -119,14 +128,11 @@ patch_relocs(const struct dl_phdr_info *info, Patch *p, const ElfW(Rela) * rel, 
             continue;
         name = strtab + symtab[REL_SYM(rel[i].r_info)].st_name;
         slot = (void **) (info->dlpi_addr + rel[i].r_offset);
-        if (g_str_equal(name, "read")) {
-            if (write_slot(slot, (void *) wrapped_read, relro_lo, relro_hi))
-                p->read_slots++;
-            else
-                p->failed = TRUE;
-        } else if (g_str_equal(name, "SSL_read")) {
-            if (write_slot(slot, (void *) wrapped_ssl_read, relro_lo, relro_hi))
-                p->ssl_slots++;
+        for (guint w = 0; w < N_WRAPPED; w++) {
+            if (!g_str_equal(name, wrapped[w].name))
+                continue;
+            if (write_slot(slot, wrapped[w].wrapper, relro_lo, relro_hi))
+                p->slots[w]++;
             else
                 p->failed = TRUE;
         }
@@ -208,15 +214,15 @@ ca_mqtt_inbound_install(const char **detail)
         Patch p = {0};
 
         dl_iterate_phdr(patch_object, &p);
-        ok = p.read_slots > 0 && p.ssl_slots > 0 && !p.failed;
+        ok = p.slots[WRAP_READ] > 0 && p.slots[WRAP_SSL_READ] > 0 && !p.failed;
         if (!p.found)
             g_strlcpy(text, "libmosquitto is not a loaded shared object", sizeof text);
         else if (p.failed)
             g_strlcpy(text, "cannot write libmosquitto's import slots", sizeof text);
         else
             g_snprintf(text, sizeof text, "libmosquitto's read() %s, SSL_read() %s",
-                       p.read_slots ? "bounded" : "not found",
-                       p.ssl_slots ? "bounded" : "not found");
+                       p.slots[WRAP_READ] ? "bounded" : "not found",
+                       p.slots[WRAP_SSL_READ] ? "bounded" : "not found");
         g_once_init_leave(&once, 1);
     }
     if (detail)
