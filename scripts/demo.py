@@ -25,6 +25,7 @@ method, add it to STEPS.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -255,7 +256,9 @@ class DemoLab:
         self.lab.modem.drop_session(notify=False)
 
     def deliver_sms(self, text, sender):
-        self.lab.modem.deliver_sms(text, sender=sender)
+        """The emulated network delivers an SMS; False if the modem did not store it."""
+        res = self.lab.modem.deliver_sms(text, sender=sender) or {}
+        return all(res.get("stored") or [False])
 
     def wait_transmitted(self, to, timeout):
         try:
@@ -274,6 +277,7 @@ class Demo:
         self.binary = agent_binary()
         self.lab = DemoLab(tempfile.mkdtemp(prefix="cellagent-demo-", dir="/tmp"))
         self.results = []
+        self.failed_fn = None          # the method of the step that failed
         self.msgs = []                 # (monotonic time, message) of everything on <base>/#
         self.lock = threading.Lock()
         self.agent = None
@@ -535,7 +539,8 @@ class Demo:
         text = "Habari! An SMS from the network 📶"
         t0 = self.mark()
         say("  lab: the network delivers an SMS from +254711000001: %r" % text)
-        self.lab.deliver_sms(text, "+254711000001")
+        if not self.lab.deliver_sms(text, "+254711000001"):
+            raise StepFailed("the emulated modem did not store the SMS (see its log)")
         m = self.wait_mqtt("the SMS", "/sms/in", lambda m: m.get("text") == text, 30, t0)
         if m.get("from") not in (None, "+254711000001"):
             raise StepFailed("sms/in from %r" % m.get("from"))
@@ -565,6 +570,36 @@ class Demo:
              ("SMS in on <base>/sms/in", "step_sms_in"),
              ("wired uplinks back: traffic returns to wan1", "step_failback")]
 
+    # What to look for in the logs when a step fails: (log, regular expression). The lines
+    # found are printed last, after the teardown: a CI that keeps only the end of a long
+    # output still shows them.
+    CLUES = {
+        "step_sms_out": [("emulator.log", r"CMGS|sms-"),
+                         ("ModemManager.log", r"CMGS|SMS message|couldn't"),
+                         ("agent.log", r"\[sms\]")],
+        "step_sms_in": [("emulator.log", r"CMTI|CNMI|CFUN|sms-"),
+                        ("ModemManager.log", r"CMTI|CMGR|CNMI|locking SMS|SMS message|couldn't"),
+                        ("agent.log", r"\[sms\]")],
+    }
+    DEFAULT_CLUES = [("agent.log", r" (warning|error|notice) ")]
+
+    def print_clues(self, lines=8):
+        if not self.failed_fn:
+            return
+        banner("clues for the failed step (%s)" % self.failed_fn)
+        for log, pattern in self.CLUES.get(self.failed_fn, self.DEFAULT_CLUES):
+            path = os.path.join(self.lab.run_dir, "logs", log)
+            try:
+                with open(path, errors="replace") as f:
+                    found = [l.rstrip("\n") for l in f if re.search(pattern, l)]
+            except OSError as exc:
+                say("  %s: %s" % (log, exc))
+                continue
+            say("  %s: %d line(s) match %r%s" % (log, len(found), pattern,
+                                                  ", the last %d:" % lines if len(found) > lines else ""))
+            for l in found[-lines:]:
+                say("    %s" % l[:220])
+
     def run(self):
         """Run the steps in order; they build on each other, so stop at the first failure."""
         t0 = time.monotonic()
@@ -574,11 +609,11 @@ class Demo:
                 self.results.append((name, "not run", 0.0))
                 continue
             if not self.run_step(name, getattr(self, fn)):
-                failed = name
+                failed, self.failed_fn = name, fn
             elif self.agent and not self.agent.alive():
                 self.results[-1] = (name, "FAILED", self.results[-1][2])
                 say("  FAILED: the agent exited; see %s" % self.agent.log, RED)
-                failed = name
+                failed, self.failed_fn = name, fn
         banner("summary (%.0f s)" % (time.monotonic() - t0))
         for name, res, secs in self.results:
             say("  %-62s %-8s %5.1f s" % (name, res, secs),
@@ -619,6 +654,8 @@ def main():
     finally:
         say("tearing down")
         demo.stop(ok)
+        if not ok:
+            demo.print_clues()
     say("demo: %s in %.0f s (lab, agent and steps)" % ("passed" if ok else "FAILED", time.monotonic() - t0),
         GREEN if ok else RED)
     sys.exit(0 if ok else 1)
