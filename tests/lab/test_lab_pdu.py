@@ -41,6 +41,12 @@ class CodecTest(unittest.TestCase):
             if nparts > 1:
                 self.assertEqual([d["concat"]["seq"] for d in dec], list(range(1, nparts + 1)))
 
+    def test_multipart_references_differ(self):
+        # ModemManager joins parts by reference alone: 255 messages in a row, 255 references.
+        refs = [ct.smspdu.decode_deliver(ct.smspdu.encode_deliver_parts("+2547%08d" % i, "x" * 200)[0][0])
+                ["concat"]["ref"] for i in range(255)]
+        self.assertEqual(len(set(refs)), 255, sorted(refs))
+
     def test_timestamp_negative_zone(self):
         ts = ct.smspdu.parse_timestamp("2023-12-31T23:59:58-04:30")
         self.assertEqual(ct.smspdu.decode_timestamp(ct.smspdu.encode_timestamp(ts)), ts)
