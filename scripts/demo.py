@@ -140,9 +140,13 @@ hold-down=10
 report-interval=0
 
 [watchdog]
-# demo values (defaults: start-after 30, reactivate-cooldown 60)
+# demo values (defaults: start-after 30, reactivate-cooldown 60, all four steps)
 start-after=2
 reactivate-cooldown=10
+# Re-activation only: the emulated modem's reset keeps its ports, so ModemManager does not
+# set it up again and new-message notices stay off after it (docs/lab.md). A real modem
+# re-enumerates on reset.
+steps=reactivate
 """ % {"dev": DEVICE_ID, "state": os.path.join(run_dir, "state"), "host": broker_host,
        "port": broker_port, "prefix": PREFIX, "apn": APN, "probe": probe, "dns": dns}
 
@@ -500,6 +504,8 @@ class Demo:
                              lambda e: e.get("uplink") == "cellular", 30, t0)
         say("  event: watchdog %s on cellular (%s)" % (ev.get("step"), ev.get("reason")))
         step = ev.get("step")
+        if step != "reactivate":
+            raise StepFailed("the watchdog took step %r, not reactivate" % step)
         self.wait_event("watchdog %s done" % step, "watchdog-result",
                         lambda e: e.get("uplink") == "cellular" and e.get("step") == step
                         and e.get("ok") is True, 60, t0)
